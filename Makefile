@@ -1,0 +1,35 @@
+# The handful of commands a contributor needs; .ci/run calls the same ones.
+PYTHON ?= python3
+# `cargo test` links the test binary against libpython (the extension-module
+# feature is off there), so the loader must find it.
+PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+export LD_LIBRARY_PATH := $(PYLIBDIR):$(LD_LIBRARY_PATH)
+
+.PHONY: install test test-rust test-python lint bench bench-smoke bench-deps
+
+install:            ## build the Rust extension and install vega-dag with its test extras
+	$(PYTHON) -m pip install --quiet '.[test]'
+
+test: install test-rust test-python   ## install, then run every test
+
+test-rust:
+	cargo test --quiet
+
+test-python:
+	$(PYTHON) -m pytest
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --quiet --all-targets -- -D warnings
+	$(PYTHON) -m ruff check python tests benches
+	$(PYTHON) -m ruff format --check python tests benches
+
+bench-deps:         ## the peer tools the benchmarks compare against (Debian packages)
+	command -v b3sum >/dev/null || (apt-get update -qq && apt-get install -y -qq b3sum)
+
+bench: install bench-deps   ## full benchmark run; figures go to .benchmarks/latest.json
+	$(PYTHON) -m pytest benches --benchmark-enable --benchmark-json=.benchmarks/latest.json -p no:randomly
+	$(PYTHON) benches/report.py .benchmarks/latest.json
+
+bench-smoke: bench-deps     ## every benchmark once, on a small slice, so they do not rot
+	VEGA_BENCH_SMOKE=1 $(PYTHON) -m pytest benches --benchmark-disable -q

@@ -1,0 +1,49 @@
+"""The build manifest: what a build produced, identified by its digest.
+
+It is stored canonically (sorted-key JSON) as an object of the store, so the
+manifest's digest identifies the build: the same sources, lock, settings and
+toolchain give the same digest, wherever the project lives.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from vega_dag import _core
+from vega_dag.compile.toolchain import Toolchain
+
+MANIFEST_SCHEMA = 1
+
+
+class RouteEntry(msgspec.Struct, frozen=True):
+    pattern: str
+    module: str
+    file: str
+    #: "app" (ASGI/WSGI) or "handler"
+    entry: str
+    bundle: str
+
+
+class Manifest(msgspec.Struct, frozen=True):
+    schema: int
+    toolchain: Toolchain
+    #: Digest of the sorted (path, digest) list of every module and the lock.
+    source: str
+    #: Digest of the project's [tool.vega] settings.
+    config: str
+    #: The dependency layer's digest, or None without a lock file.
+    layer: str | None
+    routes: list[RouteEntry]
+    #: Environment the routes run with (from [tool.vega] env).
+    env: dict[str, str]
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self, order="sorted")
+
+    @property
+    def digest(self) -> str:
+        return _core.hash_bytes(self.encode())
+
+
+def decode_manifest(data: bytes) -> Manifest:
+    return msgspec.json.decode(data, type=Manifest)

@@ -1,0 +1,464 @@
+"""``build(root)``: one incremental, content-addressed build of a project.
+
+The steps, each skipped when its inputs did not change:
+
+1. scan: stat cache first, BLAKE3 only for files whose stat changed (Rust);
+2. parse the imports of changed files only (Rust), cached by content digest;
+3. resolve imports into first-party edges; when the edges changed, rebuild the
+   networkx graph and each route's closure over its condensation;
+4. compile every module whose (source digest, path, toolchain) has no cached
+   output, in parallel, into canonical bytecode;
+5. bundle every route whose members (pyc digests) or metadata changed: a
+   change that compiles to identical bytes rebuilds nothing (early cutoff);
+6. the dependency layer, keyed by the lock's pins;
+7. the manifest; then commit: new objects (one pack), action cache, state.
+
+Nothing is recorded as a success before every step has succeeded, so a build
+that fails leaves the store and caches as they were.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from vega_dag import _core
+from vega_dag.build.manifest import MANIFEST_SCHEMA, Manifest, RouteEntry
+from vega_dag.build.state import BuildState, ModuleRecord, Parsed, RouteRecord, load_state, save_state
+from vega_dag.bundle.routes import bundle_inputs, build_bundle, entry_point
+from vega_dag.compile.bytecode import CompileError, SourceChangedError
+from vega_dag.compile.pool import compile_all
+from vega_dag.compile.toolchain import Toolchain, current_toolchain
+from vega_dag.config import ProjectConfig, load_config
+from vega_dag.errors import VegaError
+from vega_dag.graph.modules import Module, Route, module_table, route_table, top_level_packages
+from vega_dag.graph.resolve import ImportStmt, package_names, resolve_imports
+from vega_dag.scan.statcache import load_stat_cache, refresh, save_stat_cache
+from vega_dag.store.actions import ActionCache, action_key
+from vega_dag.store.objects import CorruptObjectError, MissingObjectError, ObjectStore
+
+
+class BuildError(VegaError):
+    """The build failed; ``problems`` lists each one, naming its file (and line)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class BuildResult:
+    manifest: str
+    modules_compiled: int
+    modules_cached: int
+    bundles_built: int
+    bundles_cached: int
+    seconds: float
+    routes: dict[str, str]
+    layer: str | None
+    compiled: list[str] = field(default_factory=list)
+    explain: list[str] = field(default_factory=list)
+    noop: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """The stable machine-readable form (see README, "vega-dag build --json")."""
+        return {
+            "manifest": self.manifest,
+            "modules_compiled": self.modules_compiled,
+            "modules_cached": self.modules_cached,
+            "bundles_built": self.bundles_built,
+            "bundles_cached": self.bundles_cached,
+            "seconds": round(self.seconds, 4),
+            "routes": self.routes,
+            "layer": self.layer,
+            "compiled": self.compiled,
+            "explain": self.explain,
+        }
+
+
+@dataclass
+class Reporter:
+    """Hooks the CLI uses to show progress; all optional."""
+
+    on_compile_start: Callable[[int], None] | None = None
+    on_compiled: Callable[[str], None] | None = None
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix(_core.DIGEST_PREFIX)[:12]
+
+
+def _state_paths(config: ProjectConfig) -> tuple[Path, Path]:
+    state_dir = config.store_dir / "state"
+    return state_dir / "stat.msgpack", state_dir / "build.msgpack"
+
+
+def _config_digest(config: ProjectConfig) -> str:
+    return _core.hash_bytes(msgspec.json.encode(config.vega, order="sorted"))
+
+
+def _check_skipped(changes: _core.Changes) -> list[str]:
+    problems = []
+    for path, target, reason in changes.skipped:
+        if reason == "symlink-outside-root":
+            problems.append(f"{path}: symlink to {target} leaves the project; copy the file in or remove the link")
+        elif reason == "broken-symlink" and path.endswith(".py"):
+            problems.append(f"{path}: broken symlink (to {target})")
+        elif reason == "non-utf8-name" and path.endswith(".py"):
+            problems.append(f"{path!r}: file name is not valid UTF-8")
+    return problems
+
+
+def build(
+    root: Path,
+    *,
+    explain: bool = False,
+    workers: int | None = None,
+    reporter: Reporter | None = None,
+    config: ProjectConfig | None = None,
+) -> BuildResult:
+    started = time.perf_counter()
+    config = config or load_config(root)
+    store = ObjectStore(config.store_dir)
+    with store.locked():
+        return _Build(config, store, explain, workers, reporter or Reporter(), started).run()
+
+
+class _Build:
+    def __init__(self, config: ProjectConfig, store: ObjectStore, explain: bool, workers: int | None,
+                 reporter: Reporter, started: float) -> None:
+        self.config = config
+        self.root = config.root
+        self.store = store
+        self.explain_on = explain
+        self.workers = workers
+        self.reporter = reporter
+        self.started = started
+        self.toolchain: Toolchain = current_toolchain(config.vega.optimize)
+        self.tc_key = self.toolchain.key
+        self.stat_path, self.state_path = _state_paths(config)
+        self.actions = ActionCache(config.store_dir / "state" / "actions.msgpack")
+        self.new_objects: dict[str, bytes] = {}
+        self.new_actions: dict[str, str] = {}
+        self.explained: list[str] = []
+
+    def why(self, text: str) -> None:
+        if self.explain_on:
+            self.explained.append(text)
+
+    # -- the steps ------------------------------------------------------------
+    def run(self) -> BuildResult:
+        stat_cache = load_stat_cache(self.stat_path)
+        skip = [".git", "__pycache__", Path(self.config.vega.store).parts[0], ".venv", "node_modules"]
+        changes, new_stat = refresh(self.root, stat_cache, skip_dirs=skip)
+        problems = _check_skipped(changes)
+        if problems:
+            raise BuildError(problems)
+        state = load_state(self.state_path)
+        config_digest = _config_digest(self.config)
+
+        if (
+            not changes.changed
+            and not changes.removed
+            and state.manifest is not None
+            and state.toolchain == self.toolchain
+            and state.config == config_digest
+            and self.store.has(state.manifest)
+        ):
+            if changes.hashed:
+                save_stat_cache(self.stat_path, new_stat)
+            return BuildResult(
+                manifest=state.manifest, modules_compiled=0, modules_cached=len(state.modules),
+                bundles_built=0, bundles_cached=len(state.routes),
+                seconds=time.perf_counter() - self.started,
+                routes={p: r.bundle for p, r in state.routes.items()},
+                layer=state.layer[1] if state.layer else None, noop=True,
+            )
+
+        digests = {path: entry[4] for path, entry in changes.entries.items()}
+        files = sorted(digests)
+        vega = self.config.vega
+        modules = module_table(files, vega.source_roots, vega.routes)
+        routes = route_table(modules, vega.routes)
+        module_set = _core.hash_bytes(msgspec.json.encode(sorted((m.name, m.path, m.is_package) for m in modules.values())))
+
+        parsed = self.parse(modules, digests, state)
+        deps = self.resolve(modules, digests, parsed, state, module_set)
+        entries = self.entry_points(routes, digests, parsed)
+        closures = self.closures(routes, deps, state)
+        pyc = self.compile(modules, digests, state)
+        route_records = self.bundles(routes, entries, closures, modules, pyc, state)
+        layer = self.layer(state)
+
+        lock = self.config.lock_path
+        source_items = sorted((m.path, digests[m.path]) for m in modules.values())
+        if lock is not None and lock.is_file():
+            rel = lock.relative_to(self.root).as_posix()
+            source_items.append((rel, digests.get(rel) or _core.hash_file(lock)))
+        manifest = Manifest(
+            schema=MANIFEST_SCHEMA,
+            toolchain=self.toolchain,
+            source=_core.hash_bytes(msgspec.json.encode(source_items)),
+            config=config_digest,
+            layer=layer[1] if layer else None,
+            routes=[
+                RouteEntry(pattern=p, module=r.module, file=modules[r.module].path, entry=r.entry, bundle=r.bundle)
+                for p, r in sorted(route_records.items())
+            ],
+            env=dict(sorted(vega.env.items())),
+        )
+        manifest_bytes = manifest.encode()
+        manifest_digest = _core.hash_bytes(manifest_bytes)
+        self.new_objects[manifest_digest] = manifest_bytes
+
+        # Commit: objects first, then what points at them.
+        self.store.put_many(self.new_objects)
+        for key, out in self.new_actions.items():
+            self.actions.put(key, out)
+        self.actions.save()
+        new_state = BuildState(
+            toolchain=self.toolchain, config=config_digest, module_set=module_set,
+            edges=self.edges_digest, manifest=manifest_digest, layer=layer,
+            parsed={d: parsed[d] for d in {digests[m.path] for m in modules.values()}},
+            modules={
+                name: ModuleRecord(path=m.path, source=digests[m.path], pyc=pyc[name], deps=deps[name])
+                for name, m in sorted(modules.items())
+            },
+            routes=route_records,
+            closures=closures,
+        )
+        save_state(self.state_path, new_state)
+        save_stat_cache(self.stat_path, new_stat)
+        built = sum(1 for p in route_records if p in self.rebuilt_routes)
+        return BuildResult(
+            manifest=manifest_digest,
+            modules_compiled=len(self.compiled),
+            modules_cached=len(modules) - len(self.compiled),
+            bundles_built=built,
+            bundles_cached=len(route_records) - built,
+            seconds=time.perf_counter() - self.started,
+            routes={p: r.bundle for p, r in route_records.items()},
+            layer=layer[1] if layer else None,
+            compiled=sorted(modules[n].path for n in self.compiled),
+            explain=self.explained,
+        )
+
+    def parse(self, modules: dict[str, Module], digests: dict[str, str], state: BuildState) -> dict[str, Parsed]:
+        parsed = dict(state.parsed)
+        todo: dict[str, str] = {}
+        for m in modules.values():
+            d = digests[m.path]
+            if d not in parsed:
+                todo.setdefault(d, m.path)
+        if todo:
+            paths = sorted(todo.values())
+            try:
+                results = _core.scan_imports_files(self.root, paths)
+            except VegaError as err:
+                raise BuildError([str(err)]) from None
+            except FileNotFoundError as err:
+                raise BuildError([f"{Path(err.filename).relative_to(self.root)}: vanished during the build; run the build again"]) from None
+            problems = []
+            for path, (digest, imports, names) in zip(paths, results, strict=True):
+                if digest != digests[path]:
+                    problems.append(str(SourceChangedError(path)))
+                    continue
+                parsed[digest] = Parsed(imports=imports, names=names)
+            if problems:
+                raise BuildError(problems)
+        return parsed
+
+    def resolve(self, modules: dict[str, Module], digests: dict[str, str], parsed: dict[str, Parsed],
+                state: BuildState, module_set: str) -> dict[str, list[str]]:
+        same_set = state.module_set == module_set
+        packages = first_party = None
+        deps: dict[str, list[str]] = {}
+        problems = []
+        for name, m in modules.items():
+            old = state.modules.get(name)
+            if same_set and old is not None and old.source == digests[m.path] and old.path == m.path:
+                deps[name] = old.deps
+                continue
+            if packages is None:
+                packages = package_names(modules)
+                first_party = top_level_packages(modules, list(digests), self.config.vega.source_roots)
+            imports = [ImportStmt(*t) for t in parsed[digests[m.path]].imports]
+            targets, errors = resolve_imports(m, imports, modules, packages, first_party or set())
+            deps[name] = targets
+            problems.extend(str(e) for e in errors)
+        if problems:
+            raise BuildError(sorted(problems))
+        self.edges_digest = _core.hash_bytes(msgspec.json.encode(sorted(deps.items())))
+        return deps
+
+    def entry_points(self, routes: dict[str, Route], digests: dict[str, str], parsed: dict[str, Parsed]) -> dict[str, str]:
+        entries, problems = {}, []
+        for pattern, route in routes.items():
+            try:
+                entries[pattern] = entry_point(route, parsed[digests[route.module.path]].names)
+            except VegaError as err:
+                problems.append(str(err))
+        if problems:
+            raise BuildError(problems)
+        return entries
+
+    def closures(self, routes: dict[str, Route], deps: dict[str, list[str]], state: BuildState) -> dict[str, list[str]]:
+        wanted = {p: r.module.name for p, r in routes.items()}
+        if state.edges == self.edges_digest and set(state.closures) == set(wanted):
+            return state.closures
+        # Only here is networkx imported: the edges changed.
+        from vega_dag.graph.dag import closures, import_graph
+
+        by_module = closures(import_graph(deps), sorted(set(wanted.values())))
+        return {p: by_module[m] for p, m in sorted(wanted.items())}
+
+    def compile(self, modules: dict[str, Module], digests: dict[str, str], state: BuildState) -> dict[str, str]:
+        pyc: dict[str, str] = {}
+        jobs: list[tuple[str, str]] = []
+        job_module: dict[str, str] = {}
+        keys: dict[str, str] = {}
+        for name, m in modules.items():
+            digest = digests[m.path]
+            key = action_key("compile", digest, m.path, self.tc_key)
+            keys[name] = key
+            out = self.actions.get(key)
+            if out is not None and self.store.has(out):
+                pyc[name] = out
+                continue
+            jobs.append((m.path, digest))
+            job_module[m.path] = name
+            self.explain_module(name, m, digest, out, state)
+        self.compiled: list[str] = []
+        if not jobs:
+            return pyc
+        if self.reporter.on_compile_start:
+            self.reporter.on_compile_start(len(jobs))
+        problems = []
+        for path, result in compile_all(str(self.root), sorted(jobs), self.config.vega.optimize,
+                                        workers=self.workers, on_done=self.reporter.on_compiled):
+            if isinstance(result, VegaError):
+                problems.append(result)
+                continue
+            name = job_module[path]
+            digest = _core.hash_bytes(result)
+            self.new_objects[digest] = result
+            self.new_actions[keys[name]] = digest
+            pyc[name] = digest
+            self.compiled.append(name)
+        if problems:
+            problems.sort(key=lambda e: (getattr(e, "path", ""), getattr(e, "line", 0) or 0))
+            raise BuildError([str(p) for p in problems])
+        self.compiled.sort()
+        return pyc
+
+    def explain_module(self, name: str, m: Module, digest: str, cached_out: str | None, state: BuildState) -> None:
+        if not self.explain_on:
+            return
+        old = state.modules.get(name)
+        if cached_out is not None:
+            self.why(f"{m.path}: cached output {_short(cached_out)} is missing from the store")
+        elif old is None:
+            self.why(f"{m.path}: new module")
+        elif old.source != digest:
+            self.why(f"{m.path}: source changed ({_short(old.source)} → {_short(digest)})")
+        elif state.toolchain is not None and state.toolchain != self.toolchain:
+            self.why(f"{m.path}: toolchain changed ({'; '.join(self.toolchain.differences(state.toolchain))})")
+        elif old.path != m.path:
+            self.why(f"{m.path}: moved from {old.path}")
+        else:
+            self.why(f"{m.path}: not in the action cache")
+
+    def pyc_bytes(self, digest: str) -> bytes:
+        data = self.new_objects.get(digest)
+        if data is None:
+            data = self.store.get(digest)
+        return data
+
+    def bundles(self, routes: dict[str, Route], entries: dict[str, str], closures: dict[str, list[str]],
+                modules: dict[str, Module], pyc: dict[str, str], state: BuildState) -> dict[str, RouteRecord]:
+        records: dict[str, RouteRecord] = {}
+        self.rebuilt_routes: set[str] = set()
+        for pattern, route in routes.items():
+            closure = [modules[n] for n in closures[pattern]]
+            meta, members = bundle_inputs(route, entries[pattern], closure, pyc)
+            key = action_key("bundle", meta, members, self.tc_key)
+            out = self.actions.get(key)
+            if out is not None and self.store.has(out):
+                records[pattern] = RouteRecord(module=route.module.name, entry=meta.entry, bundle=out, members=members)
+                continue
+            self.explain_bundle(pattern, members, out, state)
+            data, digest = self.make_bundle(meta, members, closure, pyc)
+            self.new_objects[digest] = data
+            self.new_actions[key] = digest
+            records[pattern] = RouteRecord(module=route.module.name, entry=meta.entry, bundle=digest, members=members)
+            self.rebuilt_routes.add(pattern)
+        return records
+
+    def make_bundle(self, meta, members, closure: list[Module], pyc: dict[str, str]) -> tuple[bytes, str]:
+        try:
+            blobs = {d: self.pyc_bytes(d) for _, d in members}
+        except (CorruptObjectError, MissingObjectError):
+            # A damaged cached output: recompile the closure's damaged modules
+            # in this process, then bundle from the fresh bytes.
+            from vega_dag.compile.bytecode import compile_file
+
+            blobs = {}
+            for m in closure:
+                d = pyc[m.name]
+                try:
+                    blobs[d] = self.pyc_bytes(d)
+                except (CorruptObjectError, MissingObjectError):
+                    self.why(f"{m.path}: stored output {_short(d)} is damaged; recompiled")
+                    digest_src = _core.hash_file(self.root / m.path)
+                    try:
+                        _, fresh = compile_file(str(self.root), m.path, digest_src, self.config.vega.optimize)
+                    except CompileError as err:
+                        raise BuildError([str(err)]) from None
+                    self.new_objects[d] = fresh
+                    blobs[d] = fresh
+        return build_bundle(meta, members, blobs)
+
+    def explain_bundle(self, pattern: str, members: list[tuple[str, str]], cached_out: str | None, state: BuildState) -> None:
+        if not self.explain_on:
+            return
+        old = state.routes.get(pattern)
+        if cached_out is not None:
+            self.why(f"route {pattern}: cached bundle {_short(cached_out)} is missing from the store")
+            return
+        if old is None:
+            self.why(f"route {pattern}: new route")
+            return
+        before, after = dict(old.members), dict(members)
+        changed = sorted(n for n in after if n in before and before[n] != after[n])
+        added = sorted(set(after) - set(before))
+        removed = sorted(set(before) - set(after))
+        parts = []
+        if changed:
+            parts.append("compiled output changed: " + ", ".join(changed))
+        if added:
+            parts.append("added: " + ", ".join(added))
+        if removed:
+            parts.append("removed: " + ", ".join(removed))
+        if not parts and state.toolchain != self.toolchain:
+            parts.append("toolchain changed")
+        self.why(f"route {pattern}: " + ("; ".join(parts) or "route metadata changed"))
+
+    def layer(self, state: BuildState) -> tuple[str, str] | None:
+        lock = self.config.lock_path
+        if lock is None:
+            return None
+        from vega_dag.bundle.layer import build_layer, read_lock, target_tag
+
+        pins = read_lock(lock)
+        key = action_key("layer", pins, target_tag())
+        out = self.actions.get(key)
+        if out is not None and self.store.has(out):
+            return key, out
+        self.why(f"layer: {'lock changed' if state.layer else 'first build of'} {lock.name} ({len(pins)} pins)")
+        digest = self.store.put_loose(build_layer(pins, lock))
+        self.new_actions[key] = digest
+        return key, digest

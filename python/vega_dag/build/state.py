@@ -1,0 +1,71 @@
+"""What a build remembers for the next one (``.vega/state/build.msgpack``).
+
+None of it is trusted for correctness: every reuse is checked against the
+action cache and the store. It exists so that an unchanged project builds
+without parsing, resolving or importing networkx, and so that ``--explain``
+can say what changed since the last build.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from vega_dag.compile.toolchain import Toolchain
+from vega_dag.store.objects import write_durably
+
+STATE_VERSION = 1
+
+#: (module, level, names, line, type_checking, guarded, in_function)
+ImportTuple = tuple[str, int, list[str], int, bool, bool, bool]
+
+
+class Parsed(msgspec.Struct, array_like=True, frozen=True):
+    imports: list[ImportTuple]
+    names: list[str]
+
+
+class ModuleRecord(msgspec.Struct, array_like=True, frozen=True):
+    path: str
+    source: str
+    pyc: str
+    deps: list[str]
+
+
+class RouteRecord(msgspec.Struct, array_like=True, frozen=True):
+    module: str
+    entry: str
+    bundle: str
+    members: list[tuple[str, str]]
+
+
+class BuildState(msgspec.Struct):
+    version: int = STATE_VERSION
+    toolchain: Toolchain | None = None
+    config: str = ""
+    #: digest of the sorted module table: resolution must rerun when it changes
+    module_set: str = ""
+    edges: str = ""
+    manifest: str | None = None
+    layer: tuple[str, str] | None = None
+    parsed: dict[str, Parsed] = {}
+    modules: dict[str, ModuleRecord] = {}
+    routes: dict[str, RouteRecord] = {}
+    closures: dict[str, list[str]] = {}
+
+
+_decoder = msgspec.msgpack.Decoder(BuildState)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def load_state(path: Path) -> BuildState:
+    try:
+        state = _decoder.decode(path.read_bytes())
+    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+        return BuildState()
+    return state if state.version == STATE_VERSION else BuildState()
+
+
+def save_state(path: Path, state: BuildState) -> None:
+    write_durably(path, _encoder.encode(state))

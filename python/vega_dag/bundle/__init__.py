@@ -1,0 +1,1 @@
+"""Stage 5, bundle: one deterministic archive per route, and the dependency layer."""

@@ -1,0 +1,42 @@
+"""The ``vega-dag`` command line.
+
+Subcommands are imported only when invoked, so ``vega-dag build`` does not
+pay for the imports of ``vega-dag deploy`` (networkx alone costs ~0.17 s).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from vega_dag import __version__
+
+#: command name -> "module:attribute" of the click command implementing it
+COMMANDS: dict[str, str] = {
+    "build": "vega_dag.cli.build_cmd:build_cmd",
+    "graph": "vega_dag.cli.graph_cmd:graph_cmd",
+    "hash": "vega_dag.cli.hash_cmd:hash_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands live in modules imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="vega-dag")
+def main() -> None:
+    """Deterministic builds and multi-region rollouts for file-routed Python APIs."""

@@ -1,0 +1,16 @@
+"""Options shared by several subcommands, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+project_path = click.argument(
+    "path",
+    required=False,
+    default=".",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+json_output = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a stable interface).")
+quiet = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")

@@ -1,0 +1,1 @@
+"""Stage 3, compile: deterministic bytecode, and the toolchain that makes it."""

@@ -1,0 +1,115 @@
+"""The project's configuration: ``[tool.vega]`` in pyproject.toml, or vega.toml.
+
+Every setting has a default, so an ordinary project needs none. Unknown keys
+are errors that name the file and key: a typo must not silently fall back.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+from vega_dag.errors import VegaError
+
+
+class ConfigError(VegaError):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: A gate fails when a probe's p99 latency is above this.
+    p99_ms: float = 250.0
+    #: Fewer completed probes than this is a failure, never a pass.
+    min_samples: int = 5
+    #: A probe that takes longer than this is a failure.
+    timeout_s: float = 2.0
+    #: Expected status of every probe.
+    expect_status: int = 200
+    #: route pattern ("/api/orders/{id}") -> concrete paths to probe
+    probes: dict[str, list[str]] = {}
+
+
+class RolloutConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    canary: str = "fra"
+    #: Waves after (and including) the canary; "*" means every other region.
+    waves: list[list[str]] = msgspec.field(default_factory=lambda: [["fra"], ["iad", "sfo", "lhr"], ["*"]])
+    regions: int = 24
+
+
+class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: Directory whose modules are routes, relative to the project root.
+    routes: str = "api"
+    #: Directories that hold importable code (the routes' parent included).
+    source_roots: list[str] = msgspec.field(default_factory=lambda: ["."])
+    #: Pinned third-party dependencies: requirements-style `==` pins or
+    #: pylock.toml. Default: requirements.lock or pylock.toml when present.
+    lock: str | None = None
+    #: The content-addressed store, relative to the project root.
+    store: str = ".vega"
+    #: Bytecode optimisation level passed to compile() (0, 1 or 2).
+    optimize: int = 0
+    #: Environment variables the routes run with (part of a deployment).
+    env: dict[str, str] = {}
+    rollout: RolloutConfig = RolloutConfig()
+    health: HealthConfig = HealthConfig()
+
+
+class ProjectConfig(msgspec.Struct, frozen=True):
+    root: Path
+    #: The file the settings came from, or None when all are defaults.
+    source: Path | None
+    vega: VegaConfig
+
+    @property
+    def store_dir(self) -> Path:
+        return self.root / self.vega.store
+
+    @property
+    def lock_path(self) -> Path | None:
+        if self.vega.lock is not None:
+            return self.root / self.vega.lock
+        for name in ("requirements.lock", "pylock.toml"):
+            if (self.root / name).is_file():
+                return self.root / name
+        return None
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(path, f"invalid TOML: {err}") from err
+
+
+def load_config(root: Path) -> ProjectConfig:
+    """The configuration of the project at ``root``."""
+    root = root.resolve()
+    if not root.is_dir():
+        raise ConfigError(root, "not a directory")
+    raw: dict | None = None
+    source: Path | None = None
+    vega_toml = root / "vega.toml"
+    pyproject = root / "pyproject.toml"
+    if vega_toml.is_file():
+        source, raw = vega_toml, _read_toml(vega_toml)
+    elif pyproject.is_file():
+        data = _read_toml(pyproject)
+        if "vega" in data.get("tool", {}):
+            source, raw = pyproject, data["tool"]["vega"]
+    try:
+        vega = msgspec.convert(raw or {}, VegaConfig)
+    except msgspec.ValidationError as err:
+        where = "[tool.vega]" if source == pyproject else ""
+        raise ConfigError(source or root, f"{where} {err}".strip()) from err
+    if vega.optimize not in (0, 1, 2):
+        raise ConfigError(source or root, f"optimize must be 0, 1 or 2, not {vega.optimize}")
+    for rel in [vega.routes, *vega.source_roots, vega.store]:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise ConfigError(source or root, f"{rel!r} must be a path inside the project")
+    return ProjectConfig(root=root, source=source, vega=vega)

@@ -1,0 +1,437 @@
+//! The Python boundary: thin wrappers that convert arguments, release the
+//! GIL around real work, and turn `CoreError` into the exception classes
+//! defined once, in Python, in `vega_dag.errors`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use crate::error::CoreError;
+use crate::{archive, digest, hash, imports, pyc, scan, statcache};
+
+/// An instance of the named class of `vega_dag.errors`, built from `args`.
+fn vega_error<'py>(py: Python<'py>, class: &str, args: impl pyo3::call::PyCallArgs<'py>) -> PyErr {
+    let built = py
+        .import("vega_dag.errors")
+        .and_then(|m| m.getattr(class))
+        .and_then(|cls| cls.call1(args));
+    match built {
+        Ok(instance) => PyErr::from_value(instance),
+        Err(e) => e,
+    }
+}
+
+fn os_error(path: &std::path::Path, source: &std::io::Error) -> PyErr {
+    use std::io::ErrorKind::*;
+    let filename = path.display().to_string();
+    let message = source.to_string();
+    match source.kind() {
+        NotFound => PyFileNotFoundError::new_err((source.raw_os_error().unwrap_or(2), message, filename)),
+        PermissionDenied => PyPermissionError::new_err((source.raw_os_error().unwrap_or(13), message, filename)),
+        IsADirectory => PyIsADirectoryError::new_err((source.raw_os_error().unwrap_or(21), message, filename)),
+        _ => PyOSError::new_err((source.raw_os_error().unwrap_or(5), message, filename)),
+    }
+}
+
+pub(crate) fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
+    match err {
+        CoreError::Io { path, source } => os_error(&path, &source),
+        CoreError::ArchiveEntry { entry, reason } => vega_error(py, "ArchiveEntryError", (entry, reason)),
+        CoreError::ArchiveFormat { path, reason } => vega_error(py, "ArchiveFormatError", (path, reason)),
+        CoreError::DigestMismatch { path, expected, actual } => vega_error(py, "DigestMismatchError", (path, expected, actual)),
+        CoreError::Scan { path, reason } => vega_error(py, "ScanError", (path, reason)),
+        CoreError::BadDigest { text, reason } => vega_error(py, "DigestFormatError", (text, reason)),
+        CoreError::Pyc(e) => vega_error(py, "BytecodeFormatError", (e.to_string(),)),
+        CoreError::Source { path, line, reason } => vega_error(py, "SourceError", (path, line, reason)),
+    }
+}
+
+// ---- hashing ---------------------------------------------------------------
+
+/// Below this many bytes, releasing and re-taking the GIL costs more than the
+/// hash (the same threshold CPython's hashlib uses, 2 KiB).
+const GIL_RELEASE_THRESHOLD: usize = 2048;
+
+#[pyfunction]
+fn hash_bytes(py: Python<'_>, data: &[u8]) -> String {
+    if data.len() < GIL_RELEASE_THRESHOLD {
+        return digest::format(&hash::hash_bytes(data));
+    }
+    py.detach(|| digest::format(&hash::hash_bytes(data)))
+}
+
+#[pyfunction]
+fn hash_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    py.detach(|| hash::hash_file(&path))
+        .map(|h| digest::format(&h))
+        .map_err(|e| to_py(py, e))
+}
+
+#[pyfunction]
+fn hash_files(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<String>> {
+    let results = py.detach(|| hash::hash_files(&paths));
+    results
+        .into_iter()
+        .map(|r| r.map(|h| digest::format(&h)).map_err(|e| to_py(py, e)))
+        .collect()
+}
+
+#[pyfunction]
+fn verify_file(py: Python<'_>, path: PathBuf, expected: &str) -> PyResult<()> {
+    let want = digest::parse(expected).map_err(|e| to_py(py, e))?;
+    let got = py.detach(|| hash::hash_file(&path)).map_err(|e| to_py(py, e))?;
+    if got != want {
+        return Err(to_py(
+            py,
+            CoreError::DigestMismatch { path: path.display().to_string(), expected: expected.to_owned(), actual: digest::format(&got) },
+        ));
+    }
+    Ok(())
+}
+
+#[pyfunction]
+fn check_digest(py: Python<'_>, text: &str) -> PyResult<()> {
+    digest::parse(text).map(|_| ()).map_err(|e| to_py(py, e))
+}
+
+// ---- scan and stat cache ---------------------------------------------------
+
+type StatTuple = (String, u64, i64, u32, u64, i64);
+type CacheTuple = (u64, i64, u64, i64, String);
+
+fn scan_options(include_hidden: bool, skip_dirs: Option<Vec<String>>, ignore_files: Option<Vec<String>>) -> scan::ScanOptions {
+    let mut o = scan::ScanOptions { include_hidden, ..Default::default() };
+    if let Some(d) = skip_dirs {
+        o.always_skip = d;
+    }
+    if let Some(f) = ignore_files {
+        o.ignore_files = f;
+    }
+    o
+}
+
+fn stat_tuple(f: &scan::FileStat) -> StatTuple {
+    (f.path.clone(), f.size, f.mtime_ns, f.mode, f.inode, f.ctime_ns)
+}
+
+fn skipped_tuple(s: &scan::Skipped) -> (String, Option<String>, &'static str) {
+    (s.path.clone(), s.target.clone(), s.reason.as_str())
+}
+
+/// The result of a scan: the files and what was not taken (see `_core.pyi`).
+#[pyclass(get_all, frozen, module = "vega_dag._core")]
+struct ScanResult {
+    files: Vec<StatTuple>,
+    skipped: Vec<(String, Option<String>, &'static str)>,
+}
+
+#[pyfunction]
+#[pyo3(signature = (root, *, include_hidden=false, skip_dirs=None, ignore_files=None))]
+fn scan_tree(
+    py: Python<'_>,
+    root: PathBuf,
+    include_hidden: bool,
+    skip_dirs: Option<Vec<String>>,
+    ignore_files: Option<Vec<String>>,
+) -> PyResult<ScanResult> {
+    let options = scan_options(include_hidden, skip_dirs, ignore_files);
+    let found = py.detach(|| scan::scan(&root, &options)).map_err(|e| to_py(py, e))?;
+    Ok(ScanResult {
+        files: found.files.iter().map(stat_tuple).collect(),
+        skipped: found.skipped.iter().map(skipped_tuple).collect(),
+    })
+}
+
+/// Scan plus stat-cache refresh, in one call (see `_core.pyi`).
+#[pyclass(get_all, frozen, module = "vega_dag._core")]
+struct Changes {
+    files: Vec<StatTuple>,
+    entries: Py<PyDict>,
+    changed: Vec<String>,
+    removed: Vec<String>,
+    hashed: usize,
+    skipped: Vec<(String, Option<String>, &'static str)>,
+}
+
+#[pyfunction]
+#[pyo3(signature = (root, cache, cache_taken_ns, *, include_hidden=false, skip_dirs=None, ignore_files=None))]
+fn detect_changes(
+    py: Python<'_>,
+    root: PathBuf,
+    cache: HashMap<String, CacheTuple>,
+    cache_taken_ns: i64,
+    include_hidden: bool,
+    skip_dirs: Option<Vec<String>>,
+    ignore_files: Option<Vec<String>>,
+) -> PyResult<Changes> {
+    let options = scan_options(include_hidden, skip_dirs, ignore_files);
+    let cache: HashMap<String, statcache::CacheEntry> = cache
+        .into_iter()
+        .map(|(k, (size, mtime_ns, inode, ctime_ns, digest))| (k, statcache::CacheEntry { size, mtime_ns, inode, ctime_ns, digest }))
+        .collect();
+    let (found, refreshed) = py
+        .detach(|| {
+            let found = scan::scan(&root, &options)?;
+            let refreshed = statcache::refresh(&root, &found.files, &cache, cache_taken_ns)?;
+            Ok::<_, CoreError>((found, refreshed))
+        })
+        .map_err(|e| to_py(py, e))?;
+    let entries = PyDict::new(py);
+    for (path, e) in refreshed.entries {
+        entries.set_item(path, (e.size, e.mtime_ns, e.inode, e.ctime_ns, e.digest))?;
+    }
+    Ok(Changes {
+        files: found.files.iter().map(stat_tuple).collect(),
+        entries: entries.unbind(),
+        changed: refreshed.changed,
+        removed: refreshed.removed,
+        hashed: refreshed.hashed,
+        skipped: found.skipped.iter().map(skipped_tuple).collect(),
+    })
+}
+
+// ---- archives --------------------------------------------------------------
+
+fn source_date_epoch(py: Python<'_>, epoch: Option<i64>) -> PyResult<i64> {
+    if let Some(e) = epoch {
+        return Ok(e);
+    }
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) if !text.trim().is_empty() => text.trim().parse::<i64>().map_err(|_| {
+            let _ = py;
+            PyValueError::new_err(format!("SOURCE_DATE_EPOCH={text:?} is not a whole number of seconds"))
+        }),
+        _ => Ok(archive::DEFAULT_EPOCH),
+    }
+}
+
+/// Entries as (name, content): a `bytes` content is taken as is, anything
+/// else as a path whose file is read.
+fn collect_entries(py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for item in entries.try_iter()? {
+        let item = item?;
+        let pair = item.cast::<PyTuple>().map_err(|_| PyValueError::new_err("archive entries are (name, bytes or path) pairs"))?;
+        if pair.len() != 2 {
+            return Err(PyValueError::new_err("archive entries are (name, bytes or path) pairs"));
+        }
+        let name_obj = pair.get_item(0)?;
+        let name = if let Ok(s) = name_obj.cast::<PyString>() {
+            s.to_str().map(str::to_owned).map_err(|_| {
+                to_py(py, CoreError::ArchiveEntry { entry: s.to_string_lossy().into_owned(), reason: "name is not valid UTF-8".into() })
+            })?
+        } else if let Ok(b) = name_obj.cast::<PyBytes>() {
+            std::str::from_utf8(b.as_bytes()).map(str::to_owned).map_err(|_| {
+                to_py(py, CoreError::ArchiveEntry { entry: String::from_utf8_lossy(b.as_bytes()).into_owned(), reason: "name is not valid UTF-8".into() })
+            })?
+        } else {
+            return Err(PyValueError::new_err(format!("archive entry name must be str, not {}", name_obj.get_type().name()?)));
+        };
+        let content = pair.get_item(1)?;
+        let data = if let Ok(b) = content.cast::<PyBytes>() {
+            b.as_bytes().to_vec()
+        } else {
+            let path: PathBuf = content.extract()?;
+            std::fs::read(&path).map_err(|e| os_error(&path, &e))?
+        };
+        out.push((name, data));
+    }
+    Ok(out)
+}
+
+#[pyfunction]
+#[pyo3(signature = (entries, *, epoch=None))]
+fn build_archive<'py>(py: Python<'py>, entries: &Bound<'py, PyAny>, epoch: Option<i64>) -> PyResult<(Bound<'py, PyBytes>, String)> {
+    let epoch = source_date_epoch(py, epoch)?;
+    let items = collect_entries(py, entries)?;
+    let (bytes, dig) = py
+        .detach(|| archive::write(items, epoch).map(|b| {
+            let d = digest::format(&hash::hash_bytes(&b));
+            (b, d)
+        }))
+        .map_err(|e| to_py(py, e))?;
+    Ok((PyBytes::new(py, &bytes), dig))
+}
+
+/// Write to a temporary file beside `dest`, fsync, then rename: a reader sees
+/// the old archive or the new one, never half of one.
+fn write_atomically(dest: &std::path::Path, bytes: &[u8]) -> Result<(), CoreError> {
+    use std::io::Write;
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dest)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(CoreError::io(dest, e));
+    }
+    Ok(())
+}
+
+#[pyfunction]
+#[pyo3(signature = (path, entries, *, epoch=None))]
+fn write_archive(py: Python<'_>, path: PathBuf, entries: &Bound<'_, PyAny>, epoch: Option<i64>) -> PyResult<String> {
+    let epoch = source_date_epoch(py, epoch)?;
+    let items = collect_entries(py, entries)?;
+    py.detach(|| {
+        let bytes = archive::write(items, epoch)?;
+        write_atomically(&path, &bytes)?;
+        Ok(digest::format(&hash::hash_bytes(&bytes)))
+    })
+    .map_err(|e| to_py(py, e))
+}
+
+/// One entry of an archive (see `_core.pyi`).
+#[pyclass(get_all, frozen, module = "vega_dag._core")]
+struct ArchiveEntry {
+    name: String,
+    size: u32,
+    compressed_size: u32,
+    crc32: u32,
+    method: u16,
+    mode: u32,
+    is_dir: bool,
+}
+
+#[pymethods]
+impl ArchiveEntry {
+    fn __repr__(&self) -> String {
+        format!("ArchiveEntry(name={:?}, size={}, mode=0o{:o})", self.name, self.size, self.mode)
+    }
+}
+
+/// The archive's bytes and a label for errors, from a path or from bytes.
+fn archive_source(source: &Bound<'_, PyAny>) -> PyResult<(Vec<u8>, String)> {
+    if let Ok(b) = source.cast::<PyBytes>() {
+        return Ok((b.as_bytes().to_vec(), "<bytes>".into()));
+    }
+    let path: PathBuf = source.extract()?;
+    let data = std::fs::read(&path).map_err(|e| os_error(&path, &e))?;
+    Ok((data, path.display().to_string()))
+}
+
+#[pyfunction]
+fn list_archive(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<Vec<ArchiveEntry>> {
+    let (data, label) = archive_source(source)?;
+    let listed = archive::list(&data, &label).map_err(|e| to_py(py, e))?;
+    Ok(listed
+        .into_iter()
+        .map(|e| ArchiveEntry {
+            is_dir: e.is_dir(),
+            name: e.name,
+            size: e.size,
+            compressed_size: e.compressed_size,
+            crc32: e.crc32,
+            method: e.method,
+            mode: e.mode,
+        })
+        .collect())
+}
+
+#[pyfunction]
+fn read_archive<'py>(py: Python<'py>, source: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let (data, label) = archive_source(source)?;
+    let contents = py
+        .detach(|| {
+            let listed = archive::list(&data, &label)?;
+            listed
+                .iter()
+                .filter(|info| !info.is_dir())
+                .map(|info| archive::read_entry(&data, info, &label).map(|c| (info.name.clone(), c)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| to_py(py, e))?;
+    let out = PyDict::new(py);
+    for (name, content) in contents {
+        out.set_item(name, PyBytes::new(py, &content))?;
+    }
+    Ok(out)
+}
+
+// ---- bytecode ---------------------------------------------------------------
+
+#[pyfunction]
+fn canonicalize_pyc<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let out = py.detach(|| pyc::canonicalize_pyc(data)).map_err(|e| to_py(py, e.into()))?;
+    Ok(PyBytes::new(py, &out))
+}
+
+// ---- imports ---------------------------------------------------------------
+
+type ImportTuple = (String, u32, Vec<String>, u32, bool, bool, bool);
+
+fn import_tuples(scanned: imports::ScannedModule) -> (Vec<ImportTuple>, Vec<String>) {
+    let list = scanned
+        .imports
+        .into_iter()
+        .map(|i| (i.module, i.level, i.names, i.line, i.type_checking, i.guarded, i.in_function))
+        .collect();
+    (list, scanned.top_level_names)
+}
+
+fn source_error(path: &str, err: imports::ScanError) -> CoreError {
+    let line = match err {
+        imports::ScanError::NotUtf8 { line } | imports::ScanError::Unterminated { line, .. } => line,
+    };
+    CoreError::Source { path: path.to_owned(), line, reason: err.to_string() }
+}
+
+/// Imports and module-level names of one source text (see `_core.pyi`).
+#[pyfunction]
+#[pyo3(signature = (source, path="<source>"))]
+fn scan_imports(py: Python<'_>, source: &[u8], path: &str) -> PyResult<(Vec<ImportTuple>, Vec<String>)> {
+    let scanned = imports::scan_imports(source).map_err(|e| to_py(py, source_error(path, e)))?;
+    Ok(import_tuples(scanned))
+}
+
+/// Read, hash and scan many files in parallel (see `_core.pyi`).
+#[pyfunction]
+fn scan_imports_files(py: Python<'_>, root: PathBuf, paths: Vec<String>) -> PyResult<Vec<(String, Vec<ImportTuple>, Vec<String>)>> {
+    use rayon::prelude::*;
+    let results: Vec<Result<(String, Vec<ImportTuple>, Vec<String>), CoreError>> = py.detach(|| {
+        paths
+            .par_iter()
+            .map(|rel| {
+                let full = root.join(rel);
+                let source = std::fs::read(&full).map_err(|e| CoreError::io(&full, e))?;
+                let digest = digest::format(&hash::hash_bytes(&source));
+                let scanned = imports::scan_imports(&source).map_err(|e| source_error(rel, e))?;
+                let (list, names) = import_tuples(scanned);
+                Ok((digest, list, names))
+            })
+            .collect()
+    });
+    results.into_iter().map(|r| r.map_err(|e| to_py(py, e))).collect()
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DIGEST_PREFIX", digest::PREFIX)?;
+    m.add("DEFAULT_ARCHIVE_EPOCH", archive::DEFAULT_EPOCH)?;
+    m.add_function(wrap_pyfunction!(hash_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(hash_file, m)?)?;
+    m.add_function(wrap_pyfunction!(hash_files, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_file, m)?)?;
+    m.add_function(wrap_pyfunction!(check_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(detect_changes, m)?)?;
+    m.add_function(wrap_pyfunction!(build_archive, m)?)?;
+    m.add_function(wrap_pyfunction!(write_archive, m)?)?;
+    m.add_function(wrap_pyfunction!(list_archive, m)?)?;
+    m.add_function(wrap_pyfunction!(read_archive, m)?)?;
+    m.add_function(wrap_pyfunction!(canonicalize_pyc, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_imports, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_imports_files, m)?)?;
+    m.add_class::<ScanResult>()?;
+    m.add_class::<Changes>()?;
+    m.add_class::<ArchiveEntry>()?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+"""The command line's own surface: --version, --help, and `hash`."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from vega_dag import __version__, _core
+from vega_dag.cli import main
+
+
+def test_version_and_help():
+    runner = CliRunner()
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "hash" in result.output
+
+
+def test_console_script_is_installed():
+    out = subprocess.run(["vega-dag", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"vega-dag, version {__version__}"
+
+
+def test_hash_prints_digests_in_order(tmp_path: Path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    listing = tmp_path / "list"
+    listing.write_text(f"{b}\n")
+    result = CliRunner().invoke(main, ["hash", str(a), "--from-file", str(listing)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"{_core.hash_bytes(b'a')}  {a}",
+        f"{_core.hash_bytes(b'b')}  {b}",
+    ]
+
+
+def test_hash_missing_file_is_a_clear_error(tmp_path: Path):
+    result = CliRunner().invoke(main, ["hash", str(tmp_path / "nope.py")])
+    assert result.exit_code != 0
+    assert "nope.py" in result.output
