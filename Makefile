@@ -5,10 +5,15 @@ PYTHON ?= python3
 PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 export LD_LIBRARY_PATH := $(PYLIBDIR):$(LD_LIBRARY_PATH)
 
-.PHONY: install test test-rust test-python lint bench bench-smoke bench-deps
+.PHONY: demo install test test-rust test-python lint bench bench-smoke bench-deps
 
 install:            ## build the Rust extension and install vega-dag with its test extras
 	$(PYTHON) -m pip install --quiet '.[test]'
+
+demo: install       ## the main job: build the example API cold, then again (all from cache)
+	rm -rf examples/shop-api/.vega
+	vega-dag build examples/shop-api
+	vega-dag build examples/shop-api
 
 test: install test-rust test-python   ## install, then run every test
 

@@ -16,6 +16,8 @@ PAIRS: dict[str, list[tuple[str, str]]] = {
         ("test_core_hash_files", "test_python_hashlib_loop"),
         ("test_core_hash_files", "test_python_blake3_loop"),
     ],
+    "build-real-cold": [("test_vega_build_real_cold", "test_compileall_real_cold")],
+    "graph-real-cold": [("test_vega_graph_real_cold", "test_ruff_analyze_graph_real_cold")],
 }
 
 

@@ -12,11 +12,12 @@
 //! form is the input with some type bytes and reference indices patched in
 //! place. The reader mirrors `r_object` in CPython's Python/marshal.c.
 //!
-//! Other sources of nondeterminism are out of scope here, because fixing them
-//! would change what the stream loads to rather than how it is spelled:
-//! whether a string was interned at dump time ('u' vs 't', 'z' vs 'Z', and
-//! whether an equal string is shared through a reference), and, before 3.11,
-//! the iteration order of frozenset constants (bpo-37596).
+//! Whether a string was interned at dump time ('u' vs 't', 'z' vs 'Z') leaks
+//! process state too (one-character strings are process-wide singletons), so
+//! the interned bit is rewritten by the compiler's own rule; see
+//! `intern_as_compiler_would`. Out of scope, because fixing it would change
+//! what the stream loads to: before 3.11, the iteration order of frozenset
+//! constants (bpo-37596; 3.11 sorts them).
 
 const FLAG_REF: u8 = 0x80;
 
@@ -192,6 +193,8 @@ struct Reader<'a> {
     /// Type bytes carrying FLAG_REF on a type that never takes a slot
     /// (singletons, NULL, TYPE_REF itself): the flag is dead by construction.
     dead_flags: Vec<usize>,
+    /// (offset, new type code) for strings whose interned bit is rewritten.
+    retyped: Vec<(usize, u8)>,
 }
 
 impl<'a> Reader<'a> {
@@ -203,6 +206,7 @@ impl<'a> Reader<'a> {
             slots: Vec::new(),
             refs: Vec::new(),
             dead_flags: Vec::new(),
+            retyped: Vec::new(),
         }
     }
 
@@ -350,12 +354,20 @@ impl<'a> Reader<'a> {
                 self.take(digits * 2)?;
                 self.slot(flagged, offset, false);
             }
-            b's' | b't' | b'u' | b'a' | b'A' => {
+            b's' => {
                 self.skip_sized()?;
                 self.slot(flagged, offset, false);
             }
-            b'z' | b'Z' => {
-                self.skip_short_sized()?;
+            kind @ (b't' | b'u' | b'a' | b'A') => {
+                let n = self.size()? as usize;
+                let text = self.take(n)?;
+                self.intern_as_compiler_would(offset, kind, text);
+                self.slot(flagged, offset, false);
+            }
+            kind @ (b'z' | b'Z') => {
+                let n = usize::from(self.u8()?);
+                let text = self.take(n)?;
+                self.intern_as_compiler_would(offset, kind, text);
                 self.slot(flagged, offset, false);
             }
             b'(' | b'[' | b'<' => {
@@ -418,8 +430,32 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// Whether marshal wrote a string as interned depends on whether anything
+    /// in the dumping process interned an equal string first: one-character
+    /// strings are process-wide singletons, so `'{'` comes out `z` in a fresh
+    /// process and `Z` in one that interned it along the way. Loading interns
+    /// names and identifier-like constants itself (code object creation runs
+    /// the compiler's `all_name_chars` rule), so the bit changes nothing a
+    /// program can observe but identity; the canonical form applies that same
+    /// rule: interned exactly when the text is ASCII letters, digits and `_`.
+    fn intern_as_compiler_would(&mut self, offset: usize, kind: u8, text: &[u8]) {
+        let name_like = text.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+        let (plain, interned) = match kind {
+            b't' | b'u' => (b'u', b't'),
+            b'a' | b'A' => (b'a', b'A'),
+            _ => (b'z', b'Z'),
+        };
+        let want = if name_like { interned } else { plain };
+        if want != kind {
+            self.retyped.push((offset, want));
+        }
+    }
+
     fn rewrite(&self) -> Vec<u8> {
         let mut out = self.data.to_vec();
+        for &(offset, code) in &self.retyped {
+            out[offset] = (out[offset] & FLAG_REF) | code;
+        }
         // New index of each slot: the number of used slots before it.
         let mut renumbered = Vec::with_capacity(self.slots.len());
         let mut next: u32 = 0;
@@ -456,8 +492,11 @@ mod tests {
         b
     }
 
+    /// A short ASCII string, interned exactly when it is name-like (the
+    /// canonical spelling).
     fn short_ascii(flag: u8, s: &str) -> Vec<u8> {
-        let mut b = vec![b'Z' | flag, s.len() as u8];
+        let name_like = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let mut b = vec![if name_like { b'Z' } else { b'z' } | flag, s.len() as u8];
         b.extend_from_slice(s.as_bytes());
         b
     }
@@ -650,6 +689,18 @@ mod tests {
         );
         assert_ne!(a, b);
         assert_eq!(canon(&a), canon(&b));
+    }
+
+    #[test]
+    fn interned_bit_follows_the_compilers_rule() {
+        // '{' interned by process state is written plain; "abc" not interned
+        // is written interned; both keep their length and flags.
+        let stream = [b')', 2, b'Z' | F, 1, b'{', b'z', 3, b'a', b'b', b'c'];
+        let out = canon(&stream);
+        assert_eq!(out, [b')', 2, b'z', 1, b'{', b'Z', 3, b'a', b'b', b'c']);
+        let unicode = [b'(', 1, 0, 0, 0, b't', 2, 0, 0, 0, 0xc3, 0xa4];
+        assert_eq!(canon(&unicode)[5], b'u');
+        assert_eq!(canon(&out), out);
     }
 
     #[test]

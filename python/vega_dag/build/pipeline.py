@@ -26,20 +26,22 @@ from pathlib import Path
 
 import msgspec
 
+from typing import TYPE_CHECKING
+
 from vega_dag import _core
-from vega_dag.build.manifest import MANIFEST_SCHEMA, Manifest, RouteEntry
 from vega_dag.build.state import BuildState, ModuleRecord, Parsed, RouteRecord, load_state, save_state
-from vega_dag.bundle.routes import bundle_inputs, build_bundle, entry_point
-from vega_dag.compile.bytecode import CompileError, SourceChangedError
-from vega_dag.compile.pool import compile_all
 from vega_dag.compile.toolchain import Toolchain, current_toolchain
 from vega_dag.config import ProjectConfig, load_config
 from vega_dag.errors import VegaError
-from vega_dag.graph.modules import Module, Route, module_table, route_table, top_level_packages
-from vega_dag.graph.resolve import ImportStmt, package_names, resolve_imports
 from vega_dag.scan.statcache import load_stat_cache, refresh, save_stat_cache
 from vega_dag.store.actions import ActionCache, action_key
 from vega_dag.store.objects import CorruptObjectError, MissingObjectError, ObjectStore
+
+if TYPE_CHECKING:
+    from vega_dag.graph.modules import Module, Route
+
+# The no-op path (nothing changed) must stay cheap to start: the modules for
+# parsing, resolving, compiling and bundling are imported by _Build.rebuild.
 
 
 class BuildError(VegaError):
@@ -78,6 +80,23 @@ class BuildResult:
             "compiled": self.compiled,
             "explain": self.explain,
         }
+
+
+@dataclass
+class Analysis:
+    """The project as a graph: what ``vega-dag graph`` shows, and builds start from."""
+
+    modules: dict[str, Module]
+    routes: dict[str, Route]
+    #: project-relative path → content digest, for every scanned file
+    digests: dict[str, str]
+    parsed: dict[str, Parsed]
+    #: module → the first-party modules it imports at run time
+    deps: dict[str, list[str]]
+    #: route pattern → every module in its bundle
+    closures: dict[str, list[str]]
+    module_set: str
+    edges_digest: str
 
 
 @dataclass
@@ -128,6 +147,21 @@ def build(
         return _Build(config, store, explain, workers, reporter or Reporter(), started).run()
 
 
+def analyze_project(root: Path) -> Analysis:
+    """Scan, parse and resolve the project without compiling or writing anything.
+
+    Caches of an earlier build are read (so only changed files are parsed),
+    never written.
+    """
+    config = load_config(root)
+    b = _Build(config, ObjectStore(config.store_dir), False, None, Reporter(), time.perf_counter())
+    changes, _ = refresh(config.root, load_stat_cache(b.stat_path), skip_dirs=b.skip_dirs)
+    problems = _check_skipped(changes)
+    if problems:
+        raise BuildError(problems)
+    return b.analyze(changes, load_state(b.state_path))
+
+
 class _Build:
     def __init__(self, config: ProjectConfig, store: ObjectStore, explain: bool, workers: int | None,
                  reporter: Reporter, started: float) -> None:
@@ -145,6 +179,7 @@ class _Build:
         self.new_objects: dict[str, bytes] = {}
         self.new_actions: dict[str, str] = {}
         self.explained: list[str] = []
+        self.skip_dirs = [".git", "__pycache__", Path(config.vega.store).parts[0], ".venv", "node_modules"]
 
     def why(self, text: str) -> None:
         if self.explain_on:
@@ -153,8 +188,7 @@ class _Build:
     # -- the steps ------------------------------------------------------------
     def run(self) -> BuildResult:
         stat_cache = load_stat_cache(self.stat_path)
-        skip = [".git", "__pycache__", Path(self.config.vega.store).parts[0], ".venv", "node_modules"]
-        changes, new_stat = refresh(self.root, stat_cache, skip_dirs=skip)
+        changes, new_stat = refresh(self.root, stat_cache, skip_dirs=self.skip_dirs)
         problems = _check_skipped(changes)
         if problems:
             raise BuildError(problems)
@@ -179,17 +213,32 @@ class _Build:
                 layer=state.layer[1] if state.layer else None, noop=True,
             )
 
-        digests = {path: entry[4] for path, entry in changes.entries.items()}
-        files = sorted(digests)
-        vega = self.config.vega
-        modules = module_table(files, vega.source_roots, vega.routes)
-        routes = route_table(modules, vega.routes)
-        module_set = _core.hash_bytes(msgspec.json.encode(sorted((m.name, m.path, m.is_package) for m in modules.values())))
+        return self.rebuild(changes, new_stat, state, config_digest)
 
+    def analyze(self, changes: _core.Changes, state: BuildState) -> Analysis:
+        """Steps 2-3: the module table, parsed imports, edges and closures."""
+        from vega_dag.graph.modules import module_table, route_table
+
+        digests = {path: entry[4] for path, entry in changes.entries.items()}
+        vega = self.config.vega
+        modules = module_table(sorted(digests), vega.source_roots, vega.routes)
+        routes = route_table(modules, vega.routes)
+        module_set = _core.hash_bytes(
+            msgspec.json.encode(sorted((m.name, m.path, m.is_package) for m in modules.values()))
+        )
         parsed = self.parse(modules, digests, state)
         deps = self.resolve(modules, digests, parsed, state, module_set)
-        entries = self.entry_points(routes, digests, parsed)
         closures = self.closures(routes, deps, state)
+        return Analysis(modules, routes, digests, parsed, deps, closures, module_set, self.edges_digest)
+
+    def rebuild(self, changes: _core.Changes, new_stat: object, state: BuildState, config_digest: str) -> BuildResult:
+        from vega_dag.build.manifest import MANIFEST_SCHEMA, Manifest, RouteEntry
+
+        a = self.analyze(changes, state)
+        modules, routes, digests, parsed = a.modules, a.routes, a.digests, a.parsed
+        deps, closures, module_set = a.deps, a.closures, a.module_set
+        vega = self.config.vega
+        entries = self.entry_points(routes, digests, parsed)
         pyc = self.compile(modules, digests, state)
         route_records = self.bundles(routes, entries, closures, modules, pyc, state)
         layer = self.layer(state)
@@ -255,6 +304,8 @@ class _Build:
             if d not in parsed:
                 todo.setdefault(d, m.path)
         if todo:
+            from vega_dag.compile.bytecode import SourceChangedError
+
             paths = sorted(todo.values())
             try:
                 results = _core.scan_imports_files(self.root, paths)
@@ -274,6 +325,9 @@ class _Build:
 
     def resolve(self, modules: dict[str, Module], digests: dict[str, str], parsed: dict[str, Parsed],
                 state: BuildState, module_set: str) -> dict[str, list[str]]:
+        from vega_dag.graph.modules import top_level_packages
+        from vega_dag.graph.resolve import ImportStmt, package_names, resolve_imports
+
         same_set = state.module_set == module_set
         packages = first_party = None
         deps: dict[str, list[str]] = {}
@@ -296,6 +350,8 @@ class _Build:
         return deps
 
     def entry_points(self, routes: dict[str, Route], digests: dict[str, str], parsed: dict[str, Parsed]) -> dict[str, str]:
+        from vega_dag.bundle.routes import entry_point
+
         entries, problems = {}, []
         for pattern, route in routes.items():
             try:
@@ -317,6 +373,8 @@ class _Build:
         return {p: by_module[m] for p, m in sorted(wanted.items())}
 
     def compile(self, modules: dict[str, Module], digests: dict[str, str], state: BuildState) -> dict[str, str]:
+        from vega_dag.compile.pool import compile_all
+
         pyc: dict[str, str] = {}
         jobs: list[tuple[str, str]] = []
         job_module: dict[str, str] = {}
@@ -380,6 +438,8 @@ class _Build:
 
     def bundles(self, routes: dict[str, Route], entries: dict[str, str], closures: dict[str, list[str]],
                 modules: dict[str, Module], pyc: dict[str, str], state: BuildState) -> dict[str, RouteRecord]:
+        from vega_dag.bundle.routes import bundle_inputs
+
         records: dict[str, RouteRecord] = {}
         self.rebuilt_routes: set[str] = set()
         for pattern, route in routes.items():
@@ -398,13 +458,17 @@ class _Build:
             self.rebuilt_routes.add(pattern)
         return records
 
-    def make_bundle(self, meta, members, closure: list[Module], pyc: dict[str, str]) -> tuple[bytes, str]:
+    def make_bundle(self, meta: object, members: list[tuple[str, str]], closure: list[Module],
+                    pyc: dict[str, str]) -> tuple[bytes, str]:
+        from vega_dag.bundle.routes import RouteMeta, build_bundle
+
+        assert isinstance(meta, RouteMeta)
         try:
             blobs = {d: self.pyc_bytes(d) for _, d in members}
         except (CorruptObjectError, MissingObjectError):
             # A damaged cached output: recompile the closure's damaged modules
             # in this process, then bundle from the fresh bytes.
-            from vega_dag.compile.bytecode import compile_file
+            from vega_dag.compile.bytecode import CompileError, compile_file
 
             blobs = {}
             for m in closure:

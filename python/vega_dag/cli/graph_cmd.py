@@ -9,10 +9,7 @@ from pathlib import Path
 
 import click
 
-from vega_dag.build.state import load_state
-from vega_dag.cli.build_cmd import run_build
 from vega_dag.cli.options import project_path
-from vega_dag.config import load_config
 
 
 @click.command("graph")
@@ -22,26 +19,30 @@ from vega_dag.config import load_config
 @click.option("--why", "why_module", metavar="MODULE",
               help="List the routes a change to MODULE (dotted name or file path) would rebuild.")
 def graph_cmd(path: Path, output: Path | None, why_module: str | None) -> None:
-    """Show the project's first-party import graph (builds first, from cache)."""
-    run_build(path, as_json=False, quiet=True, explain=False, jobs=None)
-    config = load_config(path)
-    state = load_state(config.store_dir / "state" / "build.msgpack")
+    """Show the project's first-party import graph (nothing is compiled or written)."""
+    from vega_dag.build.pipeline import BuildError, analyze_project
+    from vega_dag.errors import VegaError
     from vega_dag.graph.dag import components, dependents, import_graph, to_dot
 
-    edges = {name: rec.deps for name, rec in state.modules.items()}
+    try:
+        analysis = analyze_project(path)
+    except BuildError as err:
+        raise click.ClickException("\n  ".join(["the project cannot be analysed:", *err.problems])) from None
+    except VegaError as err:
+        raise click.ClickException(str(err)) from None
     if why_module is not None:
-        by_path = {rec.path: name for name, rec in state.modules.items()}
+        by_path = {m.path: name for name, m in analysis.modules.items()}
         module = by_path.get(why_module.removeprefix("./"), why_module)
-        if module not in edges:
+        if module not in analysis.modules:
             raise click.BadParameter(f"{why_module!r} is not a module of this project", param_hint="--why")
-        routes = dependents(state.closures, module)
+        routes = dependents(analysis.closures, module)
         if not routes:
             click.echo(f"{module}: no route imports it; a change rebuilds no bundle")
         for pattern in routes:
-            click.echo(f"{pattern}\t{state.modules[state.routes[pattern].module].path}")
+            click.echo(f"{pattern}\t{analysis.routes[pattern].module.path}")
         return
-    graph = import_graph(edges)
-    dot = to_dot(graph, {p: r.module for p, r in state.routes.items()})
+    graph = import_graph(analysis.deps)
+    dot = to_dot(graph, {p: r.module.name for p, r in analysis.routes.items()})
     if output is None:
         sys.stdout.write(dot)
     elif output.suffix == ".svg":

@@ -49,10 +49,16 @@ def module_table(files: list[str], source_roots: list[str], routes_dir: str) -> 
     """Dotted name → Module for every importable .py file, first root winning."""
     table: dict[str, Module] = {}
     routes_prefix = routes_dir.strip("/") + "/"
-    for root in source_roots:
-        prefix = "" if root in (".", "") else root.strip("/") + "/"
+    prefixes = ["" if root in (".", "") else root.strip("/") + "/" for root in source_roots]
+    for prefix in prefixes:
+        # A file is named under the innermost root holding it only: with roots
+        # "src" and ".", src/pkg/m.py is pkg.m, never also src.pkg.m (one
+        # file under two names is compiled once but needed twice).
+        inner = [p for p in prefixes if len(p) > len(prefix) and p.startswith(prefix)]
         for path in files:
             if not path.endswith(".py") or not path.startswith(prefix):
+                continue
+            if any(path.startswith(p) for p in inner):
                 continue
             parts = path[len(prefix) :].removesuffix(".py").split("/")
             in_routes = path.startswith(routes_prefix)

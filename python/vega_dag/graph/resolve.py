@@ -67,7 +67,10 @@ def resolve_imports(
         else:
             parts = module.package.split(".") if module.package else []
             up = imp.level - 1
-            if up > len(parts) or (up == len(parts) and not imp.module and not parts):
+            # Python refuses a relative import that climbs to or past the
+            # top-level package ("beyond top-level package", or "no known
+            # parent package" in a top-level module).
+            if up >= len(parts):
                 if not imp.guarded:
                     errors.append(
                         Unresolved(module.path, imp.line, "." * imp.level + imp.module,

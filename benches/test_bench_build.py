@@ -1,0 +1,129 @@
+"""Build benchmarks: whole `vega-dag build` processes, beside their peers.
+
+Groups (see README, "Performance"):
+- build-217-incremental: the generated 217-module API with 3 modules changed.
+- build-20k-noop / build-20k-10changed: the generated 20,000-module project.
+- build-real-cold: a cold build of a real 15,576-module code base (ansible
+  10.7.0 from PyPI) against `python -m compileall -j0 --invalidation-mode
+  checked-hash` over the same files.
+- graph-real-cold: cold import-graph construction of that code base against
+  `ruff analyze graph`.
+
+Every process is started from the interpreter's own bin directory, not a
+version-manager shim, so the figures are the tool's own start-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benches.conftest import SMOKE
+from benches.generate_project import GeneratedProject, generate, touch_modules
+
+BIN = Path(sys.executable).parent
+VEGA = str(BIN / "vega-dag")
+BIG = 2_000 if SMOKE else 20_000
+
+
+def run(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def built(project: GeneratedProject) -> GeneratedProject:
+    run(VEGA, "build", "-q", str(project.root))
+    return project
+
+
+@pytest.fixture(scope="module")
+def p217(tmp_path_factory: pytest.TempPathFactory) -> GeneratedProject:
+    return built(generate(tmp_path_factory.mktemp("p217") / "api", 217, seed=0))
+
+
+@pytest.fixture(scope="module")
+def p20k(tmp_path_factory: pytest.TempPathFactory) -> GeneratedProject:
+    return built(generate(tmp_path_factory.mktemp("p20k") / "api", BIG, seed=0))
+
+
+def changing(project: GeneratedProject, count: int):
+    """A pedantic setup that makes `count` real edits before each round."""
+    seeds = itertools.count(1)
+
+    def setup():
+        touch_modules(project, count, seed=next(seeds))
+        return (VEGA, "build", "-q", str(project.root)), {}
+
+    return setup
+
+
+@pytest.mark.benchmark(group="build-217-incremental")
+def test_build_217_three_changed(benchmark, p217: GeneratedProject):
+    benchmark.pedantic(run, setup=changing(p217, 3), rounds=3 if SMOKE else 15)
+
+
+@pytest.mark.benchmark(group="build-20k-noop")
+def test_build_20k_noop(benchmark, p20k: GeneratedProject):
+    benchmark.pedantic(run, args=(VEGA, "build", "-q", str(p20k.root)), rounds=3 if SMOKE else 10,
+                       warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="build-20k-10changed")
+def test_build_20k_ten_changed(benchmark, p20k: GeneratedProject):
+    benchmark.pedantic(run, setup=changing(p20k, 10), rounds=3 if SMOKE else 10)
+
+
+# -- a real code base, cold ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_tree(real_py_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the real code base's Python files (peers write into it)."""
+    src_root = next(p for p in real_py_files[0].parents if (p / ".unpacked").exists())
+    dest = tmp_path_factory.mktemp("real") / "tree"
+    for path in real_py_files:
+        target = dest / path.relative_to(src_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return dest
+
+
+def without(root: Path, name: str):
+    def setup():
+        if name == "__pycache__":
+            for cache in root.rglob("__pycache__"):
+                shutil.rmtree(cache)
+        else:
+            shutil.rmtree(root / name, ignore_errors=True)
+    return setup
+
+
+@pytest.mark.benchmark(group="build-real-cold")
+def test_vega_build_real_cold(benchmark, real_tree: Path):
+    benchmark.pedantic(run, args=(VEGA, "build", "-q", str(real_tree)), setup=without(real_tree, ".vega"),
+                       rounds=1 if SMOKE else 3)
+
+
+@pytest.mark.benchmark(group="build-real-cold")
+def test_compileall_real_cold(benchmark, real_tree: Path):
+    cmd = (sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash",
+           str(real_tree))
+    benchmark.pedantic(run, args=cmd, setup=without(real_tree, "__pycache__"), rounds=1 if SMOKE else 3)
+
+
+@pytest.mark.benchmark(group="graph-real-cold")
+def test_vega_graph_real_cold(benchmark, real_tree: Path, tmp_path: Path):
+    out = tmp_path / "graph.dot"
+    benchmark.pedantic(run, args=(VEGA, "graph", str(real_tree), "-o", str(out)),
+                       setup=without(real_tree, ".vega"), rounds=1 if SMOKE else 5)
+    assert out.read_text().startswith("digraph")
+
+
+@pytest.mark.benchmark(group="graph-real-cold")
+def test_ruff_analyze_graph_real_cold(benchmark, real_tree: Path):
+    ruff = shutil.which("ruff") or str(BIN / "ruff")
+    benchmark.pedantic(run, args=(ruff, "analyze", "graph", str(real_tree)),
+                       rounds=1 if SMOKE else 5)
