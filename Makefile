@@ -5,7 +5,7 @@ PYTHON ?= python3
 PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 export LD_LIBRARY_PATH := $(PYLIBDIR):$(LD_LIBRARY_PATH)
 
-.PHONY: demo install test test-rust test-python lint bench bench-smoke bench-deps
+.PHONY: demo install test test-rust test-corpus test-python lint bench bench-smoke bench-deps
 
 install:            ## build the Rust extension and install vega-dag with its test extras
 	$(PYTHON) -m pip install --quiet '.[test]'
@@ -19,6 +19,14 @@ test: install test-rust test-python   ## install, then run every test
 
 test-rust:
 	cargo test --quiet
+
+# The corpus checks of the Rust core against the interpreter's own stdlib:
+# every .pyc canonicalises stably, every import matches Python's ast.
+STDLIB := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
+test-corpus:
+	$(PYTHON) -m compileall -q $(STDLIB) >/dev/null 2>&1 || true
+	VEGA_DAG_PYC_CORPUS=$(STDLIB) VEGA_DAG_IMPORTS_CORPUS=$(STDLIB) VEGA_DAG_PYTHON=$(PYTHON) \
+		cargo test --quiet --release --test pyc_corpus --test imports_corpus -- --ignored
 
 test-python:
 	$(PYTHON) -m pytest

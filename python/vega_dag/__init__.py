@@ -6,11 +6,9 @@ tree scans, archives, canonical bytecode, import scanning) is the Rust
 extension ``vega_dag._core``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("vega-dag")
-except PackageNotFoundError:  # running from a source tree without install
-    from vega_dag._core import __version__
+# One version for the package and its extension: pyproject.toml takes it from
+# Cargo.toml (dynamic = ["version"]). Read from the extension rather than
+# importlib.metadata, which costs more start-up than the whole no-op build.
+from vega_dag._core import __version__
 
 __all__ = ["__version__"]

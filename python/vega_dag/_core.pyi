@@ -107,7 +107,10 @@ def detect_changes(
     """
 
 def build_archive(
-    entries: Iterable[tuple[str | bytes, bytes | _Path]], *, epoch: int | None = None
+    entries: Iterable[tuple[str | bytes, bytes | _Path]],
+    *,
+    epoch: int | None = None,
+    compress: bool = True,
 ) -> tuple[bytes, str]:
     """A deterministic zip of ``entries`` and its digest.
 
@@ -115,14 +118,20 @@ def build_archive(
     else is a path whose file is read. The bytes depend only on names and
     contents: entries sorted by name, every timestamp ``epoch`` (default
     ``SOURCE_DATE_EPOCH`` when set, else 1980-01-01), mode 0644, no extra
-    fields, deflate level 6 (stored when that does not shrink the entry).
+    fields, deflate level 6 (stored when that does not shrink the entry), or
+    every entry stored when ``compress`` is false. Entries are compressed in
+    parallel.
     Raises ``ArchiveEntryError`` naming the entry for an empty, absolute,
     ``..``/``.``-containing, backslashed, duplicate or non-UTF-8 name, and
     a name that is both a file and a parent directory of another entry.
     """
 
 def write_archive(
-    path: _Path, entries: Iterable[tuple[str | bytes, bytes | _Path]], *, epoch: int | None = None
+    path: _Path,
+    entries: Iterable[tuple[str | bytes, bytes | _Path]],
+    *,
+    epoch: int | None = None,
+    compress: bool = True,
 ) -> str:
     """``build_archive`` written atomically (temp file, fsync, rename) to ``path``."""
 

@@ -85,13 +85,22 @@ pub fn prepare(entries: Vec<(String, Vec<u8>)>) -> Result<BTreeMap<String, Vec<u
     let mut sorted = BTreeMap::new();
     for (name, data) in entries {
         if let Err(reason) = check_name(&name) {
-            return Err(CoreError::ArchiveEntry { entry: name, reason: reason.into() });
+            return Err(CoreError::ArchiveEntry {
+                entry: name,
+                reason: reason.into(),
+            });
         }
         if data.len() > u32::MAX as usize {
-            return Err(CoreError::ArchiveEntry { entry: name, reason: "larger than 4 GiB (zip64 is not written)".into() });
+            return Err(CoreError::ArchiveEntry {
+                entry: name,
+                reason: "larger than 4 GiB (zip64 is not written)".into(),
+            });
         }
         if sorted.contains_key(&name) {
-            return Err(CoreError::ArchiveEntry { entry: name, reason: "duplicate name".into() });
+            return Err(CoreError::ArchiveEntry {
+                entry: name,
+                reason: "duplicate name".into(),
+            });
         }
         sorted.insert(name, data);
     }
@@ -108,7 +117,10 @@ pub fn prepare(entries: Vec<(String, Vec<u8>)>) -> Result<BTreeMap<String, Vec<u
     for dir in dirs {
         let as_file = &dir[..dir.len() - 1];
         if sorted.contains_key(as_file) {
-            return Err(CoreError::ArchiveEntry { entry: as_file.to_owned(), reason: "is both a file and a directory".into() });
+            return Err(CoreError::ArchiveEntry {
+                entry: as_file.to_owned(),
+                reason: "is both a file and a directory".into(),
+            });
         }
         sorted.entry(dir).or_default();
     }
@@ -129,29 +141,55 @@ fn put32(out: &mut Vec<u8>, v: u32) {
 }
 
 fn deflate(data: &[u8]) -> Vec<u8> {
-    let mut enc = DeflateEncoder::new(Vec::with_capacity(data.len() / 2 + 64), Compression::new(DEFLATE_LEVEL));
+    let mut enc = DeflateEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        Compression::new(DEFLATE_LEVEL),
+    );
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()
 }
 
 fn overflow(what: &str) -> CoreError {
-    CoreError::ArchiveEntry { entry: String::new(), reason: format!("archive larger than 4 GiB ({what}); zip64 is not written") }
+    CoreError::ArchiveEntry {
+        entry: String::new(),
+        reason: format!("archive larger than 4 GiB ({what}); zip64 is not written"),
+    }
+}
+
+/// How entry contents are written. Either way the choice is fixed per
+/// archive, so the bytes remain a function of the entries alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// Deflate at a fixed level; stored when that does not shrink the entry.
+    Deflate,
+    /// Stored as is: building costs a copy and a CRC, which matters when many
+    /// archives share most of their entries (route bundles).
+    Store,
 }
 
 /// Write the archive. `epoch` is the Unix time stamped on every entry.
-pub fn write(entries: Vec<(String, Vec<u8>)>, epoch: i64) -> Result<Vec<u8>> {
+pub fn write(entries: Vec<(String, Vec<u8>)>, epoch: i64, packing: Packing) -> Result<Vec<u8>> {
+    use rayon::prelude::*;
     let sorted = prepare(entries)?;
     let (time, date) = dos_datetime(epoch);
+    // Compress in parallel; assemble in order.
+    let packed: Vec<Option<Vec<u8>>> = sorted
+        .par_iter()
+        .map(|(_, data)| match packing {
+            Packing::Deflate => Some(deflate(data)).filter(|p| p.len() < data.len()),
+            Packing::Store => None,
+        })
+        .collect();
     let mut out = Vec::new();
     let mut central = Vec::new();
-    for (name, data) in &sorted {
+    for ((name, data), packed) in sorted.iter().zip(&packed) {
         let crc = crc32fast::hash(data);
-        let packed = deflate(data);
-        // Stored when deflate does not help: still a function of the content
-        // alone, and it keeps tiny entries small.
         let is_dir = name.ends_with('/');
-        let (method, body) = if packed.len() < data.len() { (METHOD_DEFLATED, packed.as_slice()) } else { (METHOD_STORED, data.as_slice()) };
+        let (method, body) = match packed {
+            Some(p) => (METHOD_DEFLATED, p.as_slice()),
+            None => (METHOD_STORED, data.as_slice()),
+        };
         let offset = u32::try_from(out.len()).map_err(|_| overflow("offset"))?;
         let name_len = name.len() as u16;
         let size = data.len() as u32;
@@ -222,10 +260,17 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn bad(&self, reason: impl Into<String>) -> CoreError {
-        CoreError::ArchiveFormat { path: self.label.to_owned(), reason: reason.into() }
+        CoreError::ArchiveFormat {
+            path: self.label.to_owned(),
+            reason: reason.into(),
+        }
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| self.bad(format!("truncated at byte {}", self.pos)))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| self.bad(format!("truncated at byte {}", self.pos)))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -242,18 +287,29 @@ impl<'a> Cursor<'a> {
 
 /// Read the central directory. `label` names the archive in errors.
 pub fn list(data: &[u8], label: &str) -> Result<Vec<EntryInfo>> {
-    let bad = |reason: &str| CoreError::ArchiveFormat { path: label.to_owned(), reason: reason.to_owned() };
+    let bad = |reason: &str| CoreError::ArchiveFormat {
+        path: label.to_owned(),
+        reason: reason.to_owned(),
+    };
     // The end record is 22 bytes plus a comment of at most 65535 bytes.
     let lowest = data.len().saturating_sub(22 + usize::from(u16::MAX));
     let end = (lowest..=data.len().saturating_sub(22))
         .rev()
         .find(|&i| data.len() >= 22 && data[i..i + 4] == END_SIG.to_le_bytes())
         .ok_or_else(|| bad("no end-of-central-directory record"))?;
-    let mut c = Cursor { data, pos: end + 10, label };
+    let mut c = Cursor {
+        data,
+        pos: end + 10,
+        label,
+    };
     let count = c.u16()?;
     let _cd_size = c.u32()?;
     let cd_offset = c.u32()? as usize;
-    let mut c = Cursor { data, pos: cd_offset, label };
+    let mut c = Cursor {
+        data,
+        pos: cd_offset,
+        label,
+    };
     let mut out = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
         if c.u32()? != CENTRAL_SIG {
@@ -276,17 +332,39 @@ pub fn list(data: &[u8], label: &str) -> Result<Vec<EntryInfo>> {
         let external = c.u32()?;
         let header_offset = c.u32()?;
         let name_bytes = c.take(usize::from(name_len))?;
-        let name = std::str::from_utf8(name_bytes).map_err(|_| c.bad(format!("entry name is not UTF-8: {}", String::from_utf8_lossy(name_bytes))))?.to_owned();
+        let name = std::str::from_utf8(name_bytes)
+            .map_err(|_| {
+                c.bad(format!(
+                    "entry name is not UTF-8: {}",
+                    String::from_utf8_lossy(name_bytes)
+                ))
+            })?
+            .to_owned();
         c.take(usize::from(extra_len) + usize::from(comment_len))?;
-        out.push(EntryInfo { name, size, compressed_size, crc32, method, mode: external >> 16, header_offset });
+        out.push(EntryInfo {
+            name,
+            size,
+            compressed_size,
+            crc32,
+            method,
+            mode: external >> 16,
+            header_offset,
+        });
     }
     Ok(out)
 }
 
 /// The content of one entry, decompressed and checked against its CRC.
 pub fn read_entry(data: &[u8], info: &EntryInfo, label: &str) -> Result<Vec<u8>> {
-    let mut c = Cursor { data, pos: info.header_offset as usize, label };
-    let entry_bad = |reason: String| CoreError::ArchiveFormat { path: format!("{label}:{}", info.name), reason };
+    let mut c = Cursor {
+        data,
+        pos: info.header_offset as usize,
+        label,
+    };
+    let entry_bad = |reason: String| CoreError::ArchiveFormat {
+        path: format!("{label}:{}", info.name),
+        reason,
+    };
     if c.u32()? != LOCAL_SIG {
         return Err(entry_bad("bad local header signature".into()));
     }
@@ -308,7 +386,11 @@ pub fn read_entry(data: &[u8], info: &EntryInfo, label: &str) -> Result<Vec<u8>>
         m => return Err(entry_bad(format!("unsupported compression method {m}"))),
     };
     if content.len() != info.size as usize {
-        return Err(entry_bad(format!("size {} does not match the recorded {}", content.len(), info.size)));
+        return Err(entry_bad(format!(
+            "size {} does not match the recorded {}",
+            content.len(),
+            info.size
+        )));
     }
     if crc32fast::hash(&content) != info.crc32 {
         return Err(entry_bad("CRC-32 mismatch".into()));
@@ -321,20 +403,33 @@ mod tests {
     use super::*;
 
     fn entries(names: &[&str]) -> Vec<(String, Vec<u8>)> {
-        names.iter().map(|n| (n.to_string(), n.repeat(40).into_bytes())).collect()
+        names
+            .iter()
+            .map(|n| (n.to_string(), n.repeat(40).into_bytes()))
+            .collect()
     }
 
     #[test]
     fn order_does_not_matter() {
-        let a = write(entries(&["b.py", "a/x.py", "a.py"]), DEFAULT_EPOCH).unwrap();
-        let b = write(entries(&["a.py", "b.py", "a/x.py"]), DEFAULT_EPOCH).unwrap();
+        let a = write(
+            entries(&["b.py", "a/x.py", "a.py"]),
+            DEFAULT_EPOCH,
+            Packing::Deflate,
+        )
+        .unwrap();
+        let b = write(
+            entries(&["a.py", "b.py", "a/x.py"]),
+            DEFAULT_EPOCH,
+            Packing::Deflate,
+        )
+        .unwrap();
         assert_eq!(a, b);
     }
 
     #[test]
     fn round_trip() {
         let input = entries(&["pkg/__init__.py", "pkg/mod.py", "e"]);
-        let bytes = write(input.clone(), DEFAULT_EPOCH).unwrap();
+        let bytes = write(input.clone(), DEFAULT_EPOCH, Packing::Deflate).unwrap();
         let listed = list(&bytes, "t.zip").unwrap();
         let names: Vec<_> = listed.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["e", "pkg/", "pkg/__init__.py", "pkg/mod.py"]);
@@ -349,12 +444,30 @@ mod tests {
     #[test]
     fn refused_names() {
         for bad in ["/abs", "a/../b", "..", "./a", "a//b", "dir/", "", "a\\b"] {
-            let err = write(vec![(bad.to_string(), vec![])], DEFAULT_EPOCH).unwrap_err();
-            assert!(matches!(err, CoreError::ArchiveEntry { ref entry, .. } if entry == bad), "{bad}");
+            let err = write(
+                vec![(bad.to_string(), vec![])],
+                DEFAULT_EPOCH,
+                Packing::Deflate,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, CoreError::ArchiveEntry { ref entry, .. } if entry == bad),
+                "{bad}"
+            );
         }
-        let dup = write(vec![("a".into(), vec![1]), ("a".into(), vec![2])], DEFAULT_EPOCH).unwrap_err();
+        let dup = write(
+            vec![("a".into(), vec![1]), ("a".into(), vec![2])],
+            DEFAULT_EPOCH,
+            Packing::Deflate,
+        )
+        .unwrap_err();
         assert!(dup.to_string().contains("duplicate"));
-        let clash = write(vec![("a".into(), vec![1]), ("a/b".into(), vec![2])], DEFAULT_EPOCH).unwrap_err();
+        let clash = write(
+            vec![("a".into(), vec![1]), ("a/b".into(), vec![2])],
+            DEFAULT_EPOCH,
+            Packing::Deflate,
+        )
+        .unwrap_err();
         assert!(clash.to_string().contains("both a file and a directory"));
     }
 
@@ -363,12 +476,15 @@ mod tests {
         assert_eq!(dos_datetime(0), (0, (1 << 5) | 1));
         assert_eq!(dos_datetime(DEFAULT_EPOCH), (0, (1 << 5) | 1));
         // 2000-02-29 12:34:56 UTC
-        assert_eq!(dos_datetime(951_827_696), ((12 << 11) | (34 << 5) | 28, (20 << 9) | (2 << 5) | 29));
+        assert_eq!(
+            dos_datetime(951_827_696),
+            ((12 << 11) | (34 << 5) | 28, (20 << 9) | (2 << 5) | 29)
+        );
     }
 
     #[test]
     fn corrupt_archives_are_errors() {
-        let bytes = write(entries(&["a.py"]), DEFAULT_EPOCH).unwrap();
+        let bytes = write(entries(&["a.py"]), DEFAULT_EPOCH, Packing::Deflate).unwrap();
         assert!(list(&bytes[..10], "t").is_err());
         let mut flipped = bytes.clone();
         flipped[40] ^= 0xff;

@@ -22,7 +22,11 @@ pub fn parse(text: &str) -> Result<blake3::Hash> {
         .ok_or_else(|| bad("expected the form blake3:<64 hex digits>"))?;
     // Upper-case hex would parse, but two spellings of one digest would make
     // string comparison of digests unsound.
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(bad("expected 64 lower-case hex digits after blake3:"));
     }
     blake3::Hash::from_hex(hex).map_err(|e| bad(&e.to_string()))

@@ -34,7 +34,11 @@ pub enum CoreError {
     Pyc(#[from] crate::pyc::PycError),
 
     #[error("{path}:{line}: {reason}")]
-    Source { path: String, line: u32, reason: String },
+    Source {
+        path: String,
+        line: u32,
+        reason: String,
+    },
 }
 
 impl CoreError {

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyValueError};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
@@ -29,9 +31,15 @@ fn os_error(path: &std::path::Path, source: &std::io::Error) -> PyErr {
     let filename = path.display().to_string();
     let message = source.to_string();
     match source.kind() {
-        NotFound => PyFileNotFoundError::new_err((source.raw_os_error().unwrap_or(2), message, filename)),
-        PermissionDenied => PyPermissionError::new_err((source.raw_os_error().unwrap_or(13), message, filename)),
-        IsADirectory => PyIsADirectoryError::new_err((source.raw_os_error().unwrap_or(21), message, filename)),
+        NotFound => {
+            PyFileNotFoundError::new_err((source.raw_os_error().unwrap_or(2), message, filename))
+        }
+        PermissionDenied => {
+            PyPermissionError::new_err((source.raw_os_error().unwrap_or(13), message, filename))
+        }
+        IsADirectory => {
+            PyIsADirectoryError::new_err((source.raw_os_error().unwrap_or(21), message, filename))
+        }
         _ => PyOSError::new_err((source.raw_os_error().unwrap_or(5), message, filename)),
     }
 }
@@ -39,13 +47,25 @@ fn os_error(path: &std::path::Path, source: &std::io::Error) -> PyErr {
 pub(crate) fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
     match err {
         CoreError::Io { path, source } => os_error(&path, &source),
-        CoreError::ArchiveEntry { entry, reason } => vega_error(py, "ArchiveEntryError", (entry, reason)),
-        CoreError::ArchiveFormat { path, reason } => vega_error(py, "ArchiveFormatError", (path, reason)),
-        CoreError::DigestMismatch { path, expected, actual } => vega_error(py, "DigestMismatchError", (path, expected, actual)),
+        CoreError::ArchiveEntry { entry, reason } => {
+            vega_error(py, "ArchiveEntryError", (entry, reason))
+        }
+        CoreError::ArchiveFormat { path, reason } => {
+            vega_error(py, "ArchiveFormatError", (path, reason))
+        }
+        CoreError::DigestMismatch {
+            path,
+            expected,
+            actual,
+        } => vega_error(py, "DigestMismatchError", (path, expected, actual)),
         CoreError::Scan { path, reason } => vega_error(py, "ScanError", (path, reason)),
-        CoreError::BadDigest { text, reason } => vega_error(py, "DigestFormatError", (text, reason)),
+        CoreError::BadDigest { text, reason } => {
+            vega_error(py, "DigestFormatError", (text, reason))
+        }
         CoreError::Pyc(e) => vega_error(py, "BytecodeFormatError", (e.to_string(),)),
-        CoreError::Source { path, line, reason } => vega_error(py, "SourceError", (path, line, reason)),
+        CoreError::Source { path, line, reason } => {
+            vega_error(py, "SourceError", (path, line, reason))
+        }
     }
 }
 
@@ -82,11 +102,17 @@ fn hash_files(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<String>> {
 #[pyfunction]
 fn verify_file(py: Python<'_>, path: PathBuf, expected: &str) -> PyResult<()> {
     let want = digest::parse(expected).map_err(|e| to_py(py, e))?;
-    let got = py.detach(|| hash::hash_file(&path)).map_err(|e| to_py(py, e))?;
+    let got = py
+        .detach(|| hash::hash_file(&path))
+        .map_err(|e| to_py(py, e))?;
     if got != want {
         return Err(to_py(
             py,
-            CoreError::DigestMismatch { path: path.display().to_string(), expected: expected.to_owned(), actual: digest::format(&got) },
+            CoreError::DigestMismatch {
+                path: path.display().to_string(),
+                expected: expected.to_owned(),
+                actual: digest::format(&got),
+            },
         ));
     }
     Ok(())
@@ -102,8 +128,15 @@ fn check_digest(py: Python<'_>, text: &str) -> PyResult<()> {
 type StatTuple = (String, u64, i64, u32, u64, i64);
 type CacheTuple = (u64, i64, u64, i64, String);
 
-fn scan_options(include_hidden: bool, skip_dirs: Option<Vec<String>>, ignore_files: Option<Vec<String>>) -> scan::ScanOptions {
-    let mut o = scan::ScanOptions { include_hidden, ..Default::default() };
+fn scan_options(
+    include_hidden: bool,
+    skip_dirs: Option<Vec<String>>,
+    ignore_files: Option<Vec<String>>,
+) -> scan::ScanOptions {
+    let mut o = scan::ScanOptions {
+        include_hidden,
+        ..Default::default()
+    };
     if let Some(d) = skip_dirs {
         o.always_skip = d;
     }
@@ -114,7 +147,14 @@ fn scan_options(include_hidden: bool, skip_dirs: Option<Vec<String>>, ignore_fil
 }
 
 fn stat_tuple(f: &scan::FileStat) -> StatTuple {
-    (f.path.clone(), f.size, f.mtime_ns, f.mode, f.inode, f.ctime_ns)
+    (
+        f.path.clone(),
+        f.size,
+        f.mtime_ns,
+        f.mode,
+        f.inode,
+        f.ctime_ns,
+    )
 }
 
 fn skipped_tuple(s: &scan::Skipped) -> (String, Option<String>, &'static str) {
@@ -138,7 +178,9 @@ fn scan_tree(
     ignore_files: Option<Vec<String>>,
 ) -> PyResult<ScanResult> {
     let options = scan_options(include_hidden, skip_dirs, ignore_files);
-    let found = py.detach(|| scan::scan(&root, &options)).map_err(|e| to_py(py, e))?;
+    let found = py
+        .detach(|| scan::scan(&root, &options))
+        .map_err(|e| to_py(py, e))?;
     Ok(ScanResult {
         files: found.files.iter().map(stat_tuple).collect(),
         skipped: found.skipped.iter().map(skipped_tuple).collect(),
@@ -170,7 +212,18 @@ fn detect_changes(
     let options = scan_options(include_hidden, skip_dirs, ignore_files);
     let cache: HashMap<String, statcache::CacheEntry> = cache
         .into_iter()
-        .map(|(k, (size, mtime_ns, inode, ctime_ns, digest))| (k, statcache::CacheEntry { size, mtime_ns, inode, ctime_ns, digest }))
+        .map(|(k, (size, mtime_ns, inode, ctime_ns, digest))| {
+            (
+                k,
+                statcache::CacheEntry {
+                    size,
+                    mtime_ns,
+                    inode,
+                    ctime_ns,
+                    digest,
+                },
+            )
+        })
         .collect();
     let (found, refreshed) = py
         .detach(|| {
@@ -202,7 +255,9 @@ fn source_date_epoch(py: Python<'_>, epoch: Option<i64>) -> PyResult<i64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) if !text.trim().is_empty() => text.trim().parse::<i64>().map_err(|_| {
             let _ = py;
-            PyValueError::new_err(format!("SOURCE_DATE_EPOCH={text:?} is not a whole number of seconds"))
+            PyValueError::new_err(format!(
+                "SOURCE_DATE_EPOCH={text:?} is not a whole number of seconds"
+            ))
         }),
         _ => Ok(archive::DEFAULT_EPOCH),
     }
@@ -214,21 +269,42 @@ fn collect_entries(py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<Vec<(
     let mut out = Vec::new();
     for item in entries.try_iter()? {
         let item = item?;
-        let pair = item.cast::<PyTuple>().map_err(|_| PyValueError::new_err("archive entries are (name, bytes or path) pairs"))?;
+        let pair = item.cast::<PyTuple>().map_err(|_| {
+            PyValueError::new_err("archive entries are (name, bytes or path) pairs")
+        })?;
         if pair.len() != 2 {
-            return Err(PyValueError::new_err("archive entries are (name, bytes or path) pairs"));
+            return Err(PyValueError::new_err(
+                "archive entries are (name, bytes or path) pairs",
+            ));
         }
         let name_obj = pair.get_item(0)?;
         let name = if let Ok(s) = name_obj.cast::<PyString>() {
             s.to_str().map(str::to_owned).map_err(|_| {
-                to_py(py, CoreError::ArchiveEntry { entry: s.to_string_lossy().into_owned(), reason: "name is not valid UTF-8".into() })
+                to_py(
+                    py,
+                    CoreError::ArchiveEntry {
+                        entry: s.to_string_lossy().into_owned(),
+                        reason: "name is not valid UTF-8".into(),
+                    },
+                )
             })?
         } else if let Ok(b) = name_obj.cast::<PyBytes>() {
-            std::str::from_utf8(b.as_bytes()).map(str::to_owned).map_err(|_| {
-                to_py(py, CoreError::ArchiveEntry { entry: String::from_utf8_lossy(b.as_bytes()).into_owned(), reason: "name is not valid UTF-8".into() })
-            })?
+            std::str::from_utf8(b.as_bytes())
+                .map(str::to_owned)
+                .map_err(|_| {
+                    to_py(
+                        py,
+                        CoreError::ArchiveEntry {
+                            entry: String::from_utf8_lossy(b.as_bytes()).into_owned(),
+                            reason: "name is not valid UTF-8".into(),
+                        },
+                    )
+                })?
         } else {
-            return Err(PyValueError::new_err(format!("archive entry name must be str, not {}", name_obj.get_type().name()?)));
+            return Err(PyValueError::new_err(format!(
+                "archive entry name must be str, not {}",
+                name_obj.get_type().name()?
+            )));
         };
         let content = pair.get_item(1)?;
         let data = if let Ok(b) = content.cast::<PyBytes>() {
@@ -242,16 +318,31 @@ fn collect_entries(py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<Vec<(
     Ok(out)
 }
 
+fn packing(compress: bool) -> archive::Packing {
+    if compress {
+        archive::Packing::Deflate
+    } else {
+        archive::Packing::Store
+    }
+}
+
 #[pyfunction]
-#[pyo3(signature = (entries, *, epoch=None))]
-fn build_archive<'py>(py: Python<'py>, entries: &Bound<'py, PyAny>, epoch: Option<i64>) -> PyResult<(Bound<'py, PyBytes>, String)> {
+#[pyo3(signature = (entries, *, epoch=None, compress=true))]
+fn build_archive<'py>(
+    py: Python<'py>,
+    entries: &Bound<'py, PyAny>,
+    epoch: Option<i64>,
+    compress: bool,
+) -> PyResult<(Bound<'py, PyBytes>, String)> {
     let epoch = source_date_epoch(py, epoch)?;
     let items = collect_entries(py, entries)?;
     let (bytes, dig) = py
-        .detach(|| archive::write(items, epoch).map(|b| {
-            let d = digest::format(&hash::hash_bytes(&b));
-            (b, d)
-        }))
+        .detach(|| {
+            archive::write(items, epoch, packing(compress)).map(|b| {
+                let d = digest::format(&hash::hash_bytes(&b));
+                (b, d)
+            })
+        })
         .map_err(|e| to_py(py, e))?;
     Ok((PyBytes::new(py, &bytes), dig))
 }
@@ -260,8 +351,14 @@ fn build_archive<'py>(py: Python<'py>, entries: &Bound<'py, PyAny>, epoch: Optio
 /// the old archive or the new one, never half of one.
 fn write_atomically(dest: &std::path::Path, bytes: &[u8]) -> Result<(), CoreError> {
     use std::io::Write;
-    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -277,12 +374,18 @@ fn write_atomically(dest: &std::path::Path, bytes: &[u8]) -> Result<(), CoreErro
 }
 
 #[pyfunction]
-#[pyo3(signature = (path, entries, *, epoch=None))]
-fn write_archive(py: Python<'_>, path: PathBuf, entries: &Bound<'_, PyAny>, epoch: Option<i64>) -> PyResult<String> {
+#[pyo3(signature = (path, entries, *, epoch=None, compress=true))]
+fn write_archive(
+    py: Python<'_>,
+    path: PathBuf,
+    entries: &Bound<'_, PyAny>,
+    epoch: Option<i64>,
+    compress: bool,
+) -> PyResult<String> {
     let epoch = source_date_epoch(py, epoch)?;
     let items = collect_entries(py, entries)?;
     py.detach(|| {
-        let bytes = archive::write(items, epoch)?;
+        let bytes = archive::write(items, epoch, packing(compress))?;
         write_atomically(&path, &bytes)?;
         Ok(digest::format(&hash::hash_bytes(&bytes)))
     })
@@ -304,7 +407,10 @@ struct ArchiveEntry {
 #[pymethods]
 impl ArchiveEntry {
     fn __repr__(&self) -> String {
-        format!("ArchiveEntry(name={:?}, size={}, mode=0o{:o})", self.name, self.size, self.mode)
+        format!(
+            "ArchiveEntry(name={:?}, size={}, mode=0o{:o})",
+            self.name, self.size, self.mode
+        )
     }
 }
 
@@ -345,7 +451,9 @@ fn read_archive<'py>(py: Python<'py>, source: &Bound<'py, PyAny>) -> PyResult<Bo
             listed
                 .iter()
                 .filter(|info| !info.is_dir())
-                .map(|info| archive::read_entry(&data, info, &label).map(|c| (info.name.clone(), c)))
+                .map(|info| {
+                    archive::read_entry(&data, info, &label).map(|c| (info.name.clone(), c))
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| to_py(py, e))?;
@@ -360,43 +468,71 @@ fn read_archive<'py>(py: Python<'py>, source: &Bound<'py, PyAny>) -> PyResult<Bo
 
 #[pyfunction]
 fn canonicalize_pyc<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let out = py.detach(|| pyc::canonicalize_pyc(data)).map_err(|e| to_py(py, e.into()))?;
+    let out = py
+        .detach(|| pyc::canonicalize_pyc(data))
+        .map_err(|e| to_py(py, e.into()))?;
     Ok(PyBytes::new(py, &out))
 }
 
 // ---- imports ---------------------------------------------------------------
 
 type ImportTuple = (String, u32, Vec<String>, u32, bool, bool, bool);
+/// (digest of the bytes scanned, imports, module-level names)
+type ScannedFile = (String, Vec<ImportTuple>, Vec<String>);
 
 fn import_tuples(scanned: imports::ScannedModule) -> (Vec<ImportTuple>, Vec<String>) {
     let list = scanned
         .imports
         .into_iter()
-        .map(|i| (i.module, i.level, i.names, i.line, i.type_checking, i.guarded, i.in_function))
+        .map(|i| {
+            (
+                i.module,
+                i.level,
+                i.names,
+                i.line,
+                i.type_checking,
+                i.guarded,
+                i.in_function,
+            )
+        })
         .collect();
     (list, scanned.top_level_names)
 }
 
 fn source_error(path: &str, err: imports::ScanError) -> CoreError {
     let line = match err {
-        imports::ScanError::NotUtf8 { line } | imports::ScanError::Unterminated { line, .. } => line,
+        imports::ScanError::NotUtf8 { line } | imports::ScanError::Unterminated { line, .. } => {
+            line
+        }
     };
-    CoreError::Source { path: path.to_owned(), line, reason: err.to_string() }
+    CoreError::Source {
+        path: path.to_owned(),
+        line,
+        reason: err.to_string(),
+    }
 }
 
 /// Imports and module-level names of one source text (see `_core.pyi`).
 #[pyfunction]
 #[pyo3(signature = (source, path="<source>"))]
-fn scan_imports(py: Python<'_>, source: &[u8], path: &str) -> PyResult<(Vec<ImportTuple>, Vec<String>)> {
+fn scan_imports(
+    py: Python<'_>,
+    source: &[u8],
+    path: &str,
+) -> PyResult<(Vec<ImportTuple>, Vec<String>)> {
     let scanned = imports::scan_imports(source).map_err(|e| to_py(py, source_error(path, e)))?;
     Ok(import_tuples(scanned))
 }
 
 /// Read, hash and scan many files in parallel (see `_core.pyi`).
 #[pyfunction]
-fn scan_imports_files(py: Python<'_>, root: PathBuf, paths: Vec<String>) -> PyResult<Vec<(String, Vec<ImportTuple>, Vec<String>)>> {
+fn scan_imports_files(
+    py: Python<'_>,
+    root: PathBuf,
+    paths: Vec<String>,
+) -> PyResult<Vec<ScannedFile>> {
     use rayon::prelude::*;
-    let results: Vec<Result<(String, Vec<ImportTuple>, Vec<String>), CoreError>> = py.detach(|| {
+    let results: Vec<Result<ScannedFile, CoreError>> = py.detach(|| {
         paths
             .par_iter()
             .map(|rel| {
@@ -409,7 +545,10 @@ fn scan_imports_files(py: Python<'_>, root: PathBuf, paths: Vec<String>) -> PyRe
             })
             .collect()
     });
-    results.into_iter().map(|r| r.map_err(|e| to_py(py, e))).collect()
+    results
+        .into_iter()
+        .map(|r| r.map_err(|e| to_py(py, e)))
+        .collect()
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -105,7 +105,11 @@ enum Found {
 fn classify(root: &Path, canon_root: &Path, path: &Path, is_link: bool) -> Option<Found> {
     let Some(name) = relative_name(root, path) else {
         return Some(Found::Skip(Skipped {
-            path: path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned(),
+            path: path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .into_owned(),
             target: None,
             reason: SkipReason::NonUtf8Name,
         }));
@@ -117,7 +121,13 @@ fn classify(root: &Path, canon_root: &Path, path: &Path, is_link: bool) -> Optio
     let target = std::fs::read_link(path)
         .ok()
         .map(|t| t.to_string_lossy().into_owned());
-    let skip = |reason| Found::Skip(Skipped { path: name.clone(), target: target.clone(), reason });
+    let skip = |reason| {
+        Found::Skip(Skipped {
+            path: name.clone(),
+            target: target.clone(),
+            reason,
+        })
+    };
     let Ok(resolved) = std::fs::canonicalize(path) else {
         return Some(skip(SkipReason::BrokenSymlink));
     };
@@ -252,7 +262,11 @@ mod tests {
         let scan = scan(root, &ScanOptions::default()).unwrap();
         let names: Vec<_> = scan.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(names, ["alias.py", "real.py"]);
-        let skipped: Vec<_> = scan.skipped.iter().map(|s| (s.path.as_str(), s.reason)).collect();
+        let skipped: Vec<_> = scan
+            .skipped
+            .iter()
+            .map(|s| (s.path.as_str(), s.reason))
+            .collect();
         assert_eq!(
             skipped,
             [

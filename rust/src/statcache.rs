@@ -53,7 +53,9 @@ pub fn refresh(
         .par_iter()
         .map(|f| match cache.get(&f.path) {
             Some(c) if trusted(f, c, cache_taken_ns) => Ok(None),
-            _ => crate::hash::hash_file(&root.join(&f.path)).map(|h| Some(crate::digest::format(&h))),
+            _ => {
+                crate::hash::hash_file(&root.join(&f.path)).map(|h| Some(crate::digest::format(&h)))
+            }
         })
         .collect();
     let mut out = Refresh::default();
@@ -66,7 +68,10 @@ pub fn refresh(
                 }
                 d
             }
-            None => cache.get(&f.path).map(|c| c.digest.clone()).unwrap_or_default(),
+            None => cache
+                .get(&f.path)
+                .map(|c| c.digest.clone())
+                .unwrap_or_default(),
         };
         out.entries.push((
             f.path.clone(),

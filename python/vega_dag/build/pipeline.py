@@ -29,7 +29,17 @@ import msgspec
 from typing import TYPE_CHECKING
 
 from vega_dag import _core
-from vega_dag.build.state import BuildState, ModuleRecord, Parsed, RouteRecord, load_state, save_state
+from vega_dag.build.state import (
+    BuildHead,
+    BuildState,
+    ModuleRecord,
+    Parsed,
+    RouteRecord,
+    load_head,
+    load_state,
+    save_head,
+    save_state,
+)
 from vega_dag.compile.toolchain import Toolchain, current_toolchain
 from vega_dag.config import ProjectConfig, load_config
 from vega_dag.errors import VegaError
@@ -111,9 +121,9 @@ def _short(digest: str) -> str:
     return digest.removeprefix(_core.DIGEST_PREFIX)[:12]
 
 
-def _state_paths(config: ProjectConfig) -> tuple[Path, Path]:
+def _state_paths(config: ProjectConfig) -> tuple[Path, Path, Path]:
     state_dir = config.store_dir / "state"
-    return state_dir / "stat.msgpack", state_dir / "build.msgpack"
+    return state_dir / "stat.msgpack", state_dir / "build.msgpack", state_dir / "head.msgpack"
 
 
 def _config_digest(config: ProjectConfig) -> str:
@@ -139,12 +149,21 @@ def build(
     workers: int | None = None,
     reporter: Reporter | None = None,
     config: ProjectConfig | None = None,
+    verify: bool = False,
 ) -> BuildResult:
+    """Build the project at ``root``; see the module docstring.
+
+    With ``verify``, every reused output is read back and checked against its
+    digest (damaged ones are rebuilt); otherwise outputs are checked when
+    read, so a damaged object is found when a bundle or deploy reads it.
+    """
     started = time.perf_counter()
     config = config or load_config(root)
     store = ObjectStore(config.store_dir)
     with store.locked():
-        return _Build(config, store, explain, workers, reporter or Reporter(), started).run()
+        b = _Build(config, store, explain, workers, reporter or Reporter(), started)
+        b.verify = verify
+        return b.run()
 
 
 def analyze_project(root: Path) -> Analysis:
@@ -174,12 +193,17 @@ class _Build:
         self.started = started
         self.toolchain: Toolchain = current_toolchain(config.vega.optimize)
         self.tc_key = self.toolchain.key
-        self.stat_path, self.state_path = _state_paths(config)
+        self.stat_path, self.state_path, self.head_path = _state_paths(config)
         self.actions = ActionCache(config.store_dir / "state" / "actions.msgpack")
         self.new_objects: dict[str, bytes] = {}
         self.new_actions: dict[str, str] = {}
         self.explained: list[str] = []
+        self.verify = False
         self.skip_dirs = [".git", "__pycache__", Path(config.vega.store).parts[0], ".venv", "node_modules"]
+
+    def present(self, digest: str) -> bool:
+        """Whether the store holds ``digest`` (read back and checked, with --verify)."""
+        return self.store.verified(digest) if self.verify else self.store.has(digest)
 
     def why(self, text: str) -> None:
         if self.explain_on:
@@ -192,28 +216,28 @@ class _Build:
         problems = _check_skipped(changes)
         if problems:
             raise BuildError(problems)
-        state = load_state(self.state_path)
         config_digest = _config_digest(self.config)
-
+        head = load_head(self.head_path)
         if (
             not changes.changed
             and not changes.removed
-            and state.manifest is not None
-            and state.toolchain == self.toolchain
-            and state.config == config_digest
-            and self.store.has(state.manifest)
+            and not self.verify
+            and head.manifest is not None
+            and head.toolchain == self.toolchain
+            and head.config == config_digest
+            and self.store.verified(head.manifest)  # a few KB: a damaged manifest is rebuilt
         ):
+            # Nothing changed: the last build stands, and only the small
+            # head of the state was read.
             if changes.hashed:
                 save_stat_cache(self.stat_path, new_stat)
             return BuildResult(
-                manifest=state.manifest, modules_compiled=0, modules_cached=len(state.modules),
-                bundles_built=0, bundles_cached=len(state.routes),
+                manifest=head.manifest, modules_compiled=0, modules_cached=head.modules,
+                bundles_built=0, bundles_cached=len(head.routes),
                 seconds=time.perf_counter() - self.started,
-                routes={p: r.bundle for p, r in state.routes.items()},
-                layer=state.layer[1] if state.layer else None, noop=True,
+                routes=head.routes, layer=head.layer, noop=True,
             )
-
-        return self.rebuild(changes, new_stat, state, config_digest)
+        return self.rebuild(changes, new_stat, load_state(self.state_path), config_digest)
 
     def analyze(self, changes: _core.Changes, state: BuildState) -> Analysis:
         """Steps 2-3: the module table, parsed imports, edges and closures."""
@@ -281,6 +305,13 @@ class _Build:
             closures=closures,
         )
         save_state(self.state_path, new_state)
+        # The head last: a crash before it leaves the old head, which the
+        # next build does not trust blindly (the scan finds the changes).
+        save_head(self.head_path, BuildHead(
+            toolchain=self.toolchain, config=config_digest, manifest=manifest_digest,
+            layer=layer[1] if layer else None, modules=len(modules),
+            routes={p: r.bundle for p, r in route_records.items()},
+        ))
         save_stat_cache(self.stat_path, new_stat)
         built = sum(1 for p in route_records if p in self.rebuilt_routes)
         return BuildResult(
@@ -379,12 +410,21 @@ class _Build:
         jobs: list[tuple[str, str]] = []
         job_module: dict[str, str] = {}
         keys: dict[str, str] = {}
+        same_toolchain = state.toolchain == self.toolchain
         for name, m in modules.items():
             digest = digests[m.path]
+            old = state.modules.get(name)
+            if same_toolchain and old is not None and old.source == digest and old.path == m.path \
+                    and self.present(old.pyc):
+                # The last build's output for the same (source, path,
+                # toolchain): the action cache would say the same, and
+                # skipping the key saves most of a 20,000-module no-change.
+                pyc[name] = old.pyc
+                continue
             key = action_key("compile", digest, m.path, self.tc_key)
             keys[name] = key
             out = self.actions.get(key)
-            if out is not None and self.store.has(out):
+            if out is not None and self.present(out):
                 pyc[name] = out
                 continue
             jobs.append((m.path, digest))
@@ -442,19 +482,36 @@ class _Build:
 
         records: dict[str, RouteRecord] = {}
         self.rebuilt_routes: set[str] = set()
+        same_toolchain = state.toolchain == self.toolchain
+        changed = {n for n, d in pyc.items() if (old := state.modules.get(n)) is None or old.pyc != d}
         for pattern, route in routes.items():
-            closure = [modules[n] for n in closures[pattern]]
+            closure_names = closures[pattern]
+            old = state.routes.get(pattern)
+            if (
+                same_toolchain
+                and old is not None
+                and old.module == route.module.name
+                and old.entry == entries[pattern]
+                and state.closures.get(pattern) == closure_names
+                and changed.isdisjoint(closure_names)
+                and self.present(old.bundle)
+            ):
+                # No member's compiled bytes changed: the bundle stands
+                # (early cutoff), without even computing its key.
+                records[pattern] = old
+                continue
+            closure = [modules[n] for n in closure_names]
             meta, members = bundle_inputs(route, entries[pattern], closure, pyc)
             key = action_key("bundle", meta, members, self.tc_key)
             out = self.actions.get(key)
-            if out is not None and self.store.has(out):
-                records[pattern] = RouteRecord(module=route.module.name, entry=meta.entry, bundle=out, members=members)
+            if out is not None and self.present(out):
+                records[pattern] = RouteRecord(module=route.module.name, entry=meta.entry, bundle=out)
                 continue
             self.explain_bundle(pattern, members, out, state)
             data, digest = self.make_bundle(meta, members, closure, pyc)
             self.new_objects[digest] = data
             self.new_actions[key] = digest
-            records[pattern] = RouteRecord(module=route.module.name, entry=meta.entry, bundle=digest, members=members)
+            records[pattern] = RouteRecord(module=route.module.name, entry=meta.entry, bundle=digest)
             self.rebuilt_routes.add(pattern)
         return records
 
@@ -489,6 +546,8 @@ class _Build:
     def explain_bundle(self, pattern: str, members: list[tuple[str, str]], cached_out: str | None, state: BuildState) -> None:
         if not self.explain_on:
             return
+        from vega_dag.bundle.routes import archive_name_of
+
         old = state.routes.get(pattern)
         if cached_out is not None:
             self.why(f"route {pattern}: cached bundle {_short(cached_out)} is missing from the store")
@@ -496,7 +555,12 @@ class _Build:
         if old is None:
             self.why(f"route {pattern}: new route")
             return
-        before, after = dict(old.members), dict(members)
+        before = {
+            archive_name_of(n, rec.path): rec.pyc
+            for n in state.closures.get(pattern, [])
+            if (rec := state.modules.get(n)) is not None
+        }
+        after = dict(members)
         changed = sorted(n for n in after if n in before and before[n] != after[n])
         added = sorted(set(after) - set(before))
         removed = sorted(set(before) - set(after))
@@ -520,7 +584,7 @@ class _Build:
         pins = read_lock(lock)
         key = action_key("layer", pins, target_tag())
         out = self.actions.get(key)
-        if out is not None and self.store.has(out):
+        if out is not None and self.present(out):
             return key, out
         self.why(f"layer: {'lock changed' if state.layer else 'first build of'} {lock.name} ({len(pins)} pins)")
         digest = self.store.put_loose(build_layer(pins, lock))

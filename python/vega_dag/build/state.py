@@ -15,7 +15,7 @@ import msgspec
 from vega_dag.compile.toolchain import Toolchain
 from vega_dag.store.objects import write_durably
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 #: (module, level, names, line, type_checking, guarded, in_function)
 ImportTuple = tuple[str, int, list[str], int, bool, bool, bool]
@@ -37,7 +37,19 @@ class RouteRecord(msgspec.Struct, array_like=True, frozen=True):
     module: str
     entry: str
     bundle: str
-    members: list[tuple[str, str]]
+
+
+class BuildHead(msgspec.Struct):
+    """The small part of the state a no-op build reads (``head.msgpack``)."""
+
+    version: int = STATE_VERSION
+    toolchain: Toolchain | None = None
+    config: str = ""
+    manifest: str | None = None
+    layer: str | None = None
+    modules: int = 0
+    #: route pattern → bundle digest
+    routes: dict[str, str] = {}
 
 
 class BuildState(msgspec.Struct):
@@ -56,7 +68,20 @@ class BuildState(msgspec.Struct):
 
 
 _decoder = msgspec.msgpack.Decoder(BuildState)
+_head_decoder = msgspec.msgpack.Decoder(BuildHead)
 _encoder = msgspec.msgpack.Encoder()
+
+
+def load_head(path: Path) -> BuildHead:
+    try:
+        head = _head_decoder.decode(path.read_bytes())
+    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+        return BuildHead()
+    return head if head.version == STATE_VERSION else BuildHead()
+
+
+def save_head(path: Path, head: BuildHead) -> None:
+    write_durably(path, _encoder.encode(head), sync=False)
 
 
 def load_state(path: Path) -> BuildState:
@@ -68,4 +93,4 @@ def load_state(path: Path) -> BuildState:
 
 
 def save_state(path: Path, state: BuildState) -> None:
-    write_durably(path, _encoder.encode(state))
+    write_durably(path, _encoder.encode(state), sync=False)

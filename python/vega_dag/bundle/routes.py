@@ -21,8 +21,8 @@ from vega_dag import _core
 from vega_dag.errors import VegaError
 from vega_dag.graph.modules import Module, Route
 
-#: Bump when the bundle layout changes.
-BUNDLE_FORMAT = 1
+#: Bump when the bundle layout or its packing changes: it is in every bundle key.
+BUNDLE_FORMAT = 2
 ENTRY_POINTS = ("app", "handler")
 
 
@@ -48,6 +48,11 @@ def archive_name(module: Module) -> str:
     return f"{base}/__init__.pyc" if module.is_package else f"{base}.pyc"
 
 
+def archive_name_of(name: str, path: str) -> str:
+    """``archive_name`` of the module ``name`` whose source is ``path``."""
+    return archive_name(Module(name=name, path=path, is_package=path.endswith("/__init__.py")))
+
+
 class RouteMeta(msgspec.Struct, frozen=True):
     pattern: str
     module: str
@@ -68,5 +73,7 @@ def build_bundle(meta: RouteMeta, members: list[tuple[str, str]], pyc_bytes: dic
     entries: list[tuple[str, bytes]] = [("__vega__/route.json", msgspec.json.encode(meta, order="sorted"))]
     entries.extend((name, pyc_bytes[digest]) for name, digest in members)
     # A fixed epoch, not SOURCE_DATE_EPOCH: a bundle must not depend on the
-    # environment it was built in (as pex does, pex#722).
-    return _core.build_archive(entries, epoch=_core.DEFAULT_ARCHIVE_EPOCH)
+    # environment it was built in (as pex does, pex#722). Entries are stored,
+    # not deflated: one shared module sits in many bundles, and an edit to it
+    # rebuilds them all, so a bundle must cost a copy, not a compression.
+    return _core.build_archive(entries, epoch=_core.DEFAULT_ARCHIVE_EPOCH, compress=False)

@@ -32,18 +32,30 @@ def components(graph: nx.DiGraph) -> list[list[str]]:
 
 
 def closures(graph: nx.DiGraph, roots: Iterable[str]) -> dict[str, list[str]]:
-    """root → sorted list of every module reachable from it, itself included."""
+    """root → sorted list of every module reachable from it, itself included.
+
+    One walk per root over the condensation: memory stays proportional to
+    the closures asked for, not to every module's reach.
+    """
     dag = nx.condensation(graph)
-    members: dict[int, set[str]] = {n: dag.nodes[n]["members"] for n in dag.nodes}
-    reach: dict[int, frozenset[str]] = {}
-    # Reverse topological order: every successor's closure is known first.
-    for node in reversed(list(nx.topological_sort(dag))):
-        acc = set(members[node])
-        for succ in dag.successors(node):
-            acc |= reach[succ]
-        reach[node] = frozenset(acc)
     mapping = dag.graph["mapping"]
-    return {root: sorted(reach[mapping[root]]) for root in roots}
+    members = {n: dag.nodes[n]["members"] for n in dag.nodes}
+    successors = {n: list(dag.successors(n)) for n in dag.nodes}
+    out: dict[str, list[str]] = {}
+    for root in roots:
+        start = mapping[root]
+        seen = {start}
+        stack = [start]
+        found: list[str] = []
+        while stack:
+            node = stack.pop()
+            found.extend(members[node])
+            for succ in successors[node]:
+                if succ not in seen:
+                    seen.add(succ)
+                    stack.append(succ)
+        out[root] = sorted(found)
+    return out
 
 
 def dependents(closure_of: Mapping[str, Iterable[str]], module: str) -> list[str]:

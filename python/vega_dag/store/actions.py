@@ -54,5 +54,5 @@ class ActionCache:
 
     def save(self) -> None:
         if self.dirty and self._data is not None:
-            write_durably(self.path, _encoder.encode(self._data))
+            write_durably(self.path, _encoder.encode(self._data), sync=False)
             self.dirty = False

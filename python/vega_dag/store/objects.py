@@ -64,32 +64,45 @@ _index_decoder = msgspec.msgpack.Decoder(PackIndex)
 _encoder = msgspec.msgpack.Encoder()
 
 
-def write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via temp file, fsync and rename."""
+def write_durably(path: Path, data: bytes | bytearray | memoryview, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` via temp file, fsync and rename.
+
+    A reader sees the old file or the new one, never a part. With
+    ``sync=False`` the fsyncs are skipped: for caches and state that are
+    rebuilt when lost (after a crash they may be empty, never wrong), where
+    two fsyncs would cost more than the rest of an incremental build.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    # The rename is durable once the directory entry is.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if sync:
+        # The rename is durable once the directory entry is.
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._packs = str(root / "packs")
         self._index: PackIndex | None = None
         self._maps: dict[str, mmap.mmap | bytes] = {}
+        #: Objects already read and verified by this process.
+        self._verified: dict[str, bytes] = {}
+        #: Objects found damaged by this process: a put replaces them.
+        self._damaged: set[str] = set()
 
     # -- layout ---------------------------------------------------------------
     def loose_path(self, digest: str) -> Path:
@@ -131,7 +144,7 @@ class ObjectStore:
     def _pack_bytes(self, name: str) -> mmap.mmap | bytes:
         data = self._maps.get(name)
         if data is None:
-            with open(self.root / "packs" / name, "rb") as f:
+            with open(os.path.join(self._packs, name), "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
             self._maps[name] = data
@@ -139,9 +152,11 @@ class ObjectStore:
 
     def get(self, digest: str) -> bytes:
         """The object's bytes, verified; raises Missing/CorruptObjectError."""
+        known = self._verified.get(digest)
+        if known is not None:
+            return known
         loc = self.index.objects.get(digest)
         if loc is not None:
-            where = f"{self.root / 'packs' / loc.pack}@{loc.offset}"
             try:
                 data = bytes(self._pack_bytes(loc.pack)[loc.offset : loc.offset + loc.length])
             except FileNotFoundError:
@@ -149,7 +164,10 @@ class ObjectStore:
             if data is not None:
                 actual = _core.hash_bytes(data)
                 if actual != digest:
+                    self._damaged.add(digest)
+                    where = f"{os.path.join(self._packs, loc.pack)}@{loc.offset}"
                     raise CorruptObjectError(digest, where, actual)
+                self._verified[digest] = data
                 return data
         path = self.loose_path(digest)
         try:
@@ -158,7 +176,9 @@ class ObjectStore:
             raise MissingObjectError(digest, self.root) from None
         actual = _core.hash_bytes(data)
         if actual != digest:
+            self._damaged.add(digest)
             raise CorruptObjectError(digest, str(path), actual)
+        self._verified[digest] = data
         return data
 
     def verified(self, digest: str) -> bool:
@@ -182,20 +202,23 @@ class ObjectStore:
         The caller vouches for the digests (they were computed from the same
         bytes); large objects go loose.
         """
-        body = bytearray()
+        chunks: list[bytes] = []
+        size = 0
         locations: dict[str, tuple[int, int]] = {}
         for digest, data in objects:
-            if digest in locations:
+            if digest in locations or (digest in self.index.objects and digest not in self._damaged):
                 continue
             if len(data) >= LOOSE_THRESHOLD:
                 self.put_loose(data)
                 continue
-            locations[digest] = (len(body), len(data))
-            body += data
+            locations[digest] = (size, len(data))
+            chunks.append(data)
+            size += len(data)
         if not locations:
             return
-        name = _core.hash_bytes(bytes(body)).removeprefix(_core.DIGEST_PREFIX)[:32] + ".pack"
-        write_durably(self.root / "packs" / name, bytes(body))
+        body = b"".join(chunks)
+        name = _core.hash_bytes(body).removeprefix(_core.DIGEST_PREFIX)[:32] + ".pack"
+        write_durably(self.root / "packs" / name, body)
         index = self.index
         for digest, (offset, length) in locations.items():
             index.objects[digest] = PackLocation(name, offset, length)
