@@ -29,8 +29,18 @@ def unpacked_wheel(name: str, version: str) -> Path:
     found = list(wheels.glob(f"{name}-{version}-*.whl"))
     if not found:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--only-binary=:all:", "-d", str(wheels), f"{name}=={version}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(wheels),
+                f"{name}=={version}",
+            ],
             check=True,
         )
         found = list(wheels.glob(f"{name}-{version}-*.whl"))

@@ -1,6 +1,6 @@
 """Print each benchmark group's figures as ratios against its peer tool.
 
-    python benches/report.py .benchmarks/latest.json
+python benches/report.py .benchmarks/latest.json
 """
 
 from __future__ import annotations
@@ -22,14 +22,18 @@ PAIRS: dict[str, list[tuple[str, str]]] = {
 
 
 def main(path: str) -> None:
-    data = json.load(open(path))
+    with open(path) as f:
+        data = json.load(f)
     by_group: dict[str, dict[str, dict]] = defaultdict(dict)
     for bench in data["benchmarks"]:
         by_group[bench["group"]][bench["name"].split("[")[0]] = bench["stats"]
     for group, benches in sorted(by_group.items()):
         print(f"## {group}")
         for name, stats in sorted(benches.items(), key=lambda kv: kv[1]["median"]):
-            print(f"  {name:40s} median {stats['median'] * 1000:9.1f} ms   min {stats['min'] * 1000:9.1f} ms")
+            print(
+                f"  {name:40s} median {stats['median'] * 1000:9.1f} ms"
+                f"   min {stats['min'] * 1000:9.1f} ms"
+            )
         for ours, peer in PAIRS.get(group, []):
             if ours in benches and peer in benches:
                 ratio = benches[peer]["median"] / benches[ours]["median"]

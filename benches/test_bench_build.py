@@ -68,8 +68,9 @@ def test_build_217_three_changed(benchmark, p217: GeneratedProject):
 
 @pytest.mark.benchmark(group="build-20k-noop")
 def test_build_20k_noop(benchmark, p20k: GeneratedProject):
-    benchmark.pedantic(run, args=(VEGA, "build", "-q", str(p20k.root)), rounds=3 if SMOKE else 10,
-                       warmup_rounds=1)
+    benchmark.pedantic(
+        run, args=(VEGA, "build", "-q", str(p20k.root)), rounds=3 if SMOKE else 10, warmup_rounds=1
+    )
 
 
 @pytest.mark.benchmark(group="build-20k-10changed")
@@ -78,6 +79,7 @@ def test_build_20k_ten_changed(benchmark, p20k: GeneratedProject):
 
 
 # -- a real code base, cold ------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def real_tree(real_py_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -98,32 +100,52 @@ def without(root: Path, name: str):
                 shutil.rmtree(cache)
         else:
             shutil.rmtree(root / name, ignore_errors=True)
+
     return setup
 
 
 @pytest.mark.benchmark(group="build-real-cold")
 def test_vega_build_real_cold(benchmark, real_tree: Path):
-    benchmark.pedantic(run, args=(VEGA, "build", "-q", str(real_tree)), setup=without(real_tree, ".vega"),
-                       rounds=1 if SMOKE else 3)
+    benchmark.pedantic(
+        run,
+        args=(VEGA, "build", "-q", str(real_tree)),
+        setup=without(real_tree, ".vega"),
+        rounds=1 if SMOKE else 3,
+    )
 
 
 @pytest.mark.benchmark(group="build-real-cold")
 def test_compileall_real_cold(benchmark, real_tree: Path):
-    cmd = (sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash",
-           str(real_tree))
-    benchmark.pedantic(run, args=cmd, setup=without(real_tree, "__pycache__"), rounds=1 if SMOKE else 3)
+    cmd = (
+        sys.executable,
+        "-m",
+        "compileall",
+        "-q",
+        "-j0",
+        "--invalidation-mode",
+        "checked-hash",
+        str(real_tree),
+    )
+    benchmark.pedantic(
+        run, args=cmd, setup=without(real_tree, "__pycache__"), rounds=1 if SMOKE else 3
+    )
 
 
 @pytest.mark.benchmark(group="graph-real-cold")
 def test_vega_graph_real_cold(benchmark, real_tree: Path, tmp_path: Path):
     out = tmp_path / "graph.dot"
-    benchmark.pedantic(run, args=(VEGA, "graph", str(real_tree), "-o", str(out)),
-                       setup=without(real_tree, ".vega"), rounds=1 if SMOKE else 5)
+    benchmark.pedantic(
+        run,
+        args=(VEGA, "graph", str(real_tree), "-o", str(out)),
+        setup=without(real_tree, ".vega"),
+        rounds=1 if SMOKE else 5,
+    )
     assert out.read_text().startswith("digraph")
 
 
 @pytest.mark.benchmark(group="graph-real-cold")
 def test_ruff_analyze_graph_real_cold(benchmark, real_tree: Path):
     ruff = shutil.which("ruff") or str(BIN / "ruff")
-    benchmark.pedantic(run, args=(ruff, "analyze", "graph", str(real_tree)),
-                       rounds=1 if SMOKE else 5)
+    benchmark.pedantic(
+        run, args=(ruff, "analyze", "graph", str(real_tree)), rounds=1 if SMOKE else 5
+    )

@@ -33,8 +33,12 @@ def run(cmd: list[str]) -> None:
 
 @pytest.mark.benchmark(group="hash-process")
 def test_vega_dag_hash_process(benchmark, file_list: Path):
-    benchmark.pedantic(run, args=(["vega-dag", "hash", "-q", "--from-file", str(file_list)],),
-                       rounds=ROUNDS, warmup_rounds=1)
+    benchmark.pedantic(
+        run,
+        args=(["vega-dag", "hash", "-q", "--from-file", str(file_list)],),
+        rounds=ROUNDS,
+        warmup_rounds=1,
+    )
 
 
 @pytest.mark.benchmark(group="hash-process")

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 
-def run_python(code: str, *, cwd: Path, env: dict[str, str] | None = None, umask: int | None = None):
+def run_python(
+    code: str, *, cwd: Path, env: dict[str, str] | None = None, umask: int | None = None
+):
     """Run ``code`` in a fresh interpreter with the given cwd, env overrides and umask."""
     full_env = {**os.environ, **(env or {})}
 

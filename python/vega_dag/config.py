@@ -37,7 +37,9 @@ class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class RolloutConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     canary: str = "fra"
     #: Waves after (and including) the canary; "*" means every other region.
-    waves: list[list[str]] = msgspec.field(default_factory=lambda: [["fra"], ["iad", "sfo", "lhr"], ["*"]])
+    waves: list[list[str]] = msgspec.field(
+        default_factory=lambda: [["fra"], ["iad", "sfo", "lhr"], ["*"]]
+    )
     regions: int = 24
 
 
@@ -109,7 +111,9 @@ def load_config(root: Path) -> ProjectConfig:
         raise ConfigError(source or root, f"{where} {err}".strip()) from err
     if vega.optimize not in (0, 1, 2):
         raise ConfigError(source or root, f"optimize must be 0, 1 or 2, not {vega.optimize}")
-    for rel in [vega.routes, *vega.source_roots, vega.store]:
+    # The lock too: the scan that notices changes covers the project only, so
+    # an edit to a lock outside it would leave a no-op build serving a stale layer.
+    for rel in [vega.routes, *vega.source_roots, vega.store, *([vega.lock] if vega.lock else [])]:
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
             raise ConfigError(source or root, f"{rel!r} must be a path inside the project")
     return ProjectConfig(root=root, source=source, vega=vega)

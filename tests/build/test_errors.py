@@ -7,6 +7,7 @@ the fix succeeds.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -173,6 +174,17 @@ def test_bad_tool_vega_key(project):
     assert "pyproject.toml: optimize must be 0, 1 or 2, not 3" in result.output
 
 
+@pytest.mark.parametrize("key", ["routes", "store", "lock"])
+def test_config_paths_must_stay_inside_the_project(project, key):
+    # A lock outside the project is outside the scan: a no-op build would not
+    # notice it change and would serve a stale layer.
+    (project / "pyproject.toml").write_text(f'[tool.vega]\n{key} = "../elsewhere"\n')
+    result = cli(project)
+    assert result.exit_code == 1
+    where = project.resolve() / "pyproject.toml"
+    assert f"{where}: '../elsewhere' must be a path inside the project" in result.output
+
+
 def test_file_changed_mid_build(project):
     target = project / "lib/db.py"
 
@@ -304,18 +316,26 @@ def test_damaged_bundle_is_never_served(project, tmp_path):
     assert again.manifest == first.manifest == fresh_manifest(project, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="builds check cached bundles with store.has(), not by reading them (verifying every "
-    "bundle costs ~1 s on a 2000-module project), so a damaged bundle is only rebuilt when "
-    "its inputs change",
-)
-def test_damaged_bundle_is_rebuilt_by_the_next_build(project):
+@pytest.mark.parametrize("damaged", ["bundle", "module"])
+def test_verify_rebuilds_damaged_outputs(project, tmp_path, damaged):
     first = build(project)
-    _damage(project, first.routes["/api/items"])
-    (project / "lib/unused.py").write_text("X = 3\n")  # any change: not a no-op build
-    again = build(project)
-    ObjectStore(project / ".vega").get(again.routes["/api/items"])
+    state = load_state(project / ".vega/state/build.msgpack")
+    digest = first.routes["/api/items"] if damaged == "bundle" else state.modules["lib.db"].pyc
+    _damage(project, digest)
+
+    result = cli(project, "--verify", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    if damaged == "bundle":
+        assert (data["modules_compiled"], data["bundles_built"]) == (0, 1)
+    else:
+        assert (data["compiled"], data["bundles_built"]) == (["lib/db.py"], 0)
+    assert data["routes"] == first.routes
+    assert data["manifest"] == first.manifest == fresh_manifest(project, tmp_path)
+    store = ObjectStore(project / ".vega")
+    assert _core.hash_bytes(store.get(digest)) == digest
+    for bundle in data["routes"].values():
+        store.get(bundle)
 
 
 def test_damaged_manifest_is_rebuilt(project, tmp_path):

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from vega_dag.build.pipeline import BuildError, build
+from vega_dag.build.state import load_state
 from vega_dag.cli import main
 
 FILES = {
@@ -203,12 +205,10 @@ def test_deleting_an_imported_module_names_each_importer(tree):
     assert again.manifest == first.manifest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an import of an unknown top-level name is presumed third-party (graph/resolve.py), "
-    "so deleting a top-level first-party module is not caught at build time",
-)
 def test_deleting_an_imported_top_level_module_is_an_error(project):
+    # Caught against the last build's module table (a name importable from
+    # nowhere that was first-party); an unknown top-level name in a fresh
+    # project is still presumed third-party.
     build(project)
     (project / "shared_c.py").unlink()
     with pytest.raises(BuildError) as info:
@@ -269,3 +269,38 @@ def test_cli_json_error(project):
     assert json.loads(result.stdout) == {
         "error": ["api/r1.py:2: imports 'shared_a.zzz', which is not a module of this project"]
     }
+
+
+def test_generated_project_touches(tmp_path):
+    """On 217 generated modules: comment edits rebuild nothing, code edits exactly their routes."""
+    benches = str(Path(__file__).resolve().parents[2] / "benches")
+    sys.path.insert(0, benches)
+    try:
+        from generate_project import generate as generate_project
+        from generate_project import touch_comment, touch_modules
+    finally:
+        sys.path.remove(benches)
+
+    project = generate_project(tmp_path / "gen", 217, seed=11)
+    first = build(project.root)
+    assert (first.modules_compiled, first.bundles_built) == (217, len(project.routes))
+
+    commented = touch_comment(project, 5, seed=1)
+    result = build(project.root)
+    assert result.compiled == sorted(p.relative_to(project.root).as_posix() for p in commented)
+    assert (result.modules_compiled, result.modules_cached) == (5, 212)
+    assert (result.bundles_built, result.routes) == (0, first.routes)
+
+    touched = touch_modules(project, 3, seed=2)
+    names = {
+        name
+        for name, rec in load_state(project.root / ".vega/state/build.msgpack").modules.items()
+        if project.root / rec.path in touched
+    }
+    closures = load_state(project.root / ".vega/state/build.msgpack").closures
+    expected = {pattern for pattern, closure in closures.items() if names & set(closure)}
+    assert expected
+    after = build(project.root)
+    assert (after.modules_compiled, after.modules_cached) == (3, 214)
+    assert after.bundles_built == len(expected)
+    assert changed_routes(result.routes, after.routes) == expected

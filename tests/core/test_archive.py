@@ -154,7 +154,7 @@ def test_corrupt_archives(tmp_path: Path):
         _core.list_archive(data[:-30])
     flipped = bytearray(data)
     flipped[45] ^= 0xFF
-    with pytest.raises(ArchiveFormatError, match="a.py"):
+    with pytest.raises(ArchiveFormatError, match=r"a\.py"):
         _core.read_archive(bytes(flipped))
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"not a zip at all, clearly" * 3)

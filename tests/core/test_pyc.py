@@ -75,7 +75,13 @@ def test_trailing_comment_compiles_to_identical_bytes():
 
 @pytest.mark.parametrize(
     "data",
-    [b"", HEADER[:10], HEADER + b"\xff", HEADER + marshal.dumps((1, 2))[:-1], b"\x00\x00\r\n" + HEADER[4:] + b"N"],
+    [
+        b"",
+        HEADER[:10],
+        HEADER + b"\xff",
+        HEADER + marshal.dumps((1, 2))[:-1],
+        b"\x00\x00\r\n" + HEADER[4:] + b"N",
+    ],
     ids=["empty", "short-header", "unknown-type", "truncated", "bad-magic"],
 )
 def test_bad_bytecode_is_a_specific_error(data: bytes):

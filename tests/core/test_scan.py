@@ -35,7 +35,7 @@ def test_sorted_bytewise_posix_and_ignored(tree):
     result = _core.scan_tree(root)
     assert names(result) == ["B.py", "a.py", "b/z.py", "é.py"]
     assert names(result) == sorted(names(result), key=lambda s: s.encode())
-    path, size, mtime_ns, mode, inode, ctime_ns = result.files[1]
+    _path, size, mtime_ns, mode, inode, ctime_ns = result.files[1]
     st = os.stat(root / "a.py")
     assert (size, mtime_ns, inode, ctime_ns) == (1, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     assert mode == st.st_mode

@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
-
-from typing import TYPE_CHECKING
 
 from vega_dag import _core
 from vega_dag.build.state import (
@@ -134,7 +133,10 @@ def _check_skipped(changes: _core.Changes) -> list[str]:
     problems = []
     for path, target, reason in changes.skipped:
         if reason == "symlink-outside-root":
-            problems.append(f"{path}: symlink to {target} leaves the project; copy the file in or remove the link")
+            problems.append(
+                f"{path}: symlink to {target} leaves the project; "
+                "copy the file in or remove the link"
+            )
         elif reason == "broken-symlink" and path.endswith(".py"):
             problems.append(f"{path}: broken symlink (to {target})")
         elif reason == "non-utf8-name" and path.endswith(".py"):
@@ -166,6 +168,18 @@ def build(
         return b.run()
 
 
+#: Bump when import resolution changes: cached edges are then recomputed.
+RESOLVER_VERSION = 2
+
+
+def _deleted_top_levels(state: BuildState, first_party: set[str]) -> set[str]:
+    """Top-level names that were first-party last build and are importable from nowhere now."""
+    import importlib.util
+
+    gone = {name.partition(".")[0] for name in state.modules} - first_party
+    return {name for name in gone if importlib.util.find_spec(name) is None}
+
+
 def analyze_project(root: Path) -> Analysis:
     """Scan, parse and resolve the project without compiling or writing anything.
 
@@ -182,8 +196,15 @@ def analyze_project(root: Path) -> Analysis:
 
 
 class _Build:
-    def __init__(self, config: ProjectConfig, store: ObjectStore, explain: bool, workers: int | None,
-                 reporter: Reporter, started: float) -> None:
+    def __init__(
+        self,
+        config: ProjectConfig,
+        store: ObjectStore,
+        explain: bool,
+        workers: int | None,
+        reporter: Reporter,
+        started: float,
+    ) -> None:
         self.config = config
         self.root = config.root
         self.store = store
@@ -199,7 +220,13 @@ class _Build:
         self.new_actions: dict[str, str] = {}
         self.explained: list[str] = []
         self.verify = False
-        self.skip_dirs = [".git", "__pycache__", Path(config.vega.store).parts[0], ".venv", "node_modules"]
+        self.skip_dirs = [
+            ".git",
+            "__pycache__",
+            Path(config.vega.store).parts[0],
+            ".venv",
+            "node_modules",
+        ]
 
     def present(self, digest: str) -> bool:
         """Whether the store holds ``digest`` (read back and checked, with --verify)."""
@@ -232,10 +259,15 @@ class _Build:
             if changes.hashed:
                 save_stat_cache(self.stat_path, new_stat)
             return BuildResult(
-                manifest=head.manifest, modules_compiled=0, modules_cached=head.modules,
-                bundles_built=0, bundles_cached=len(head.routes),
+                manifest=head.manifest,
+                modules_compiled=0,
+                modules_cached=head.modules,
+                bundles_built=0,
+                bundles_cached=len(head.routes),
                 seconds=time.perf_counter() - self.started,
-                routes=head.routes, layer=head.layer, noop=True,
+                routes=head.routes,
+                layer=head.layer,
+                noop=True,
             )
         return self.rebuild(changes, new_stat, load_state(self.state_path), config_digest)
 
@@ -248,14 +280,20 @@ class _Build:
         modules = module_table(sorted(digests), vega.source_roots, vega.routes)
         routes = route_table(modules, vega.routes)
         module_set = _core.hash_bytes(
-            msgspec.json.encode(sorted((m.name, m.path, m.is_package) for m in modules.values()))
+            msgspec.json.encode(
+                [RESOLVER_VERSION, sorted((m.name, m.path, m.is_package) for m in modules.values())]
+            )
         )
         parsed = self.parse(modules, digests, state)
         deps = self.resolve(modules, digests, parsed, state, module_set)
         closures = self.closures(routes, deps, state)
-        return Analysis(modules, routes, digests, parsed, deps, closures, module_set, self.edges_digest)
+        return Analysis(
+            modules, routes, digests, parsed, deps, closures, module_set, self.edges_digest
+        )
 
-    def rebuild(self, changes: _core.Changes, new_stat: object, state: BuildState, config_digest: str) -> BuildResult:
+    def rebuild(
+        self, changes: _core.Changes, new_stat: object, state: BuildState, config_digest: str
+    ) -> BuildResult:
         from vega_dag.build.manifest import MANIFEST_SCHEMA, Manifest, RouteEntry
 
         a = self.analyze(changes, state)
@@ -279,7 +317,13 @@ class _Build:
             config=config_digest,
             layer=layer[1] if layer else None,
             routes=[
-                RouteEntry(pattern=p, module=r.module, file=modules[r.module].path, entry=r.entry, bundle=r.bundle)
+                RouteEntry(
+                    pattern=p,
+                    module=r.module,
+                    file=modules[r.module].path,
+                    entry=r.entry,
+                    bundle=r.bundle,
+                )
                 for p, r in sorted(route_records.items())
             ],
             env=dict(sorted(vega.env.items())),
@@ -294,11 +338,17 @@ class _Build:
             self.actions.put(key, out)
         self.actions.save()
         new_state = BuildState(
-            toolchain=self.toolchain, config=config_digest, module_set=module_set,
-            edges=self.edges_digest, manifest=manifest_digest, layer=layer,
+            toolchain=self.toolchain,
+            config=config_digest,
+            module_set=module_set,
+            edges=self.edges_digest,
+            manifest=manifest_digest,
+            layer=layer,
             parsed={d: parsed[d] for d in {digests[m.path] for m in modules.values()}},
             modules={
-                name: ModuleRecord(path=m.path, source=digests[m.path], pyc=pyc[name], deps=deps[name])
+                name: ModuleRecord(
+                    path=m.path, source=digests[m.path], pyc=pyc[name], deps=deps[name]
+                )
                 for name, m in sorted(modules.items())
             },
             routes=route_records,
@@ -307,11 +357,17 @@ class _Build:
         save_state(self.state_path, new_state)
         # The head last: a crash before it leaves the old head, which the
         # next build does not trust blindly (the scan finds the changes).
-        save_head(self.head_path, BuildHead(
-            toolchain=self.toolchain, config=config_digest, manifest=manifest_digest,
-            layer=layer[1] if layer else None, modules=len(modules),
-            routes={p: r.bundle for p, r in route_records.items()},
-        ))
+        save_head(
+            self.head_path,
+            BuildHead(
+                toolchain=self.toolchain,
+                config=config_digest,
+                manifest=manifest_digest,
+                layer=layer[1] if layer else None,
+                modules=len(modules),
+                routes={p: r.bundle for p, r in route_records.items()},
+            ),
+        )
         save_stat_cache(self.stat_path, new_stat)
         built = sum(1 for p in route_records if p in self.rebuilt_routes)
         return BuildResult(
@@ -327,7 +383,9 @@ class _Build:
             explain=self.explained,
         )
 
-    def parse(self, modules: dict[str, Module], digests: dict[str, str], state: BuildState) -> dict[str, Parsed]:
+    def parse(
+        self, modules: dict[str, Module], digests: dict[str, str], state: BuildState
+    ) -> dict[str, Parsed]:
         parsed = dict(state.parsed)
         todo: dict[str, str] = {}
         for m in modules.values():
@@ -343,7 +401,12 @@ class _Build:
             except VegaError as err:
                 raise BuildError([str(err)]) from None
             except FileNotFoundError as err:
-                raise BuildError([f"{Path(err.filename).relative_to(self.root)}: vanished during the build; run the build again"]) from None
+                raise BuildError(
+                    [
+                        f"{Path(err.filename).relative_to(self.root)}: vanished during the build; "
+                        "run the build again"
+                    ]
+                ) from None
             problems = []
             for path, (digest, imports, names) in zip(paths, results, strict=True):
                 if digest != digests[path]:
@@ -354,8 +417,14 @@ class _Build:
                 raise BuildError(problems)
         return parsed
 
-    def resolve(self, modules: dict[str, Module], digests: dict[str, str], parsed: dict[str, Parsed],
-                state: BuildState, module_set: str) -> dict[str, list[str]]:
+    def resolve(
+        self,
+        modules: dict[str, Module],
+        digests: dict[str, str],
+        parsed: dict[str, Parsed],
+        state: BuildState,
+        module_set: str,
+    ) -> dict[str, list[str]]:
         from vega_dag.graph.modules import top_level_packages
         from vega_dag.graph.resolve import ImportStmt, package_names, resolve_imports
 
@@ -365,12 +434,22 @@ class _Build:
         problems = []
         for name, m in modules.items():
             old = state.modules.get(name)
-            if same_set and old is not None and old.source == digests[m.path] and old.path == m.path:
+            if (
+                same_set
+                and old is not None
+                and old.source == digests[m.path]
+                and old.path == m.path
+            ):
                 deps[name] = old.deps
                 continue
             if packages is None:
                 packages = package_names(modules)
-                first_party = top_level_packages(modules, list(digests), self.config.vega.source_roots)
+                first_party = top_level_packages(
+                    modules, list(digests), self.config.vega.source_roots
+                )
+                # A top-level module deleted since the last build would
+                # otherwise pass for a third-party import of the same name.
+                first_party |= _deleted_top_levels(state, first_party)
             imports = [ImportStmt(*t) for t in parsed[digests[m.path]].imports]
             targets, errors = resolve_imports(m, imports, modules, packages, first_party or set())
             deps[name] = targets
@@ -380,7 +459,9 @@ class _Build:
         self.edges_digest = _core.hash_bytes(msgspec.json.encode(sorted(deps.items())))
         return deps
 
-    def entry_points(self, routes: dict[str, Route], digests: dict[str, str], parsed: dict[str, Parsed]) -> dict[str, str]:
+    def entry_points(
+        self, routes: dict[str, Route], digests: dict[str, str], parsed: dict[str, Parsed]
+    ) -> dict[str, str]:
         from vega_dag.bundle.routes import entry_point
 
         entries, problems = {}, []
@@ -393,7 +474,9 @@ class _Build:
             raise BuildError(problems)
         return entries
 
-    def closures(self, routes: dict[str, Route], deps: dict[str, list[str]], state: BuildState) -> dict[str, list[str]]:
+    def closures(
+        self, routes: dict[str, Route], deps: dict[str, list[str]], state: BuildState
+    ) -> dict[str, list[str]]:
         wanted = {p: r.module.name for p, r in routes.items()}
         if state.edges == self.edges_digest and set(state.closures) == set(wanted):
             return state.closures
@@ -403,7 +486,9 @@ class _Build:
         by_module = closures(import_graph(deps), sorted(set(wanted.values())))
         return {p: by_module[m] for p, m in sorted(wanted.items())}
 
-    def compile(self, modules: dict[str, Module], digests: dict[str, str], state: BuildState) -> dict[str, str]:
+    def compile(
+        self, modules: dict[str, Module], digests: dict[str, str], state: BuildState
+    ) -> dict[str, str]:
         from vega_dag.compile.pool import compile_all
 
         pyc: dict[str, str] = {}
@@ -414,8 +499,13 @@ class _Build:
         for name, m in modules.items():
             digest = digests[m.path]
             old = state.modules.get(name)
-            if same_toolchain and old is not None and old.source == digest and old.path == m.path \
-                    and self.present(old.pyc):
+            if (
+                same_toolchain
+                and old is not None
+                and old.source == digest
+                and old.path == m.path
+                and self.present(old.pyc)
+            ):
                 # The last build's output for the same (source, path,
                 # toolchain): the action cache would say the same, and
                 # skipping the key saves most of a 20,000-module no-change.
@@ -436,8 +526,13 @@ class _Build:
         if self.reporter.on_compile_start:
             self.reporter.on_compile_start(len(jobs))
         problems = []
-        for path, result in compile_all(str(self.root), sorted(jobs), self.config.vega.optimize,
-                                        workers=self.workers, on_done=self.reporter.on_compiled):
+        for path, result in compile_all(
+            str(self.root),
+            sorted(jobs),
+            self.config.vega.optimize,
+            workers=self.workers,
+            on_done=self.reporter.on_compiled,
+        ):
             if isinstance(result, VegaError):
                 problems.append(result)
                 continue
@@ -453,7 +548,9 @@ class _Build:
         self.compiled.sort()
         return pyc
 
-    def explain_module(self, name: str, m: Module, digest: str, cached_out: str | None, state: BuildState) -> None:
+    def explain_module(
+        self, name: str, m: Module, digest: str, cached_out: str | None, state: BuildState
+    ) -> None:
         if not self.explain_on:
             return
         old = state.modules.get(name)
@@ -464,7 +561,10 @@ class _Build:
         elif old.source != digest:
             self.why(f"{m.path}: source changed ({_short(old.source)} → {_short(digest)})")
         elif state.toolchain is not None and state.toolchain != self.toolchain:
-            self.why(f"{m.path}: toolchain changed ({'; '.join(self.toolchain.differences(state.toolchain))})")
+            self.why(
+                f"{m.path}: toolchain changed "
+                f"({'; '.join(self.toolchain.differences(state.toolchain))})"
+            )
         elif old.path != m.path:
             self.why(f"{m.path}: moved from {old.path}")
         else:
@@ -476,14 +576,23 @@ class _Build:
             data = self.store.get(digest)
         return data
 
-    def bundles(self, routes: dict[str, Route], entries: dict[str, str], closures: dict[str, list[str]],
-                modules: dict[str, Module], pyc: dict[str, str], state: BuildState) -> dict[str, RouteRecord]:
+    def bundles(
+        self,
+        routes: dict[str, Route],
+        entries: dict[str, str],
+        closures: dict[str, list[str]],
+        modules: dict[str, Module],
+        pyc: dict[str, str],
+        state: BuildState,
+    ) -> dict[str, RouteRecord]:
         from vega_dag.bundle.routes import bundle_inputs
 
         records: dict[str, RouteRecord] = {}
         self.rebuilt_routes: set[str] = set()
         same_toolchain = state.toolchain == self.toolchain
-        changed = {n for n, d in pyc.items() if (old := state.modules.get(n)) is None or old.pyc != d}
+        changed = {
+            n for n, d in pyc.items() if (old := state.modules.get(n)) is None or old.pyc != d
+        }
         for pattern, route in routes.items():
             closure_names = closures[pattern]
             old = state.routes.get(pattern)
@@ -505,18 +614,27 @@ class _Build:
             key = action_key("bundle", meta, members, self.tc_key)
             out = self.actions.get(key)
             if out is not None and self.present(out):
-                records[pattern] = RouteRecord(module=route.module.name, entry=meta.entry, bundle=out)
+                records[pattern] = RouteRecord(
+                    module=route.module.name, entry=meta.entry, bundle=out
+                )
                 continue
             self.explain_bundle(pattern, members, out, state)
             data, digest = self.make_bundle(meta, members, closure, pyc)
             self.new_objects[digest] = data
             self.new_actions[key] = digest
-            records[pattern] = RouteRecord(module=route.module.name, entry=meta.entry, bundle=digest)
+            records[pattern] = RouteRecord(
+                module=route.module.name, entry=meta.entry, bundle=digest
+            )
             self.rebuilt_routes.add(pattern)
         return records
 
-    def make_bundle(self, meta: object, members: list[tuple[str, str]], closure: list[Module],
-                    pyc: dict[str, str]) -> tuple[bytes, str]:
+    def make_bundle(
+        self,
+        meta: object,
+        members: list[tuple[str, str]],
+        closure: list[Module],
+        pyc: dict[str, str],
+    ) -> tuple[bytes, str]:
         from vega_dag.bundle.routes import RouteMeta, build_bundle
 
         assert isinstance(meta, RouteMeta)
@@ -536,21 +654,31 @@ class _Build:
                     self.why(f"{m.path}: stored output {_short(d)} is damaged; recompiled")
                     digest_src = _core.hash_file(self.root / m.path)
                     try:
-                        _, fresh = compile_file(str(self.root), m.path, digest_src, self.config.vega.optimize)
+                        _, fresh = compile_file(
+                            str(self.root), m.path, digest_src, self.config.vega.optimize
+                        )
                     except CompileError as err:
                         raise BuildError([str(err)]) from None
                     self.new_objects[d] = fresh
                     blobs[d] = fresh
         return build_bundle(meta, members, blobs)
 
-    def explain_bundle(self, pattern: str, members: list[tuple[str, str]], cached_out: str | None, state: BuildState) -> None:
+    def explain_bundle(
+        self,
+        pattern: str,
+        members: list[tuple[str, str]],
+        cached_out: str | None,
+        state: BuildState,
+    ) -> None:
         if not self.explain_on:
             return
         from vega_dag.bundle.routes import archive_name_of
 
         old = state.routes.get(pattern)
         if cached_out is not None:
-            self.why(f"route {pattern}: cached bundle {_short(cached_out)} is missing from the store")
+            self.why(
+                f"route {pattern}: cached bundle {_short(cached_out)} is missing from the store"
+            )
             return
         if old is None:
             self.why(f"route {pattern}: new route")
@@ -586,7 +714,10 @@ class _Build:
         out = self.actions.get(key)
         if out is not None and self.present(out):
             return key, out
-        self.why(f"layer: {'lock changed' if state.layer else 'first build of'} {lock.name} ({len(pins)} pins)")
+        self.why(
+            f"layer: {'lock changed' if state.layer else 'first build of'} {lock.name} "
+            f"({len(pins)} pins)"
+        )
         digest = self.store.put_loose(build_layer(pins, lock))
         self.new_actions[key] = digest
         return key, digest

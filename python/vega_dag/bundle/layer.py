@@ -19,7 +19,9 @@ from pathlib import Path
 from vega_dag import _core
 from vega_dag.errors import VegaError
 
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)\s*(;.*)?$")
+_PIN = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)\s*(;.*)?$"
+)
 #: Installer bookkeeping that names the machine or tool rather than the package.
 _SKIPPED_NAMES = {"RECORD", "INSTALLER", "direct_url.json", "REQUESTED"}
 
@@ -78,8 +80,17 @@ def build_layer(pins: list[tuple[str, str]], lock_path: Path) -> bytes:
     with tempfile.TemporaryDirectory(prefix="vega-layer-") as tmp:
         target = Path(tmp) / "site"
         cmd = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-deps", "--only-binary=:all:", "--no-compile", "--target", str(target),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--no-compile",
+            "--target",
+            str(target),
             *(f"{name}=={version}" for name, version in pins),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -18,11 +18,10 @@ from __future__ import annotations
 import msgspec
 
 from vega_dag import _core
+from vega_dag.bundle import BUNDLE_FORMAT
 from vega_dag.errors import VegaError
 from vega_dag.graph.modules import Module, Route
 
-#: Bump when the bundle layout or its packing changes: it is in every bundle key.
-BUNDLE_FORMAT = 2
 ENTRY_POINTS = ("app", "handler")
 
 
@@ -61,16 +60,24 @@ class RouteMeta(msgspec.Struct, frozen=True):
     format: int = BUNDLE_FORMAT
 
 
-def bundle_inputs(route: Route, entry: str, closure: list[Module], pyc_digest: dict[str, str]) -> tuple[RouteMeta, list[tuple[str, str]]]:
+def bundle_inputs(
+    route: Route, entry: str, closure: list[Module], pyc_digest: dict[str, str]
+) -> tuple[RouteMeta, list[tuple[str, str]]]:
     """What the bundle's bytes depend on: its metadata and (entry name, pyc digest)s."""
-    meta = RouteMeta(pattern=route.pattern, module=route.module.name, file=route.module.path, entry=entry)
+    meta = RouteMeta(
+        pattern=route.pattern, module=route.module.name, file=route.module.path, entry=entry
+    )
     members = sorted((archive_name(m), pyc_digest[m.name]) for m in closure)
     return meta, members
 
 
-def build_bundle(meta: RouteMeta, members: list[tuple[str, str]], pyc_bytes: dict[str, bytes]) -> tuple[bytes, str]:
+def build_bundle(
+    meta: RouteMeta, members: list[tuple[str, str]], pyc_bytes: dict[str, bytes]
+) -> tuple[bytes, str]:
     """The bundle's bytes and digest; ``pyc_bytes`` maps pyc digest → bytes."""
-    entries: list[tuple[str, bytes]] = [("__vega__/route.json", msgspec.json.encode(meta, order="sorted"))]
+    entries: list[tuple[str, bytes]] = [
+        ("__vega__/route.json", msgspec.json.encode(meta, order="sorted"))
+    ]
     entries.extend((name, pyc_bytes[digest]) for name, digest in members)
     # A fixed epoch, not SOURCE_DATE_EPOCH: a bundle must not depend on the
     # environment it was built in (as pex does, pex#722). Entries are stored,

@@ -18,8 +18,9 @@ PROGRESS_THRESHOLD = 200
 LIST_LIMIT = 20
 
 
-def run_build(path: Path, *, as_json: bool, quiet: bool, explain: bool, jobs: int | None,
-              verify: bool = False) -> BuildResult:
+def run_build(
+    path: Path, *, as_json: bool, quiet: bool, explain: bool, jobs: int | None, verify: bool = False
+) -> BuildResult:
     """Build with the CLI's progress display; exit 1 with the problems on failure."""
     reporter = Reporter()
     progress = None
@@ -81,13 +82,28 @@ def print_result(result: BuildResult, *, explain: bool) -> None:
 @project_path
 @json_output
 @quiet
-@click.option("--explain", is_flag=True, help="Say why each rebuilt module or bundle missed the cache.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Compile processes (default: cores).")
-@click.option("--verify", is_flag=True,
-              help="Read back every reused output and check its digest; rebuild damaged ones.")
-def build_cmd(path: Path, as_json: bool, quiet: bool, explain: bool, jobs: int | None, verify: bool) -> None:
+@click.option(
+    "--explain", is_flag=True, help="Say why each rebuilt module or bundle missed the cache."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Compile processes (default: cores).",
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Read back every reused output and check its digest; rebuild damaged ones.",
+)
+def build_cmd(
+    path: Path, as_json: bool, quiet: bool, explain: bool, jobs: int | None, verify: bool
+) -> None:
     """Build the project at PATH (default: .): compile what changed, bundle each route."""
-    result = run_build(path, as_json=as_json, quiet=quiet, explain=explain, jobs=jobs, verify=verify)
+    result = run_build(
+        path, as_json=as_json, quiet=quiet, explain=explain, jobs=jobs, verify=verify
+    )
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))
     elif not quiet:

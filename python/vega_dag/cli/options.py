@@ -12,5 +12,7 @@ project_path = click.argument(
     default=".",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
-json_output = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a stable interface).")
+json_output = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (a stable interface)."
+)
 quiet = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")

@@ -32,7 +32,9 @@ def _compile_one(root: str, job: Job, optimize: int) -> Outcome:
         return path, err
 
 
-def _compile_chunk(root: str, jobs: list[Job], optimize: int) -> list[tuple[str, bytes | tuple[str, str, int | None, str]]]:
+def _compile_chunk(
+    root: str, jobs: list[Job], optimize: int
+) -> list[tuple[str, bytes | tuple[str, str, int | None, str]]]:
     # Errors cross the process boundary as plain tuples: exception classes
     # with keyword-ful constructors do not pickle.
     out: list[tuple[str, bytes | tuple[str, str, int | None, str]]] = []
@@ -79,7 +81,9 @@ def compile_all(
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for chunk_result in pool.map(_compile_chunk, [root] * len(chunks), chunks, [optimize] * len(chunks)):
+        for chunk_result in pool.map(
+            _compile_chunk, [root] * len(chunks), chunks, [optimize] * len(chunks)
+        ):
             for path, value in chunk_result:
                 if on_done:
                     on_done(path)

@@ -2,7 +2,7 @@
 
 Anything that can change compiled output is in it: the interpreter
 implementation and version, the bytecode magic number, the optimisation
-level, and the version of vega-dag's own compile code. A cache hit across a
+level, the version of vega-dag's own compile code, and the bundle format. A cache hit across a
 toolchain change would be a wrong hit, so it is never partial.
 """
 
@@ -25,6 +25,8 @@ class Toolchain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     magic: str
     optimize: int
     compiler: str
+    #: The route bundle layout (see vega_dag.bundle.routes.BUNDLE_FORMAT).
+    bundle_format: int
     #: Extra source transforms as (name, version), in the order they run.
     steps: list[tuple[str, str]] = []
 
@@ -42,12 +44,16 @@ class Toolchain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def current_toolchain(optimize: int = 0) -> Toolchain:
+    from vega_dag.bundle import BUNDLE_FORMAT
+
     impl = sys.implementation
     v = sys.version_info
     return Toolchain(
         implementation=impl.name,
-        version=f"{v.major}.{v.minor}.{v.micro}{'' if v.releaselevel == 'final' else v.releaselevel}",
+        version=f"{v.major}.{v.minor}.{v.micro}"
+        + ("" if v.releaselevel == "final" else v.releaselevel),
         magic=importlib.util.MAGIC_NUMBER.hex(),
         optimize=optimize,
         compiler=f"vega-dag-compile/{COMPILER_VERSION}",
+        bundle_format=BUNDLE_FORMAT,
     )

@@ -81,7 +81,9 @@ def route_pattern(path: str, routes_dir: str) -> str | None:
     if not path.startswith(routes_prefix) or not path.endswith(".py"):
         return None
     parts = path.removesuffix(".py").split("/")
-    if parts[-1] == "__init__" or any(p.startswith("_") for p in parts[len(routes_prefix.split("/")) - 1 :]):
+    if parts[-1] == "__init__" or any(
+        p.startswith("_") for p in parts[len(routes_prefix.split("/")) - 1 :]
+    ):
         return None
     if parts[-1] == "index":
         parts.pop()
@@ -91,7 +93,8 @@ def route_pattern(path: str, routes_dir: str) -> str | None:
         if m is None:
             segments.append(part)
         else:
-            segments.append("{%s:path}" % m.group(2) if m.group(1) else "{%s}" % m.group(2))
+            name = m.group(2)
+            segments.append(f"{{{name}:path}}" if m.group(1) else f"{{{name}}}")
     return "/" + "/".join(segments)
 
 
@@ -105,7 +108,9 @@ def route_table(modules: dict[str, Module], routes_dir: str) -> dict[str, Route]
     return dict(sorted(routes.items()))
 
 
-def top_level_packages(modules: dict[str, Module], files: list[str], source_roots: list[str]) -> set[str]:
+def top_level_packages(
+    modules: dict[str, Module], files: list[str], source_roots: list[str]
+) -> set[str]:
     """First-party top-level names: modules, packages and namespace directories."""
     names = {name.partition(".")[0] for name in modules}
     for root in source_roots:

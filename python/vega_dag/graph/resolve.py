@@ -73,8 +73,12 @@ def resolve_imports(
             if up >= len(parts):
                 if not imp.guarded:
                     errors.append(
-                        Unresolved(module.path, imp.line, "." * imp.level + imp.module,
-                                   "relative import beyond the top-level package")
+                        Unresolved(
+                            module.path,
+                            imp.line,
+                            "." * imp.level + imp.module,
+                            "relative import beyond the top-level package",
+                        )
                     )
                 continue
             base = ".".join([*parts[: len(parts) - up], *([imp.module] if imp.module else [])])
@@ -82,8 +86,12 @@ def resolve_imports(
             if not imp.guarded:
                 shown = "." * imp.level + imp.module if imp.level else base
                 errors.append(
-                    Unresolved(module.path, imp.line, base,
-                               f"imports {shown!r}, which is not a module of this project")
+                    Unresolved(
+                        module.path,
+                        imp.line,
+                        base,
+                        f"imports {shown!r}, which is not a module of this project",
+                    )
                 )
             continue
         prefix_parts = base.split(".") if base else []

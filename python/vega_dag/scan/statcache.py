@@ -58,4 +58,6 @@ def refresh(
     """Scan ``root`` against ``cache``; return what changed and the new cache."""
     taken_ns = time.time_ns()
     changes = _core.detect_changes(root, cache.entries, cache.taken_ns, skip_dirs=skip_dirs)
-    return changes, StatCache(version=STAT_CACHE_VERSION, taken_ns=taken_ns, entries=changes.entries)
+    return changes, StatCache(
+        version=STAT_CACHE_VERSION, taken_ns=taken_ns, entries=changes.entries
+    )

@@ -206,7 +206,9 @@ class ObjectStore:
         size = 0
         locations: dict[str, tuple[int, int]] = {}
         for digest, data in objects:
-            if digest in locations or (digest in self.index.objects and digest not in self._damaged):
+            if digest in locations or (
+                digest in self.index.objects and digest not in self._damaged
+            ):
                 continue
             if len(data) >= LOOSE_THRESHOLD:
                 self.put_loose(data)
