@@ -28,7 +28,7 @@ from benches.generate_project import GeneratedProject, generate, touch_modules
 
 BIN = Path(sys.executable).parent
 VEGA = str(BIN / "vega-dag")
-BIG = 2_000 if SMOKE else 20_000
+BIG = 300 if SMOKE else 20_000
 
 
 def run(*cmd: str) -> None:
