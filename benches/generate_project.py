@@ -60,7 +60,7 @@ MAX_PACKAGE_DEPTH = 4
 BACK_EDGE_MODULE_RATE = 1.0  # share of the eligible modules that get one
 FUNCTION_IMPORT_RATE = 0.06
 TYPE_CHECKING_RATE = 0.04
-LOCALITY_WINDOW = 400
+PACKAGE_DEP_WINDOW = 6
 
 MARKER_TABLE = "[tool.vega-bench]"
 TUNABLE_RE = re.compile(r"^(\s*factor = )(\d+)(  # vega-bench: tunable)$", re.MULTILINE)
@@ -484,6 +484,21 @@ def _plan_imports(
             return "type_checking"
         return "top"
 
+    # Each package depends on its parent package and one or two packages just
+    # before it (same layer or lower); modules reach outside their package
+    # only into those. This keeps a route's import closure to a few packages,
+    # as in real services, instead of most of the project.
+    deps_of: dict[int, list[_Package]] = {}
+    for i, pkg in enumerate(packages):
+        parent = [q for q in packages[:i] if q.parts == pkg.parts[:-1] and rng.random() < 0.5]
+        window = [
+            q
+            for q in packages[max(0, i - PACKAGE_DEP_WINDOW) : i]
+            if q not in parent and q.parts[:-1] == pkg.parts[:-1]
+        ]
+        extra = rng.sample(window, min(len(window), rng.randint(0, 1)))
+        deps_of[id(pkg)] = parent + extra
+
     bands = sorted({p.band for p in packages})
     leaves_by_band = {b: [m for m in leaves if m.package and m.package.band <= b] for b in bands}
     inits_by_band = {b: [m for m in inits if m.package and m.package.band <= b] for b in bands}
@@ -493,8 +508,16 @@ def _plan_imports(
         assert package is not None and package.leaf is not None
         index = position[id(module)]
         siblings = [m for m in package.modules if position[id(m)] < index]
-        lower_leaves = leaves_by_band[package.band]
-        lower_inits = inits_by_band[package.band]
+        # Cross-package shortcuts (dependency-free leaves, package inits) stay
+        # in the module's own top-level domain, plus the top-level packages.
+        lower_leaves = [
+            m for m in leaves_by_band[package.band]
+            if m.package and (m.package.parts[0] == package.parts[0] or len(m.package.parts) == 1)
+        ]  # fmt: skip
+        lower_inits = [
+            m for m in inits_by_band[package.band]
+            if m.package and (m.package.parts[0] == package.parts[0] or len(m.package.parts) == 1)
+        ]  # fmt: skip
         wanted = rng.randint(2, 6)
         chosen: list[_Module] = []
         for _ in range(wanted * 6):
@@ -508,10 +531,13 @@ def _plan_imports(
             elif roll < 0.55 and lower_inits:
                 target = rng.choice(lower_inits)
             elif index > 0:
-                nearby = rng.random() < 0.6
-                target = rng.choice(
-                    regular[max(0, index - LOCALITY_WINDOW) : index] if nearby else regular[:index]
-                )
+                pool = [
+                    m
+                    for dep in deps_of[id(package)]
+                    for m in dep.modules
+                    if m.kind == "module" and position[id(m)] < index
+                ]
+                target = rng.choice(pool) if pool else rng.choice(lower_leaves)
             else:
                 target = rng.choice(lower_leaves)
             if target is module or any(t is target for t in chosen):
@@ -544,20 +570,28 @@ def _plan_imports(
         importers.setdefault(id(target), []).append(module)
         in_cycle.update(id(m) for m in chain)
 
-    # Routes lean on the upper layers (services, workflows) but reach everywhere.
+    # A route belongs to one "home" package, mostly in the upper layers
+    # (services, workflows), and imports from them and what they depend on.
+    homes_pool = [p for p in packages if any(m.kind == "module" for m in p.modules)]
+    weights = [1.0 + p.band for p in homes_pool]
     for route in routes:
+        homes = {id(h): h for h in rng.choices(homes_pool, weights=weights, k=1)}
+        near = [m for h in homes.values() for m in h.modules if m.kind == "module"]
+        around = [
+            m for h in homes.values() for d in deps_of[id(h)] for m in d.modules if m.kind == "module"
+        ]
         wanted = rng.randint(3, 8)
         chosen = []
         for _ in range(wanted * 6):
             if len(chosen) >= wanted:
                 break
             roll = rng.random()
-            if roll < 0.65:
-                target = regular[int(len(regular) * rng.random() ** 0.4)]
-            elif roll < 0.90:
-                target = rng.choice(regular)
+            if roll < 0.70:
+                target = rng.choice(near)
+            elif roll < 0.90 and around:
+                target = rng.choice(around)
             else:
-                target = rng.choice(inits) if inits else rng.choice(regular)
+                target = rng.choice(inits) if inits else rng.choice(near)
             if not any(t is target for t in chosen):
                 chosen.append(target)
         route.imports = [_Import(t, pick_kind(t)) for t in chosen]
