@@ -10,10 +10,9 @@ export LD_LIBRARY_PATH := $(PYLIBDIR):$(LD_LIBRARY_PATH)
 install:            ## build the Rust extension and install vega-dag with its test extras
 	$(PYTHON) -m pip install --quiet '.[test]'
 
-demo: install       ## the main job: build the example API cold, then again (all from cache)
-	rm -rf examples/shop-api/.vega
-	vega-dag build examples/shop-api
-	vega-dag build examples/shop-api
+demo: install       ## the main job: build the example API and deploy it to 24 local regions
+	vega-dag deploy examples/shop-api
+	vega-dag status examples/shop-api
 
 test: install test-rust test-python   ## install, then run every test
 

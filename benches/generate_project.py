@@ -578,7 +578,11 @@ def _plan_imports(
         homes = {id(h): h for h in rng.choices(homes_pool, weights=weights, k=1)}
         near = [m for h in homes.values() for m in h.modules if m.kind == "module"]
         around = [
-            m for h in homes.values() for d in deps_of[id(h)] for m in d.modules if m.kind == "module"
+            m
+            for h in homes.values()
+            for d in deps_of[id(h)]
+            for m in d.modules
+            if m.kind == "module"
         ]
         wanted = rng.randint(3, 8)
         chosen = []

@@ -78,7 +78,6 @@ def scan_tree(
 
 @final
 class Changes:
-    files: list[FileStat]
     #: The refreshed stat cache: path -> (size, mtime_ns, inode, ctime_ns, digest).
     entries: dict[str, CacheEntry]
     #: New files and files whose digest differs from the cache, sorted.
@@ -197,4 +196,11 @@ def scan_imports_files(
     the digest lets the caller detect a file that changed since it was
     hashed. Raises ``FileNotFoundError`` or ``SourceError`` for the first
     failing path in input order.
+    """
+
+def parse_toml(text: str) -> dict[str, object]:
+    """Parse TOML text (the ``toml`` crate) into dicts, lists and scalars.
+
+    Dates and times come back as their TOML text. Raises ``ValueError`` with
+    the line and column of a syntax error.
     """

@@ -6,11 +6,11 @@ are errors that name the file and key: a typo must not silently fall back.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import msgspec
 
+from vega_dag import _core
 from vega_dag.errors import VegaError
 
 
@@ -83,9 +83,12 @@ class ProjectConfig(msgspec.Struct, frozen=True):
 
 def _read_toml(path: Path) -> dict:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as err:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(path, f"not UTF-8: {err}") from err
+    try:
+        return _core.parse_toml(text)
+    except ValueError as err:
         raise ConfigError(path, f"invalid TOML: {err}") from err
 
 

@@ -190,7 +190,6 @@ fn scan_tree(
 /// Scan plus stat-cache refresh, in one call (see `_core.pyi`).
 #[pyclass(get_all, frozen, module = "vega_dag._core")]
 struct Changes {
-    files: Vec<StatTuple>,
     entries: Py<PyDict>,
     changed: Vec<String>,
     removed: Vec<String>,
@@ -237,7 +236,6 @@ fn detect_changes(
         entries.set_item(path, (e.size, e.mtime_ns, e.inode, e.ctime_ns, e.digest))?;
     }
     Ok(Changes {
-        files: found.files.iter().map(stat_tuple).collect(),
         entries: entries.unbind(),
         changed: refreshed.changed,
         removed: refreshed.removed,
@@ -551,6 +549,44 @@ fn scan_imports_files(
         .collect()
 }
 
+// ---- configuration ----------------------------------------------------------
+
+fn toml_to_py<'py>(py: Python<'py>, value: &toml::Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        toml::Value::String(s) => PyString::new(py, s).into_any(),
+        toml::Value::Integer(i) => i.into_pyobject(py)?.into_any(),
+        toml::Value::Float(f) => f.into_pyobject(py)?.into_any(),
+        toml::Value::Boolean(b) => pyo3::types::PyBool::new(py, *b).to_owned().into_any(),
+        // Configuration has no dates; keep their text rather than guess a type.
+        toml::Value::Datetime(d) => PyString::new(py, &d.to_string()).into_any(),
+        toml::Value::Array(items) => {
+            let list = pyo3::types::PyList::empty(py);
+            for item in items {
+                list.append(toml_to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        toml::Value::Table(table) => {
+            let dict = PyDict::new(py);
+            for (k, v) in table {
+                dict.set_item(k, toml_to_py(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// Parse TOML text into dicts and lists (see `_core.pyi`). tomllib is pure
+/// Python and costs ~0.1 s on a pyproject with a few thousand probe paths;
+/// every build reads the configuration first.
+#[pyfunction]
+fn parse_toml<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| PyValueError::new_err(e.to_string()))?;
+    toml_to_py(py, &toml::Value::Table(table))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DIGEST_PREFIX", digest::PREFIX)?;
@@ -568,6 +604,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_archive, m)?)?;
     m.add_function(wrap_pyfunction!(canonicalize_pyc, m)?)?;
     m.add_function(wrap_pyfunction!(scan_imports, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_toml, m)?)?;
     m.add_function(wrap_pyfunction!(scan_imports_files, m)?)?;
     m.add_class::<ScanResult>()?;
     m.add_class::<Changes>()?;

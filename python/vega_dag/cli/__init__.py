@@ -15,8 +15,14 @@ from vega_dag import __version__
 #: command name -> "module:attribute" of the click command implementing it
 COMMANDS: dict[str, str] = {
     "build": "vega_dag.cli.build_cmd:build_cmd",
+    "deploy": "vega_dag.cli.deploy_cmd:deploy_cmd",
     "graph": "vega_dag.cli.graph_cmd:graph_cmd",
     "hash": "vega_dag.cli.hash_cmd:hash_cmd",
+    "history": "vega_dag.cli.history_cmd:history_cmd",
+    "plan": "vega_dag.cli.plan_cmd:plan_cmd",
+    "regions": "vega_dag.cli.regions_cmd:regions_cmd",
+    "rollback": "vega_dag.cli.rollback_cmd:rollback_cmd",
+    "status": "vega_dag.cli.status_cmd:status_cmd",
 }
 
 

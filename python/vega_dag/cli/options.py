@@ -16,3 +16,10 @@ json_output = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object (a stable interface)."
 )
 quiet = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+lock_timeout = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for another deploy or rollback to release the pointer store.",
+)

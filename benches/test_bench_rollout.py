@@ -1,0 +1,107 @@
+"""Rollout benchmarks: whole `vega-dag` processes against 24 local regions.
+
+Groups (see README, "Performance"):
+- rollback-24: `vega-dag rollback` measured from the command's start until
+  every region answers a route with the previous deployment's header
+  (goal ≤ 1 s).
+- deploy-217-incremental-24: `vega-dag deploy` of the generated 217-module
+  project with 3 modules changed, to 24 regions: build, prefetch, canary,
+  waves and gates (goal ≤ 3 s).
+
+With VEGA_BENCH_SMOKE=1 both run once against 3 regions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import vega_dag
+from benches.conftest import SMOKE
+from benches.generate_project import GeneratedProject, generate, touch_modules
+from vega_dag.config import load_config
+from vega_dag.regions.fleet import LocalFleet, request
+
+REGIONS = 3 if SMOKE else 24
+ROUNDS = 1 if SMOKE else 3
+#: Run this tree's vega-dag, whatever is installed.
+ENV = {**os.environ, "PYTHONPATH": str(Path(vega_dag.__file__).resolve().parent.parent)}
+VEGA = [sys.executable, "-c", "from vega_dag.cli import main; main()"]
+
+
+def vega(*args: str) -> str:
+    proc = subprocess.run([*VEGA, *args], env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def fleet_project(tmp_path_factory: pytest.TempPathFactory):
+    project = generate(tmp_path_factory.mktemp("rollout") / "api", 217, seed=0)
+    text = (project.root / "pyproject.toml").read_text()
+    # The gates run in full; their latency threshold is loosened because a
+    # shared 2-core machine's p99 measures its neighbours, not the routes.
+    text = text.replace("p99_ms = 250", "p99_ms = 2000")
+    waves = '[["fra"], ["iad", "sfo", "lhr"], ["*"]]'
+    text += f"\n[tool.vega.rollout]\nregions = {REGIONS}\nwaves = {waves}\n"
+    (project.root / "pyproject.toml").write_text(text)
+    try:
+        vega("deploy", "-q", str(project.root))
+        yield project
+    finally:
+        LocalFleet(load_config(project.root)).down()
+
+
+def _probe_path(project: GeneratedProject) -> str:
+    out = json.loads(vega("build", "--json", str(project.root)))
+    return sorted(p for p in out["routes"] if "{" not in p)[0]
+
+
+@pytest.mark.benchmark(group="rollback-24")
+def test_rollback_24_regions(benchmark, fleet_project: GeneratedProject) -> None:
+    root = fleet_project.root
+    fleet = LocalFleet(load_config(root))
+    regions = fleet.regions()
+    path = _probe_path(fleet_project)
+    seeds = itertools.count(100)
+    previous: dict[str, str] = {}
+
+    def setup():
+        before = json.loads(vega("deploy", "--json", str(root)))["deployment"]
+        touch_modules(fleet_project, 3, seed=next(seeds))
+        vega("deploy", "-q", str(root))
+        previous["id"] = before
+        return (), {}
+
+    def rollback() -> None:
+        proc = subprocess.Popen([*VEGA, "rollback", "-q", "--path", str(root)], env=ENV)
+        pending = {r.name: r for r in regions}
+        while pending:
+            for name, r in list(pending.items()):
+                headers = request(r.url + path, timeout=5.0)[1]
+                if headers.get("x-vega-deployment") == previous["id"]:
+                    del pending[name]
+            if pending:
+                time.sleep(0.002)
+        assert proc.wait() == 0
+
+    benchmark.pedantic(rollback, setup=setup, rounds=ROUNDS, iterations=1)
+
+
+@pytest.mark.benchmark(group="deploy-217-incremental-24")
+def test_incremental_deploy_24_regions(benchmark, fleet_project: GeneratedProject) -> None:
+    seeds = itertools.count(1)
+    root = str(fleet_project.root)
+
+    def setup():
+        touch_modules(fleet_project, 3, seed=next(seeds))
+        return (), {}
+
+    benchmark.pedantic(lambda: vega("deploy", "-q", root), setup=setup, rounds=ROUNDS, iterations=1)

@@ -1,0 +1,170 @@
+"""``vega-dag deploy``: build, then roll out wave by wave behind health gates."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vega_dag.cli.build_cmd import run_build
+from vega_dag.cli.options import json_output, lock_timeout, project_path, quiet
+from vega_dag.config import load_config
+from vega_dag.errors import VegaError
+from vega_dag.rollout.health import GateReport
+
+
+def _gate_line(report: GateReport) -> str:
+    where = ", ".join(report.regions)
+    label = "Canary" if report.wave == 0 else f"Wave {report.wave}"
+    if len(report.regions) > 6:
+        where = f"{len(report.regions)} regions"
+    return f"{label} passed in {where}   ({report.summary()})"
+
+
+class Display:
+    """The live progress: a spinner naming the running step, and a line per step done."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.status: Any = None
+        self.prefetched = 0
+        self.prefetch_total = 0
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+            self.status = self.console.status("Starting…")
+            self.status.start()
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def update(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            click.echo(text)
+
+    def on_node_start(self, node: Any) -> None:
+        kind, _, arg = node.key.partition(":")
+        if kind == "prefetch":
+            self.prefetch_total += 1
+            self.update(f"Prefetching to regions… {self.prefetched}/{self.prefetch_total}")
+        elif kind == "promote":
+            self.update(f"Promoting {'canary' if arg == '0' else f'wave {arg}'}: {node.describe}")
+        elif kind == "gate":
+            self.update(f"Health gate: {node.describe}")
+
+    def on_node_done(self, node: Any, result: Any) -> None:
+        kind = node.key.partition(":")[0]
+        if kind == "prefetch":
+            self.prefetched += 1
+            self.update(f"Prefetching to regions… {self.prefetched}/{self.prefetch_total}")
+        elif kind == "gate":
+            self.line(click.style("✓", fg="green") + " " + _gate_line(result))
+
+
+def print_failure(err: Any, as_json: bool) -> None:
+    outcome = getattr(err, "outcome", None)
+    if as_json:
+        payload = outcome.to_json() if outcome else {}
+        payload["error"] = str(err)
+        click.echo(json.dumps(payload, sort_keys=True))
+        return
+    click.secho(f"✗ Deploy failed: {err}", fg="red", err=True)
+    if outcome is None:
+        return
+    for gate in outcome.gates:
+        if not gate.passed:
+            label = "canary" if gate.wave == 0 else f"wave {gate.wave}"
+            click.echo(f"  gate of {label} ({', '.join(gate.regions)}):", err=True)
+            for problem in gate.problems:
+                click.echo(f"    {problem}", err=True)
+    for problem in outcome.problems:
+        if "health gate failed" not in problem:
+            click.echo(f"  {problem}", err=True)
+    back = {n: r for n, r in outcome.regions.items() if r.outcome == "rolled-back"}
+    if back:
+        times = ", ".join(f"{n} {r.swap_seconds:.3f}s" for n, r in back.items())
+        click.echo(f"↩ Rolled back {len(back)} region(s) automatically: {times}", err=True)
+    elif outcome.status == "failed":
+        click.echo("  No pointer was moved: every region serves what it served before.", err=True)
+    if outcome.deployment:
+        click.echo(f"  deployment {outcome.deployment} is {outcome.status}", err=True)
+
+
+@click.command("deploy")
+@project_path
+@json_output
+@quiet
+@lock_timeout
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Compile processes.")
+def deploy_cmd(
+    path: Path, as_json: bool, quiet: bool, lock_timeout: float, jobs: int | None
+) -> None:
+    """Build the project at PATH, then roll it out: prefetch, canary, waves, health gates."""
+    from vega_dag.cli.build_cmd import print_result
+    from vega_dag.plugins.manager import health_checks, region_target
+    from vega_dag.rollout.deploy import DeployError, Events, Rollout
+
+    build = run_build(path, as_json=as_json, quiet=quiet, explain=False, jobs=jobs)
+    show = not (as_json or quiet)
+    if show:
+        print_result(build, explain=False)
+    display = Display(show)
+    try:
+        config = load_config(path)
+        target = region_target(config)
+        if show and not target.regions():
+            display.line(f"Starting {config.vega.rollout.regions} local regions…")
+        events = Events(
+            on_node_start=display.on_node_start,
+            on_node_done=display.on_node_done,
+            on_message=display.line,
+        )
+        rollout = Rollout(
+            config,
+            build.manifest,
+            target,
+            events=events,
+            lock_timeout=lock_timeout,
+            health_checks=health_checks(config),
+        )
+        outcome = rollout.run()
+    except DeployError as err:
+        display.stop()
+        print_failure(err, as_json)
+        sys.exit(1)
+    except VegaError as err:
+        display.stop()
+        print_failure(err, as_json)
+        sys.exit(1)
+    display.stop()
+    if as_json:
+        click.echo(json.dumps(outcome.to_json(), sort_keys=True))
+        return
+    if quiet:
+        return
+    first = next(iter(outcome.regions.values()), None)
+    if outcome.status == "unchanged":
+        where = f" ({outcome.deployment})" if outcome.deployment else ""
+        click.echo(
+            f"= Already live in all {len(outcome.regions)} regions{where}: "
+            "the manifest equals the live one, no pointer moved"
+        )
+    else:
+        moved = sum(1 for r in outcome.regions.values() if r.outcome == "promoted")
+        click.echo(
+            click.style("✓", fg="green")
+            + f" Deployed to {moved} regions in {outcome.seconds:.2f}s"
+            + f"   ({len(outcome.changed_routes)} changed routes probed)"
+        )
+    if first is not None and outcome.deployment:
+        click.echo(f"→ {first.url}     (rollback: vega-dag rollback {outcome.deployment})")

@@ -1,0 +1,75 @@
+"""``vega-dag history``: past deployments and rollbacks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from vega_dag.cli.options import json_output, project_path
+from vega_dag.config import load_config
+
+
+@click.command("history")
+@project_path
+@json_output
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
+def history_cmd(path: Path, as_json: bool, limit: int) -> None:
+    """Deployments (newest first) with their status, and the pointer moves of each."""
+    from vega_dag.regions.fleet import fleet_dir
+    from vega_dag.rollout.pointers import PointerStore
+
+    config = load_config(path)
+    db = fleet_dir(config) / "pointers.sqlite"
+    if not db.exists():
+        click.echo("[]" if as_json else "No deployments yet")
+        return
+    pointers = PointerStore(db)
+    try:
+        deployments = pointers.deployments(limit)
+        events = {d.id: pointers.history(d.id) for d in deployments}
+    finally:
+        pointers.close()
+    if as_json:
+        out = []
+        for d in deployments:
+            out.append(
+                {
+                    "deployment": d.id,
+                    "manifest": d.manifest,
+                    "status": d.status,
+                    "created_at": d.created_at,
+                    "actor": d.actor,
+                    "detail": d.detail,
+                    "events": [
+                        {
+                            "region": e.region,
+                            "from": e.before,
+                            "to": e.after,
+                            "at": e.at,
+                            "reason": e.reason,
+                            "actor": e.actor,
+                        }
+                        for e in reversed(events[d.id])
+                    ],
+                }
+            )
+        click.echo(json.dumps(out, sort_keys=True))
+        return
+    if not deployments:
+        click.echo("No deployments yet")
+    for d in deployments:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created_at))
+        click.echo(f"{d.id}  {when}  {d.status:<11} {d.manifest[:19]}…  by {d.actor}")
+        groups: dict[tuple[str, str | None, str | None], list[str]] = {}
+        for e in reversed(events[d.id]):
+            groups.setdefault((e.reason, e.before, e.after), []).append(e.region)
+        for (reason, before, after), regions in groups.items():
+            click.echo(
+                f"    {reason:<13} {before or '-'} → {after or '-'}  "
+                f"({len(regions)}: {', '.join(regions)})"
+            )
+        if d.detail and d.status != "live":
+            click.echo(f"    why: {d.detail[:300]}")

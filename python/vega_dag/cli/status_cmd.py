@@ -1,0 +1,118 @@
+"""``vega-dag status``: each region's deployment, generation, health and age."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from vega_dag.cli.options import json_output, project_path
+from vega_dag.config import load_config
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def collect(path: Path) -> dict:
+    from vega_dag.plugins.manager import region_target
+    from vega_dag.regions.fleet import RegionError
+    from vega_dag.rollout.pointers import PointerStore
+
+    config = load_config(path)
+    target = region_target(config)
+    regions = target.regions()
+    statuses = target.statuses(regions) if regions else {}
+    pointers = PointerStore(target.db_path)
+    try:
+        ptrs = pointers.pointers()
+        lock = pointers.lock_holder()
+        rolling = [d for d in pointers.deployments(20) if d.status == "rolling"]
+        now = time.time()
+        rows = []
+        names = [r.name for r in regions] + sorted(set(ptrs) - {r.name for r in regions})
+        urls = {r.name: r.url for r in regions}
+        for name in names:
+            p = ptrs.get(name)
+            st = statuses.get(name)
+            if st is None:
+                health = "down"
+            elif isinstance(st, RegionError):
+                health = "unreachable"
+            elif st.get("error"):
+                health = f"degraded: {st['error']}"
+            elif p is not None and st.get("deployment") != p.deployment:
+                health = "switching"
+            else:
+                health = "ok"
+            rows.append(
+                {
+                    "name": name,
+                    "url": urls.get(name),
+                    "deployment": p.deployment if p else None,
+                    "serving": st.get("deployment") if isinstance(st, dict) else None,
+                    "generation": p.generation if p else 0,
+                    "health": health,
+                    "age_seconds": round(now - p.updated_at, 1) if p else None,
+                }
+            )
+        interrupted = []
+        for d in rolling:
+            holder_alive = lock is not None and lock[3]
+            if not holder_alive:
+                interrupted.append(d.id)
+        return {
+            "regions": rows,
+            "rolling": [d.id for d in rolling if d.id not in interrupted],
+            "interrupted": interrupted,
+        }
+    finally:
+        pointers.close()
+
+
+@click.command("status")
+@project_path
+@json_output
+def status_cmd(path: Path, as_json: bool) -> None:
+    """A table of the regions: deployment, generation, health, age, URL."""
+    data = collect(path)
+    if as_json:
+        click.echo(json.dumps(data, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("region", "deployment", "gen", "health", "age", "url"):
+        table.add_column(col)
+    for row in data["regions"]:
+        age = "-" if row["age_seconds"] is None else _age(row["age_seconds"])
+        health = row["health"]
+        style = "green" if health == "ok" else "red"
+        table.add_row(
+            row["name"],
+            row["deployment"] or "-",
+            str(row["generation"]),
+            f"[{style}]{health}[/{style}]",
+            age,
+            row["url"] or "-",
+        )
+    console = Console()
+    if data["regions"]:
+        console.print(table)
+    else:
+        click.echo("No regions (start them with `vega-dag regions up`, or deploy)")
+    for dpl in data["rolling"]:
+        click.echo(f"… {dpl} is rolling out now")
+    for dpl in data["interrupted"]:
+        click.secho(
+            f"! Interrupted rollout: {dpl} (its deploy process died). Every region serves a "
+            f"complete deployment; finish with `vega-dag rollback {dpl}` or deploy again.",
+            fg="yellow",
+        )

@@ -1,0 +1,68 @@
+"""The hook specifications, and the interfaces their results implement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from vega_dag.config import ProjectConfig
+    from vega_dag.regions.fleet import RegionInfo
+
+PROJECT = "vega_dag"
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+class RegionTarget(Protocol):
+    """Where a project's regions run. Pointers live in the pointer store at ``db_path``.
+
+    A remote fleet implements the same calls over its own control plane: the
+    rollout only lists regions, makes sure they run, asks each to prefetch
+    (load and verify every blob of a manifest), and waits for each to serve
+    the deployment its pointer names.
+    """
+
+    name: str
+    db_path: object
+
+    def regions(self) -> list[RegionInfo]: ...
+
+    def up(self, count: int) -> tuple[list[RegionInfo], bool]: ...
+
+    def prefetch(self, region: RegionInfo, manifest: str) -> dict: ...
+
+    def status(self, region: RegionInfo) -> dict: ...
+
+    def wait_serving(
+        self, region: RegionInfo, deployment: str | None, timeout: float = 30.0
+    ) -> float: ...
+
+
+#: ``check(region, url, deployment, changed_routes) -> problems``
+HealthCheck = Callable[[str, str, str, list[str]], list[str]]
+
+
+class CompileStep(Protocol):
+    """A source transform run before compile; ``name``/``version`` enter the toolchain."""
+
+    name: str
+    version: str
+
+    def transform(self, path: str, source: bytes) -> bytes: ...
+
+
+@hookspec(firstresult=True)
+def vega_dag_region_target(config: ProjectConfig) -> RegionTarget | None:
+    """Return the region target for this project, or None to leave it to others."""
+
+
+@hookspec
+def vega_dag_health_checks(config: ProjectConfig) -> list[HealthCheck]:
+    """Return extra health checks run by every gate."""
+
+
+@hookspec
+def vega_dag_compile_steps(config: ProjectConfig) -> list[CompileStep]:
+    """Return source transforms to run before compile (in registration order)."""

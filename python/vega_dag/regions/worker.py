@@ -1,0 +1,185 @@
+"""A deployment's worker: load its bundles from the store, verified, and serve them.
+
+A worker is one process per (region, manifest), forked by the region's zygote
+and listening on a unix socket; the region's front process proxies to it.
+Every blob is read through ``ObjectStore.get``, which checks its digest, before
+anything is imported: a missing or damaged blob stops the load with a message
+naming it, and the region keeps serving what it served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import io
+import os
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+from vega_dag import _core
+from vega_dag.build.manifest import Manifest, decode_manifest
+from vega_dag.regions.runtime import RouteLoadError, Router, route_app
+from vega_dag.store.objects import ObjectStore, write_durably
+
+
+def _hex(digest: str) -> str:
+    return digest.removeprefix(_core.DIGEST_PREFIX)
+
+
+def ensure_code(store: ObjectStore, fleet: Path, manifest_digest: str, manifest: Manifest) -> Path:
+    """Every bundle of the deployment merged into one zip that zipimport can open.
+
+    One archive, not one per route: a package such as ``lib`` is in many
+    bundles, each holding only the submodules its route needs, and a
+    package's ``__path__`` names one archive. Inside one build a module has
+    one compiled form, so the union is well defined; a clash is an error.
+    The merged file is keyed by the manifest and checked by its own digest,
+    recorded beside it, before every use.
+    """
+    path = fleet / "code" / f"{_hex(manifest_digest)}.zip"
+    sidecar = path.with_suffix(".digest")
+    if path.is_file() and sidecar.is_file() and _core.hash_file(path) == sidecar.read_text():
+        return path
+    members: dict[str, bytes] = {}
+    for route in manifest.routes:
+        with zipfile.ZipFile(io.BytesIO(store.get(route.bundle))) as zf:
+            for info in zf.infolist():
+                if info.filename.startswith("__vega__/"):
+                    continue
+                data = zf.read(info)
+                if members.setdefault(info.filename, data) != data:
+                    raise ValueError(f"bundles of {manifest_digest} disagree on {info.filename}")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name in sorted(members):
+            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), members[name])
+    data = buf.getvalue()
+    write_durably(path, data, sync=False)
+    write_durably(sidecar, _core.hash_bytes(data).encode(), sync=False)
+    return path
+
+
+def ensure_layer(store: ObjectStore, fleet: Path, digest: str) -> Path:
+    """The dependency layer extracted once into ``layers/<hex>/``.
+
+    Extracted, not imported from the zip: packages with C extensions cannot
+    import from an archive. The directory appears by rename, after a marker
+    naming the digest is written, so a half-extracted layer is never used.
+    """
+    root = fleet / "layers"
+    final = root / _hex(digest)
+    marker = final / ".vega-layer"
+    if marker.is_file() and marker.read_text() == digest:
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{_hex(digest)}.lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if marker.is_file() and marker.read_text() == digest:
+            return final
+        data = store.get(digest)
+        tmp = root / f".{_hex(digest)}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            zf.extractall(tmp)
+        (tmp / ".vega-layer").write_text(digest)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    return final
+
+
+def load_manifest(store: ObjectStore, digest: str) -> Manifest:
+    return decode_manifest(store.get(digest))
+
+
+def load_deployment(store_root: Path, fleet: Path, manifest_digest: str) -> Router:
+    """Verify and load every blob of the deployment, import every route: a warm router."""
+    store = ObjectStore(store_root)
+    manifest = load_manifest(store, manifest_digest)
+    paths = [str(ensure_code(store, fleet, manifest_digest, manifest))]
+    if manifest.layer is not None:
+        paths.append(str(ensure_layer(store, fleet, manifest.layer)))
+    # Bundles and the layer come first: the deployment's pins win over
+    # whatever the region's own interpreter has installed.
+    sys.path[:0] = paths
+    importlib.invalidate_caches()
+    os.environ.update(manifest.env)
+    router = Router()
+    problems = []
+    for route in manifest.routes:
+        try:
+            module = importlib.import_module(route.module)
+            app, kind = route_app(module, route.entry, route.pattern)
+        except Exception as err:
+            problems.append(
+                RouteLoadError(route.pattern, route.module, f"{type(err).__name__}: {err}")
+            )
+            continue
+        router.add(route.pattern, app, kind)
+    if problems:
+        raise problems[0]
+    return router
+
+
+async def warm(router: Router, budget: float = 2.0) -> None:
+    """Call every route once (GET of its path, parameters as ``1``) before serving.
+
+    Imports inside functions and first-call caches are paid here, during the
+    prefetch, not by the first probe or user. Answers are discarded; a route
+    that fails or hangs is the gate's business, not the warm-up's.
+    """
+    import asyncio
+    import re
+    import time
+
+    deadline = time.monotonic() + budget
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    for route in router.routes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        path = re.sub(r"\{[^}]+\}", "1", route.pattern)
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(b"host", b"warmup"), (b"x-vega-warmup", b"1")],
+            "http_version": "1.1",
+            "scheme": "http",
+            "server": ("127.0.0.1", 0),
+            "client": ("127.0.0.1", 0),
+            "root_path": "",
+        }
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(router(scope, receive, send), left)
+
+
+def serve(store_root: Path, fleet: Path, manifest_digest: str, uds: str, err_path: str) -> None:
+    """Load, then serve on the unix socket ``uds``; a failed load is written to ``err_path``."""
+    try:
+        router = load_deployment(store_root, fleet, manifest_digest)
+    except Exception as err:
+        Path(err_path).write_text(f"{type(err).__name__}: {err}" if not str(err) else str(err))
+        os._exit(3)
+    import asyncio
+
+    asyncio.run(warm(router))
+    import uvicorn
+
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(uds)
+    config = uvicorn.Config(
+        router, uds=uds, log_level="warning", lifespan="off", access_log=False, loop="asyncio"
+    )
+    uvicorn.Server(config).run()
+    os._exit(0)

@@ -1,0 +1,403 @@
+"""``deploy``: the rollout as DAG nodes after the build.
+
+    build ─┬─ prefetch:fra ─┐
+           ├─ prefetch:iad ─┼─ promote:0 ─ gate:0 ─ promote:1 ─ gate:1 ─ … ─ finish
+           └─ prefetch:…   ─┘
+
+Every target region first confirms it holds and has verified every blob of
+the new deployment and has its worker warm (prefetch), so no pointer is ever
+written to something a region cannot load. Then wave by wave (canary first):
+one compare-and-swap transaction moves the wave's pointers; the gate probes
+the changed routes there. A failed gate (or any failure after the first
+promotion) swings every touched pointer back, in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from vega_dag.build.manifest import Manifest, RouteEntry, decode_manifest
+from vega_dag.config import ProjectConfig, RolloutConfig
+from vega_dag.errors import VegaError
+from vega_dag.regions.fleet import RegionError, RegionInfo
+from vega_dag.rollout.health import GateReport, run_gate
+from vega_dag.rollout.pointers import Move, PointerStore, default_actor
+from vega_dag.rollout.scheduler import Node, NodeFailed, Schedule
+from vega_dag.store.objects import ObjectStore
+
+
+class DeployError(VegaError):
+    """The deploy failed; ``outcome`` says what was (un)done."""
+
+    def __init__(self, message: str, outcome: DeployOutcome | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass
+class RegionOutcome:
+    name: str
+    url: str
+    outcome: str = "pending"
+    swap_seconds: float | None = None
+    prefetch_seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "outcome": self.outcome,
+            "swap_seconds": None if self.swap_seconds is None else round(self.swap_seconds, 4),
+        }
+
+
+@dataclass
+class DeployOutcome:
+    deployment: str | None
+    manifest: str
+    status: str
+    regions: dict[str, RegionOutcome] = field(default_factory=dict)
+    gates: list[GateReport] = field(default_factory=list)
+    waves: list[list[str]] = field(default_factory=list)
+    changed_routes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    started_regions: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deployment": self.deployment,
+            "manifest": self.manifest,
+            "status": self.status,
+            "seconds": round(self.seconds, 4),
+            "changed_routes": self.changed_routes,
+            "waves": self.waves,
+            "regions": [r.to_json() for r in self.regions.values()],
+            "gates": [g.to_json() for g in self.gates],
+            "problems": self.problems,
+        }
+
+
+@dataclass
+class Events:
+    """Hooks for the CLI's live display; all optional."""
+
+    on_node_start: Callable[[Node], None] | None = None
+    on_node_done: Callable[[Node, Any], None] | None = None
+    on_message: Callable[[str], None] | None = None
+
+
+def plan_waves(regions: list[str], rollout: RolloutConfig) -> list[list[str]]:
+    """Canary first, then the configured waves ("*": every region not yet placed)."""
+    available = list(regions)
+    if rollout.canary not in available:
+        raise DeployError(
+            f"canary region {rollout.canary!r} is not in the fleet ({', '.join(available)}); "
+            "set [tool.vega.rollout] canary"
+        )
+    placed = {rollout.canary}
+    waves = [[rollout.canary]]
+    for wave in rollout.waves:
+        names = []
+        for name in wave:
+            picks = [r for r in available if r not in placed] if name == "*" else [name]
+            for pick in picks:
+                if pick in available and pick not in placed:
+                    names.append(pick)
+                    placed.add(pick)
+        if names:
+            waves.append(names)
+    rest = [r for r in available if r not in placed]
+    if rest:
+        waves.append(rest)
+    return waves
+
+
+def changed_routes(old: Manifest | None, new: Manifest) -> list[RouteEntry]:
+    """Routes whose bundle differs from the live deployment's (all, on a first deploy)."""
+    if old is None or old.env != new.env or old.layer != new.layer:
+        return list(new.routes)
+    before = {r.pattern: r.bundle for r in old.routes}
+    return [r for r in new.routes if before.get(r.pattern) != r.bundle]
+
+
+def config_snapshot(config: ProjectConfig) -> dict[str, Any]:
+    return msgspec.to_builtins(config.vega)
+
+
+class Rollout:
+    def __init__(
+        self,
+        config: ProjectConfig,
+        manifest_digest: str,
+        target: Any,
+        *,
+        actor: str | None = None,
+        events: Events | None = None,
+        lock_timeout: float = 10.0,
+        health_checks: list | None = None,
+    ) -> None:
+        self.config = config
+        self.manifest_digest = manifest_digest
+        self.target = target
+        self.actor = actor or default_actor()
+        self.events = events or Events()
+        self.lock_timeout = lock_timeout
+        self.health_checks = health_checks or []
+        self.store = ObjectStore(config.store_dir)
+        self.manifest = decode_manifest(self.store.get(manifest_digest))
+
+    def say(self, text: str) -> None:
+        if self.events.on_message:
+            self.events.on_message(text)
+
+    def preflight(self, regions: list[RegionInfo]) -> None:
+        """Every region that has (or will get) a pointer must run and answer, before anything."""
+        problems = [
+            str(e) for e in self.target.statuses(regions).values() if isinstance(e, Exception)
+        ]
+        pointers = PointerStore(self.target.db_path)
+        try:
+            running = {r.name for r in regions}
+            for name, p in sorted(pointers.pointers().items()):
+                if name not in running and p.deployment is not None:
+                    problems.append(
+                        f"region {name}: down (it serves {p.deployment}); restart the fleet: "
+                        "`vega-dag regions down && vega-dag regions up`"
+                    )
+        finally:
+            pointers.close()
+        if problems:
+            raise DeployError("; ".join(problems) + " (nothing was changed)")
+
+    def run(self) -> DeployOutcome:
+        started = time.perf_counter()
+        regions, started_regions = self.target.up(self.config.vega.rollout.regions)
+        by_name = {r.name: r for r in regions}
+        self.preflight(regions)
+        outcome = DeployOutcome(
+            None, self.manifest_digest, "rolling", started_regions=started_regions
+        )
+        outcome.regions = {r.name: RegionOutcome(r.name, r.url) for r in regions}
+        pointers = PointerStore(self.target.db_path)
+        try:
+            with pointers.deploy_lock(f"deploy by {self.actor}", self.lock_timeout) as _took_over:
+                # Holding the lock, any deployment still "rolling" lost its deploy.
+                for d in pointers.deployments(50):
+                    if d.status == "rolling":
+                        pointers.set_status(d.id, "interrupted", "its deploy process died")
+                        self.say(f"! {d.id}'s deploy was interrupted; this deploy supersedes it")
+                self._run_locked(pointers, regions, by_name, outcome)
+        finally:
+            outcome.seconds = time.perf_counter() - started
+            pointers.close()
+        return outcome
+
+    def _run_locked(
+        self,
+        pointers: PointerStore,
+        regions: list[RegionInfo],
+        by_name: dict[str, RegionInfo],
+        outcome: DeployOutcome,
+    ) -> None:
+        ptrs = pointers.pointers()
+        live = {
+            r.name: (
+                pointers.deployment(p.deployment)
+                if (p := ptrs.get(r.name)) and p.deployment
+                else None
+            )
+            for r in regions
+        }
+        # A region moves unless it serves this manifest from a deployment
+        # that completed (one left by an interrupted deploy is finished now).
+        moving = [
+            r.name
+            for r in regions
+            if (d := live[r.name]) is None
+            or d.manifest != self.manifest_digest
+            or d.status not in ("live", "unchanged")
+        ]
+        if not moving:
+            outcome.status = "unchanged"
+            current = {d.id for d in live.values() if d}
+            outcome.deployment = sorted(current)[0] if len(current) == 1 else None
+            for r in outcome.regions.values():
+                r.outcome = "unchanged"
+            return
+        manifests: dict[str, Manifest | None] = {}
+        for d in live.values():
+            if d is not None and d.manifest not in manifests:
+                try:
+                    manifests[d.manifest] = decode_manifest(self.store.get(d.manifest))
+                except VegaError:
+                    manifests[d.manifest] = None  # unknown baseline: probe every route
+        #: region → the routes that change there
+        changes = {
+            name: changed_routes(
+                manifests[d.manifest] if (d := live[name]) else None, self.manifest
+            )
+            for name in moving
+        }
+        union = {r.pattern: r for name in moving for r in changes[name]}
+        outcome.changed_routes = sorted(union)
+        waves = [
+            [n for n in wave if n in moving]
+            for wave in plan_waves([r.name for r in regions], self.config.vega.rollout)
+        ]
+        waves = [w for w in waves if w]
+        outcome.waves = waves
+        for name in by_name:
+            if name not in moving:
+                outcome.regions[name].outcome = "unchanged"
+
+        deployment = pointers.create_deployment(
+            self.manifest_digest,
+            str(self.config.root),
+            config_snapshot(self.config),
+            dict(self.manifest.env),
+            self.actor,
+        )
+        outcome.deployment = deployment.id
+        schedule = build_schedule(self, pointers, deployment.id, waves, by_name, changes, outcome)
+        try:
+            schedule.run(on_start=self.events.on_node_start, on_done=self.events.on_node_done)
+        except Exception as err:
+            if not isinstance(err, VegaError):
+                err = DeployError(f"internal error: {type(err).__name__}: {err}")
+            outcome.problems.append(str(err))
+            for other in getattr(err, "others", []):
+                outcome.problems.append(str(other))
+            touched = pointers.touched_by(deployment.id)
+            if touched:
+                self.say(f"↩ Rolling back {len(touched)} region(s)")
+                from vega_dag.rollout.rollback import reverse
+
+                result = reverse(
+                    pointers, self.target, deployment.id, by_name, "auto-rollback", self.actor
+                )
+                for name, seconds in result.seconds.items():
+                    outcome.regions[name].outcome = "rolled-back"
+                    outcome.regions[name].swap_seconds = seconds
+                outcome.status = "rolled-back"
+            else:
+                outcome.status = "failed"
+            pointers.set_status(deployment.id, outcome.status, "; ".join(outcome.problems)[:2000])
+            raise DeployError(str(err), outcome) from err
+        outcome.status = "live"
+        pointers.set_status(deployment.id, "live")
+
+
+def build_schedule(
+    rollout: Rollout,
+    pointers: PointerStore,
+    deployment: str,
+    waves: list[list[str]],
+    by_name: dict[str, RegionInfo],
+    changes: dict[str, list[RouteEntry]],
+    outcome: DeployOutcome,
+) -> Schedule:
+    schedule = Schedule()
+    target = rollout.target
+    manifest = rollout.manifest_digest
+    prefetch_keys = []
+    for wave in waves:
+        for name in wave:
+            region = by_name[name]
+
+            def prefetch(_: dict, region: RegionInfo = region) -> dict:
+                try:
+                    result = target.prefetch(region, manifest)
+                except RegionError as err:
+                    outcome.regions[region.name].outcome = "prefetch-failed"
+                    raise NodeFailed(f"prefetch:{region.name}", err.reason) from None
+                outcome.regions[region.name].prefetch_seconds = result.get("seconds")
+                return result
+
+            key = f"prefetch:{name}"
+            prefetch_keys.append(key)
+            schedule.add(
+                Node(
+                    key,
+                    prefetch,
+                    cacheable=True,
+                    describe=f"load and verify {manifest[:19]}… in {name}",
+                )
+            )
+    previous = tuple(prefetch_keys)
+    for i, wave in enumerate(waves):
+        routes = list({r.pattern: r for n in wave for r in changes[n]}.values())
+
+        def promote(_: dict, wave: list[str] = wave) -> dict[str, float]:
+            ptrs = pointers.pointers()
+            moves = []
+            for name in wave:
+                p = ptrs.get(name)
+                moves.append(
+                    Move(name, p.generation if p else 0, p.deployment if p else None, deployment)
+                )
+            pointers.swap(moves, deployment, "promote", rollout.actor)
+            return wait_all(target, [by_name[n] for n in wave], deployment, outcome, "promoted")
+
+        def gate(
+            _: dict, i: int = i, wave: list[str] = wave, routes: list[RouteEntry] = routes
+        ) -> GateReport:
+            report = run_gate(
+                i,
+                [by_name[n] for n in wave],
+                routes,
+                deployment,
+                rollout.config.vega.health,
+                rollout.health_checks,
+            )
+            outcome.gates.append(report)
+            if not report.passed:
+                raise NodeFailed(f"gate:{i}", "health gate failed", report)
+            return report
+
+        label = "canary" if i == 0 else f"wave {i}"
+        schedule.add(
+            Node(
+                f"promote:{i}",
+                promote,
+                previous,
+                describe=f"move {label} pointers: {', '.join(wave)}",
+            )
+        )
+        schedule.add(
+            Node(
+                f"gate:{i}",
+                gate,
+                (f"promote:{i}",),
+                describe=f"probe {len(routes)} changed route(s) in {label}",
+            )
+        )
+        previous = (f"gate:{i}",)
+    return schedule
+
+
+def wait_all(
+    target: Any,
+    regions: list[RegionInfo],
+    deployment: str | None,
+    outcome: DeployOutcome | None,
+    label: str,
+) -> dict[str, float]:
+    """Wait until every region serves ``deployment``; the seconds each took."""
+
+    def one(region: RegionInfo) -> float:
+        return target.wait_serving(region, deployment)
+
+    with ThreadPoolExecutor(max_workers=min(32, len(regions) or 1)) as pool:
+        seconds = dict(zip([r.name for r in regions], pool.map(one, regions), strict=True))
+    if outcome is not None:
+        for name, s in seconds.items():
+            outcome.regions[name].outcome = label
+            outcome.regions[name].swap_seconds = s
+    return seconds

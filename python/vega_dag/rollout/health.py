@@ -1,0 +1,201 @@
+"""Health gates: real HTTP probes of the changed routes in the promoted regions.
+
+A gate passes only if, for every changed route:
+
+- every probe's status is the expected one: ``health.expect_status`` for the
+  paths configured in ``health.probes``; for a route without configured
+  paths, a GET of the route's own path (parameters filled with ``1``) must
+  not be a server error (a POST-only route answers 405, which proves it
+  loaded and runs);
+- every probe was answered by the new deployment (its ``x-vega-deployment``);
+- the p99 latency is at most ``health.p99_ms``;
+- at least ``health.min_samples`` probes completed: too few samples (probes
+  that timed out or could not connect) is a failure of its own, never a pass.
+
+Probes (``min_samples`` per probe path) are dealt round-robin over the wave's
+regions, so every promoted region is probed at least once. Plugins add checks
+(``vega_dag_health_checks``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from vega_dag.build.manifest import RouteEntry
+from vega_dag.config import HealthConfig
+from vega_dag.regions import DEPLOYMENT_HEADER
+from vega_dag.regions.fleet import RegionInfo, request
+
+PROBE_CONCURRENCY = 4
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
+
+
+@dataclass
+class Probe:
+    region: str
+    route: str
+    path: str
+    status: int | None
+    seconds: float
+    error: str | None = None
+    deployment: str | None = None
+
+
+@dataclass
+class RouteVerdict:
+    route: str
+    samples: int
+    p99_ms: float | None
+    statuses: dict[str, int]
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GateReport:
+    wave: int
+    regions: list[str]
+    routes: list[RouteVerdict]
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def p99_ms(self) -> float | None:
+        values = [r.p99_ms for r in self.routes if r.p99_ms is not None]
+        return max(values) if values else None
+
+    def summary(self, expect: int = 200) -> str:
+        if not self.routes:
+            return "no changed routes"
+        probes = sum(sum(r.statuses.values()) for r in self.routes)
+        p99 = f"p99 {self.p99_ms:.0f}ms" if self.p99_ms is not None else "no samples"
+        return f"{status_text(str(expect))}, {p99}, {probes} probes of {len(self.routes)} routes"
+
+    def to_json(self) -> dict:
+        return {
+            "wave": self.wave,
+            "regions": self.regions,
+            "passed": self.passed,
+            "problems": self.problems,
+            "routes": [
+                {"route": r.route, "samples": r.samples, "p99_ms": r.p99_ms, "statuses": r.statuses}
+                for r in self.routes
+            ],
+        }
+
+
+def p99(values: list[float]) -> float:
+    """Nearest-rank 99th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+def probe_paths(route: RouteEntry, health: HealthConfig) -> tuple[list[str], bool]:
+    """(paths, configured): the configured probe paths, or the route's own path."""
+    configured = health.probes.get(route.pattern)
+    if configured:
+        return list(configured), True
+    return [_PARAM.sub("1", route.pattern)], False
+
+
+_REASONS = {200: "OK", 201: "Created", 204: "No Content", 404: "Not Found", 500: "Error"}
+
+
+def status_text(code: str) -> str:
+    return f"{code} {_REASONS[int(code)]}" if code.isdigit() and int(code) in _REASONS else code
+
+
+def run_gate(
+    wave: int,
+    regions: list[RegionInfo],
+    routes: list[RouteEntry],
+    deployment: str,
+    health: HealthConfig,
+    extra_checks: list | None = None,
+) -> GateReport:
+    jobs: list[tuple[RegionInfo, RouteEntry, str, bool]] = []
+    offset = 0
+    for route in routes:
+        paths, configured = probe_paths(route, health)
+        for path in paths:
+            # min_samples per probe path, dealt round-robin from a moving
+            # start, so a wide wave has every region probed without probing
+            # every path in every region.
+            for i in range(health.min_samples):
+                jobs.append((regions[(offset + i) % len(regions)], route, path, configured))
+            offset += health.min_samples
+    for i in range(offset, len(regions)):  # a region no probe reached yet
+        route = routes[i % len(routes)] if routes else None
+        if route is not None:
+            paths, configured = probe_paths(route, health)
+            jobs.append((regions[i], route, paths[0], configured))
+
+    def one(job: tuple[RegionInfo, RouteEntry, str, bool]) -> tuple[Probe, bool]:
+        region, route, path, configured = job
+        try:
+            status, headers, _, seconds = request(region.url + path, timeout=health.timeout_s)
+        except TimeoutError:
+            return Probe(
+                region.name, route.pattern, path, None, health.timeout_s, "timed out"
+            ), configured
+        except OSError as err:
+            return Probe(
+                region.name, route.pattern, path, None, 0.0, f"unreachable: {err}"
+            ), configured
+        return Probe(
+            region.name, route.pattern, path, status, seconds, None, headers.get(DEPLOYMENT_HEADER)
+        ), configured
+
+    # A few probes at a time: latency is what is measured, and more
+    # concurrency than the machine has cores would measure queueing instead.
+    with ThreadPoolExecutor(max_workers=PROBE_CONCURRENCY) as pool:
+        probes = list(pool.map(one, jobs))
+
+    verdicts: dict[str, RouteVerdict] = {}
+    problems: list[str] = []
+    by_route: dict[str, list[tuple[Probe, bool]]] = {}
+    for probe, configured in probes:
+        by_route.setdefault(probe.route, []).append((probe, configured))
+    for route in routes:
+        results = by_route.get(route.pattern, [])
+        done = [p for p, _ in results if p.status is not None]
+        statuses: dict[str, int] = {}
+        for p, _ in results:
+            key = str(p.status) if p.status is not None else (p.error or "error").split(":")[0]
+            statuses[key] = statuses.get(key, 0) + 1
+        latency = p99([p.seconds for p in done]) * 1000 if done else None
+        verdict = RouteVerdict(route.pattern, len(done), latency, statuses)
+        for p, configured in results:
+            bad = None
+            if p.status is None:
+                bad = p.error
+            elif configured and p.status != health.expect_status:
+                bad = f"status {p.status}, expected {health.expect_status}"
+            elif not configured and p.status >= 500:
+                bad = f"status {p.status} (a server error)"
+            elif p.deployment != deployment:
+                bad = f"answered by {p.deployment}, not {deployment}"
+            if bad:
+                verdict.problems.append(f"{p.region} {p.path}: {bad}")
+        if len(done) < health.min_samples:
+            verdict.problems.append(
+                f"only {len(done)} of at least {health.min_samples} probes completed"
+            )
+        if latency is not None and latency > health.p99_ms:
+            verdict.problems.append(f"p99 {latency:.0f}ms > {health.p99_ms:g}ms")
+        verdicts[route.pattern] = verdict
+        for text in dict.fromkeys(verdict.problems):
+            problems.append(
+                f"route {route.pattern}: {text} (samples {len(done)}, "
+                f"p99 {'-' if latency is None else f'{latency:.0f}ms'})"
+            )
+    for check in extra_checks or []:
+        for region in regions:
+            for text in check(region.name, region.url, deployment, [r.pattern for r in routes]):
+                problems.append(f"{region.name}: {text}")
+    return GateReport(wave, [r.name for r in regions], list(verdicts.values()), problems)

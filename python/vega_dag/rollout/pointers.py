@@ -1,0 +1,379 @@
+"""The pointer store: which deployment each region serves (SQLite, WAL mode).
+
+Promotion is a pointer write and rollback the same write in reverse, so this
+small database is the whole truth of a rollout:
+
+- ``deployments``: one row per deployment (``dpl_<base36>``) holding what a
+  rollback must restore: the manifest digest (bundles, layer, route env) and
+  the project configuration the deploy ran with; its status moves
+  ``rolling`` → ``live`` | ``rolled-back`` | ``failed``.
+- ``pointers``: region → deployment, with a generation bumped on every write.
+  Writes are compare-and-swap (``WHERE region=? AND generation=?``), all moves
+  of one step in one transaction.
+- ``history``: append-only (triggers refuse UPDATE and DELETE): deployment,
+  region, from, to, time, reason, actor.
+- ``locks``: the deploy lock, one row naming its holder and pid. A second
+  deploy waits for it, then fails naming the holder; a row whose process is
+  gone (a deploy killed with -9) is taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from vega_dag.errors import VegaError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deployments (
+    id TEXT PRIMARY KEY,
+    manifest TEXT NOT NULL,
+    project TEXT NOT NULL,
+    config TEXT NOT NULL,
+    env TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS pointers (
+    region TEXT PRIMARY KEY,
+    deployment TEXT,
+    generation INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment TEXT NOT NULL,
+    region TEXT NOT NULL,
+    from_dpl TEXT,
+    to_dpl TEXT,
+    at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS history_no_update BEFORE UPDATE ON history
+    BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS history_no_delete BEFORE DELETE ON history
+    BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    acquired_at REAL NOT NULL
+);
+"""
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class PointerStoreError(VegaError):
+    """Base class of pointer store errors."""
+
+
+class UnknownDeploymentError(PointerStoreError, LookupError):
+    def __init__(self, deployment: str, known: list[str]) -> None:
+        hint = f" (recent: {', '.join(known)})" if known else " (there are no deployments yet)"
+        super().__init__(f"unknown deployment {deployment!r}{hint}")
+        self.deployment = deployment
+
+
+class PointerConflictError(PointerStoreError):
+    """A compare-and-swap write found a generation other than the one it read."""
+
+    def __init__(self, region: str, expected: int, actual: int | None) -> None:
+        super().__init__(
+            f"region {region}: its pointer moved underneath this write "
+            f"(expected generation {expected}, found {actual}); nothing was written"
+        )
+        self.region = region
+        self.expected = expected
+        self.actual = actual
+
+
+class LockHeldError(PointerStoreError):
+    def __init__(self, path: Path, holder: str, pid: int, since: float, waited: float) -> None:
+        age = time.time() - since
+        super().__init__(
+            f"{path}: the pointer store is held by another deploy ({holder}, pid {pid}, "
+            f"for {age:.0f}s); waited {waited:.0f}s. Retry when it finishes."
+        )
+        self.holder = holder
+        self.pid = pid
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    manifest: str
+    project: str
+    config: dict
+    env: dict[str, str]
+    created_at: float
+    actor: str
+    status: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class RegionPointer:
+    region: str
+    deployment: str | None
+    generation: int
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Move:
+    """One pointer write: ``region`` from ``before`` (at ``generation``) to ``after``."""
+
+    region: str
+    generation: int
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    seq: int
+    deployment: str
+    region: str
+    before: str | None
+    after: str | None
+    at: float
+    reason: str
+    actor: str
+
+
+def new_deployment_id() -> str:
+    # Time in the high digits keeps ids roughly sortable; the random low
+    # digits keep two deploys in one millisecond apart.
+    n = (int(time.time() * 1000) % 36**5) * 36**3 + secrets.randbelow(36**3)
+    digits = []
+    for _ in range(8):
+        n, r = divmod(n, 36)
+        digits.append(_B36[r])
+    return "dpl_" + "".join(reversed(digits))
+
+
+def default_actor() -> str:
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PointerStore:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        if not readonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        # Rollout nodes run in threads, one at a time against this store.
+        self.db = sqlite3.connect(
+            str(path), timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self.db.execute("PRAGMA busy_timeout=10000")
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives any process crash (kill -9); only
+            # power loss can drop the last commits, never corrupt the file.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE``: one writer at a time, readers never blocked (WAL)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- deployments ----------------------------------------------------------
+    def create_deployment(
+        self, manifest: str, project: str, config: dict, env: dict[str, str], actor: str
+    ) -> Deployment:
+        with self.transaction() as db:
+            while True:
+                dpl = new_deployment_id()
+                if db.execute("SELECT 1 FROM deployments WHERE id=?", (dpl,)).fetchone() is None:
+                    break
+            db.execute(
+                "INSERT INTO deployments VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    dpl,
+                    manifest,
+                    project,
+                    json.dumps(config, sort_keys=True),
+                    json.dumps(env, sort_keys=True),
+                    time.time(),
+                    actor,
+                    "rolling",
+                    "",
+                ),
+            )
+        found = self.deployment(dpl)
+        assert found is not None
+        return found
+
+    def set_status(self, deployment: str, status: str, detail: str = "") -> None:
+        self.db.execute(
+            "UPDATE deployments SET status=?, detail=? WHERE id=?", (status, detail, deployment)
+        )
+
+    def _deployment(self, row: tuple | None) -> Deployment | None:
+        if row is None:
+            return None
+        return Deployment(
+            id=row[0],
+            manifest=row[1],
+            project=row[2],
+            config=json.loads(row[3]),
+            env=json.loads(row[4]),
+            created_at=row[5],
+            actor=row[6],
+            status=row[7],
+            detail=row[8],
+        )
+
+    def deployment(self, deployment: str) -> Deployment | None:
+        return self._deployment(
+            self.db.execute("SELECT * FROM deployments WHERE id=?", (deployment,)).fetchone()
+        )
+
+    def require(self, deployment: str) -> Deployment:
+        found = self.deployment(deployment)
+        if found is None:
+            raise UnknownDeploymentError(deployment, [d.id for d in self.deployments(5)])
+        return found
+
+    def deployments(self, limit: int = 50) -> list[Deployment]:
+        rows = self.db.execute(
+            "SELECT * FROM deployments ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [d for row in rows if (d := self._deployment(row)) is not None]
+
+    # -- pointers -------------------------------------------------------------
+    def pointers(self) -> dict[str, RegionPointer]:
+        rows = self.db.execute("SELECT region, deployment, generation, updated_at FROM pointers")
+        return {r[0]: RegionPointer(*r) for r in rows.fetchall()}
+
+    def pointer(self, region: str) -> RegionPointer:
+        row = self.db.execute(
+            "SELECT region, deployment, generation, updated_at FROM pointers WHERE region=?",
+            (region,),
+        ).fetchone()
+        return RegionPointer(*row) if row else RegionPointer(region, None, 0, 0.0)
+
+    def swap(self, moves: list[Move], deployment: str, reason: str, actor: str) -> float:
+        """Apply every move or none (compare-and-swap on each generation); return the time."""
+        now = time.time()
+        with self.transaction() as db:
+            for m in moves:
+                if m.generation == 0:
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO pointers VALUES (?,?,1,?)", (m.region, m.after, now)
+                    )
+                else:
+                    cur = db.execute(
+                        "UPDATE pointers SET deployment=?, generation=generation+1, updated_at=? "
+                        "WHERE region=? AND generation=?",
+                        (m.after, now, m.region, m.generation),
+                    )
+                if cur.rowcount != 1:
+                    row = db.execute(
+                        "SELECT generation FROM pointers WHERE region=?", (m.region,)
+                    ).fetchone()
+                    raise PointerConflictError(m.region, m.generation, row[0] if row else None)
+                db.execute(
+                    "INSERT INTO history (deployment, region, from_dpl, to_dpl, at, reason, actor) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (deployment, m.region, m.before, m.after, now, reason, actor),
+                )
+        return now
+
+    # -- history --------------------------------------------------------------
+    def history(self, deployment: str | None = None, limit: int = 1000) -> list[HistoryEntry]:
+        if deployment is None:
+            rows = self.db.execute(
+                "SELECT * FROM history ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM history WHERE deployment=? ORDER BY seq DESC LIMIT ?",
+                (deployment, limit),
+            ).fetchall()
+        return [HistoryEntry(*r) for r in rows]
+
+    def touched_by(self, deployment: str) -> dict[str, str | None]:
+        """Region → the deployment it served before ``deployment`` first reached it."""
+        rows = self.db.execute(
+            "SELECT region, from_dpl FROM history WHERE to_dpl=? AND deployment=? ORDER BY seq",
+            (deployment, deployment),
+        ).fetchall()
+        before: dict[str, str | None] = {}
+        for region, from_dpl in rows:
+            before.setdefault(region, from_dpl)
+        return before
+
+    # -- the deploy lock ------------------------------------------------------
+    def lock_holder(self) -> tuple[str, int, float, bool] | None:
+        """(holder, pid, since, alive) of the deploy lock, or None when free."""
+        row = self.db.execute(
+            "SELECT holder, pid, host, acquired_at FROM locks WHERE name='deploy'"
+        ).fetchone()
+        if row is None:
+            return None
+        alive = row[2] != socket.gethostname() or _pid_alive(row[1])
+        return row[0], row[1], row[3], alive
+
+    @contextlib.contextmanager
+    def deploy_lock(self, holder: str, timeout: float = 10.0) -> Iterator[bool]:
+        """Hold the deploy lock; yields whether a dead holder's lock was taken over."""
+        started = time.monotonic()
+        took_over = False
+        while True:
+            with self.transaction() as db:
+                row = db.execute(
+                    "SELECT holder, pid, host, acquired_at FROM locks WHERE name='deploy'"
+                ).fetchone()
+                free = row is None or (row[2] == socket.gethostname() and not _pid_alive(row[1]))
+                if free:
+                    took_over = row is not None
+                    db.execute(
+                        "INSERT OR REPLACE INTO locks VALUES ('deploy',?,?,?,?)",
+                        (holder, os.getpid(), socket.gethostname(), time.time()),
+                    )
+            if free:
+                break
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                assert row is not None
+                raise LockHeldError(self.path, row[0], row[1], row[3], waited)
+            time.sleep(0.05)
+        try:
+            yield took_over
+        finally:
+            self.db.execute("DELETE FROM locks WHERE name='deploy' AND pid=?", (os.getpid(),))

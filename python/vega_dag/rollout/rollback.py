@@ -1,0 +1,137 @@
+"""``rollback``: a deployment's pointer writes, in reverse.
+
+Each region the deployment reached goes back to the deployment it served
+before (from the append-only history), by compare-and-swap, in one
+transaction: no rebuild, no upload. Regions keep the previous deployment's
+worker warm, so the swap is a pointer read away; an older target is loaded
+(and verified) first, and the pointer moves only once the region holds it.
+Regions no longer on the deployment are left alone, so a rollback is
+idempotent.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from vega_dag.errors import VegaError
+from vega_dag.regions.fleet import RegionError, RegionInfo
+from vega_dag.rollout.pointers import Move, PointerStore, default_actor
+
+
+class RollbackError(VegaError):
+    pass
+
+
+@dataclass
+class RollbackResult:
+    deployment: str
+    #: region → the deployment it went back to (None: no deployment)
+    targets: dict[str, str | None] = field(default_factory=dict)
+    #: region → seconds from the pointer write until it served the target
+    seconds: dict[str, float] = field(default_factory=dict)
+    #: region → why it was left alone
+    skipped: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deployment": self.deployment,
+            "seconds": round(self.total_seconds, 4),
+            "regions": [
+                {
+                    "name": name,
+                    "url": self.urls.get(name),
+                    "to": self.targets[name],
+                    "swap_seconds": round(self.seconds[name], 4) if name in self.seconds else None,
+                }
+                for name in self.targets
+            ],
+            "skipped": self.skipped,
+        }
+
+
+def reverse(
+    pointers: PointerStore,
+    target: Any,
+    deployment: str,
+    by_name: dict[str, RegionInfo],
+    reason: str,
+    actor: str,
+) -> RollbackResult:
+    """Move every region still on ``deployment`` back; the caller holds the deploy lock."""
+    result = RollbackResult(deployment)
+    before = pointers.touched_by(deployment)
+    ptrs = pointers.pointers()
+    moves = []
+    for region, previous in before.items():
+        p = ptrs.get(region)
+        if p is None or p.deployment != deployment:
+            result.skipped[region] = f"already on {p.deployment if p else None}"
+            continue
+        moves.append(Move(region, p.generation, deployment, previous))
+        result.targets[region] = previous
+    missing = [m.region for m in moves if m.region not in by_name]
+    if missing:
+        raise RollbackError(
+            f"region(s) {', '.join(missing)} are not running: start them with "
+            "`vega-dag regions up`, then roll back again (nothing was changed)"
+        )
+    # A region switches only to what it has loaded: make sure each holds its
+    # target before any pointer moves (a warm previous deployment answers at once).
+    wanted = {m.region: pointers.deployment(m.after) for m in moves if m.after is not None}
+
+    def prefetch(region: str) -> None:
+        dpl = wanted[region]
+        if dpl is not None:
+            target.prefetch(by_name[region], dpl.manifest)
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(32, len(wanted) or 1)) as pool:
+            list(pool.map(prefetch, wanted))
+    except RegionError as err:
+        raise RollbackError(f"{err} (nothing was changed)") from None
+    if not moves:
+        return result
+    pointers.swap(moves, deployment, reason, actor)
+
+    def wait(move: Move) -> tuple[str, float]:
+        return move.region, target.wait_serving(by_name[move.region], move.after)
+
+    with ThreadPoolExecutor(max_workers=min(32, len(moves))) as pool:
+        result.seconds = dict(pool.map(wait, moves))
+    result.urls = {name: info.url for name, info in by_name.items()}
+    return result
+
+
+def rollback(
+    config: Any,
+    target: Any,
+    deployment: str | None = None,
+    *,
+    actor: str | None = None,
+    lock_timeout: float = 10.0,
+) -> RollbackResult:
+    """Undo ``deployment`` (default: the latest) in every region it reached."""
+    started = time.perf_counter()
+    actor = actor or default_actor()
+    pointers = PointerStore(target.db_path)
+    try:
+        if deployment is None:
+            latest = pointers.deployments(1)
+            if not latest:
+                raise RollbackError("nothing to roll back: there are no deployments yet")
+            deployment = latest[0].id
+        dpl = pointers.require(deployment)
+        by_name = {r.name: r for r in target.regions()}
+        with pointers.deploy_lock(f"rollback by {actor}", lock_timeout):
+            result = reverse(pointers, target, dpl.id, by_name, "rollback", actor)
+            if result.targets or dpl.status in ("rolling", "interrupted"):
+                pointers.set_status(dpl.id, "rolled-back", f"rolled back by {actor}")
+    finally:
+        pointers.close()
+    result.total_seconds = time.perf_counter() - started
+    return result
