@@ -43,6 +43,18 @@ def ensure_code(store: ObjectStore, fleet: Path, manifest_digest: str, manifest:
     sidecar = path.with_suffix(".digest")
     if path.is_file() and sidecar.is_file() and _core.hash_file(path) == sidecar.read_text():
         return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Every region prefetches at once: one merges, the others wait and reuse.
+    with open(path.with_suffix(".lock"), "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if path.is_file() and sidecar.is_file() and _core.hash_file(path) == sidecar.read_text():
+            return path
+        return _merge_bundles(store, path, sidecar, manifest_digest, manifest)
+
+
+def _merge_bundles(
+    store: ObjectStore, path: Path, sidecar: Path, manifest_digest: str, manifest: Manifest
+) -> Path:
     members: dict[str, bytes] = {}
     for route in manifest.routes:
         with zipfile.ZipFile(io.BytesIO(store.get(route.bundle))) as zf:
