@@ -15,25 +15,25 @@ import msgspec
 from vega_dag.compile.toolchain import Toolchain
 from vega_dag.store.objects import write_durably
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 #: (module, level, names, line, type_checking, guarded, in_function)
 ImportTuple = tuple[str, int, list[str], int, bool, bool, bool]
 
 
-class Parsed(msgspec.Struct, array_like=True, frozen=True):
+class Parsed(msgspec.Struct, array_like=True, frozen=True, gc=False):
     imports: list[ImportTuple]
     names: list[str]
 
 
-class ModuleRecord(msgspec.Struct, array_like=True, frozen=True):
+class ModuleRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
     path: str
     source: str
     pyc: str
     deps: list[str]
 
 
-class RouteRecord(msgspec.Struct, array_like=True, frozen=True):
+class RouteRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
     module: str
     entry: str
     bundle: str
@@ -61,7 +61,6 @@ class BuildState(msgspec.Struct):
     edges: str = ""
     manifest: str | None = None
     layer: tuple[str, str] | None = None
-    parsed: dict[str, Parsed] = {}
     modules: dict[str, ModuleRecord] = {}
     routes: dict[str, RouteRecord] = {}
     closures: dict[str, list[str]] = {}
@@ -94,3 +93,18 @@ def load_state(path: Path) -> BuildState:
 
 def save_state(path: Path, state: BuildState) -> None:
     write_durably(path, _encoder.encode(state), sync=False)
+
+
+_parse_decoder = msgspec.msgpack.Decoder(dict[str, Parsed])
+
+
+def load_parse_cache(path: Path) -> dict[str, Parsed]:
+    """Parsed imports by content digest (``parsed.msgpack``); empty if unreadable."""
+    try:
+        return _parse_decoder.decode(path.read_bytes())
+    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+
+
+def save_parse_cache(path: Path, cache: dict[str, Parsed]) -> None:
+    write_durably(path, _encoder.encode(cache), sync=False)

@@ -49,7 +49,7 @@ class CorruptObjectError(VegaError):
         self.actual = actual
 
 
-class PackLocation(msgspec.Struct, array_like=True, frozen=True):
+class PackLocation(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pack: str
     offset: int
     length: int
