@@ -16,6 +16,8 @@ from pathlib import Path
 
 DATA = Path(os.environ.get("VEGA_BENCH_DATA", Path(__file__).parent / ".data"))
 REAL_CODEBASE = ("ansible", "10.7.0")
+#: What smoke runs (CI) use instead: small, whole, pure Python.
+SMOKE_CODEBASE = ("click", "8.1.7")
 
 
 def unpacked_wheel(name: str, version: str) -> Path:
