@@ -10,18 +10,17 @@ so stopping it stops its zygote and workers too.
 from __future__ import annotations
 
 import contextlib
-import http.client
+import errno
 import json
 import os
-import shutil
+import selectors
 import signal
-import subprocess
+import socket
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
 
 import vega_dag
 from vega_dag.config import ProjectConfig
@@ -69,24 +68,179 @@ def _alive(pid: int) -> bool:
         return True
 
 
+Response = tuple[int, dict[str, str], bytes, float]
+
+
+def _prepare(url: str, method: str, body: bytes | None) -> tuple[tuple[str, int], bytes]:
+    """(address, request bytes) of one HTTP/1.1 request on its own connection.
+
+    A few lines of HTTP rather than ``http.client``: the regions are ours,
+    on loopback, and ``rollback`` is timed from its first instruction.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme != "http":
+        raise ValueError(f"not an http:// URL: {url}")
+    netloc, slash, path = rest.partition("/")
+    path = slash + path if slash else "/"
+    host, colon, port = netloc.rpartition(":")
+    if not colon or not port.isdigit():
+        host, port = netloc, "80"
+    host = host.strip("[]")
+    data = body or b""
+    head = (
+        f"{method} {path} HTTP/1.1\r\nhost: {netloc}\r\nconnection: close\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
+    )
+    return (host, int(port)), head.encode("latin-1") + data
+
+
+class _Reply:
+    """An HTTP/1.1 response read incrementally: ``feed`` until it says it is complete."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.head: tuple[int, dict[str, str]] | None = None
+        self.start = 0
+        self.length: int | None = None
+        self.chunked = False
+
+    def feed(self, data: bytes) -> bool:
+        """Whether the response is complete (``b""`` means the peer closed)."""
+        self.buf += data
+        if self.head is None:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if not data:
+                    raise ConnectionError("the connection closed before a response")
+                return False
+            lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ", 2)
+            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+                raise ConnectionError(f"malformed response: {lines[0][:80]!r}")
+            headers = {}
+            for line in lines[1:]:
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
+            self.head = (int(parts[1]), headers)
+            self.start = end + 4
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                self.chunked = True
+            elif "content-length" in headers:
+                self.length = int(headers["content-length"])
+        if self.length is not None:
+            if len(self.buf) - self.start >= self.length:
+                return True
+            if not data:
+                raise ConnectionError("the connection closed mid-response")
+            return False
+        return not data  # chunked or unsized: read to the end
+
+    def result(self, seconds: float) -> Response:
+        assert self.head is not None
+        body = bytes(self.buf[self.start :])
+        if self.length is not None:
+            body = body[: self.length]
+        elif self.chunked:
+            body = _dechunk(body)
+        return self.head[0], self.head[1], body, seconds
+
+
+def _dechunk(data: bytes) -> bytes:
+    out, pos = [], 0
+    while True:
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            raise ConnectionError("malformed chunked response")
+        size = int(data[pos:end].split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            return b"".join(out)
+        out.append(data[end + 2 : end + 2 + size])
+        pos = end + 2 + size + 2
+
+
 def request(
     url: str, method: str = "GET", body: bytes | None = None, timeout: float = 5.0
-) -> tuple[int, dict[str, str], bytes, float]:
-    """One HTTP request: (status, lower-case headers, body, seconds)."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
+) -> Response:
+    """One HTTP request: (status, lower-case headers, body, seconds).
+
+    TimeoutError when ``timeout`` passes, another OSError when the region
+    cannot be reached or answers something that is not HTTP.
+    """
+    address, payload = _prepare(url, method, body)
     started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(payload)
+        reply = _Reply()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(left)
+            if reply.feed(sock.recv(65536)):
+                return reply.result(time.perf_counter() - started)
+
+
+def request_many(
+    requests: list[tuple[str, str, bytes | None]], timeout: float = 5.0
+) -> list[Response | OSError]:
+    """Many requests at once, from this one thread: each result or its error, in order.
+
+    (url, method, body) each; a request unanswered after ``timeout`` gets a TimeoutError.
+    """
+    results: list[Response | OSError | None] = [None] * len(requests)
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    sel = selectors.DefaultSelector()
     try:
-        conn.request(method, path, body=body, headers={"content-type": "application/json"})
-        resp = conn.getresponse()
-        data = resp.read()
-        seconds = time.perf_counter() - started
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, seconds
+        for i, (url, method, body) in enumerate(requests):
+            try:
+                address, payload = _prepare(url, method, body)
+                sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+                sock.setblocking(False)
+                err = sock.connect_ex(address)
+                if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                    sock.close()
+                    raise ConnectionRefusedError(err, os.strerror(err))
+            except (OSError, ValueError) as err:
+                results[i] = err if isinstance(err, OSError) else OSError(str(err))
+                continue
+            sel.register(sock, selectors.EVENT_WRITE, [i, memoryview(payload), _Reply()])
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for key, events in sel.select(left):
+                sock, state = key.fileobj, key.data
+                assert isinstance(sock, socket.socket)
+                i = state[0]
+                try:
+                    if events & selectors.EVENT_WRITE:
+                        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        if err:
+                            raise ConnectionRefusedError(err, os.strerror(err))
+                        sent = sock.send(state[1])
+                        state[1] = state[1][sent:]
+                        if not state[1]:
+                            sel.modify(sock, selectors.EVENT_READ, state)
+                        continue
+                    if state[2].feed(sock.recv(65536)):
+                        results[i] = state[2].result(time.perf_counter() - started)
+                except BlockingIOError:
+                    continue
+                except OSError as err:
+                    results[i] = err
+                if results[i] is not None:
+                    sel.unregister(sock)
+                    sock.close()
     finally:
-        conn.close()
+        for key in list(sel.get_map().values()):
+            i = key.data[0]
+            results[i] = TimeoutError("timed out")
+            sel.unregister(key.fileobj)
+            key.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
+    return [r if r is not None else TimeoutError("timed out") for r in results]
 
 
 class LocalFleet:
@@ -135,6 +289,8 @@ class LocalFleet:
         here = str(Path(vega_dag.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
         env.pop("VEGA_DAG_TEST_KILL_AT", None)
+        import subprocess
+
         names = REGION_NAMES[:count]
         for name in names:
             log = open(self.dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
@@ -192,6 +348,8 @@ class LocalFleet:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(info.pgid, signal.SIGKILL)
             (self.dir / "regions" / f"{info.name}.json").unlink(missing_ok=True)
+        import shutil
+
         from vega_dag.regions.server import socket_dir
 
         shutil.rmtree(socket_dir(self.dir), ignore_errors=True)
@@ -208,36 +366,137 @@ class LocalFleet:
         return json.loads(data)
 
     def statuses(self, regions: list[RegionInfo]) -> dict[str, dict | RegionError]:
-        def one(r: RegionInfo) -> dict | RegionError:
+        answers = request_many(
+            [(r.url + "/__vega/status", "GET", None) for r in regions], timeout=2.0
+        )
+        out: dict[str, dict | RegionError] = {}
+        for r, answer in zip(regions, answers, strict=True):
+            if isinstance(answer, OSError):
+                out[r.name] = RegionError(r.name, f"unreachable at {r.url}: {answer}")
+            elif answer[0] != 200:
+                out[r.name] = RegionError(r.name, f"status answered {answer[0]}")
+            else:
+                out[r.name] = json.loads(answer[2])
+        return out
+
+    def prefetch(
+        self, region: RegionInfo, manifest: str, timeout: float = 180.0, *, wait: bool = True
+    ) -> dict:
+        """Ask the region to verify every blob of ``manifest`` and load its worker.
+
+        With ``wait`` (the default) the answer comes once the worker is loaded
+        and warm; without, once the blobs are verified, the worker loading in
+        the background (a later ``prefetch`` with ``wait`` collects it).
+        """
+        return self.prefetch_many([region], manifest, timeout, wait=wait)[region.name]
+
+    def prefetch_many(
+        self,
+        regions: list[RegionInfo],
+        manifest: str | dict[str, str],
+        timeout: float = 180.0,
+        *,
+        wait: bool = True,
+        errors: bool = False,
+    ) -> dict[str, Any]:
+        """``prefetch`` in every region at once (``manifest`` may be per region name).
+
+        RegionError for the first region that failed, unless ``errors``: then
+        each failed region's RegionError is its value.
+        """
+        wanted = {
+            r.name: manifest if isinstance(manifest, str) else manifest[r.name] for r in regions
+        }
+        answers = request_many(
+            [
+                (
+                    r.url + "/__vega/prefetch",
+                    "POST",
+                    json.dumps({"manifest": wanted[r.name], "wait": wait}).encode(),
+                )
+                for r in regions
+            ],
+            timeout=timeout,
+        )
+        out: dict[str, Any] = {}
+        for r, answer in zip(regions, answers, strict=True):
+            if isinstance(answer, OSError):
+                out[r.name] = RegionError(r.name, f"unreachable at {r.url}: {answer}")
+                continue
+            code, _, data, _ = answer
             try:
-                return self.status(r)
-            except RegionError as err:
-                return err
-
-        with ThreadPoolExecutor(max_workers=min(32, len(regions) or 1)) as pool:
-            return dict(zip([r.name for r in regions], pool.map(one, regions), strict=True))
-
-    def prefetch(self, region: RegionInfo, manifest: str, timeout: float = 180.0) -> dict:
-        """Ask the region to load and verify every blob of ``manifest`` and warm its worker."""
-        body = json.dumps({"manifest": manifest}).encode()
-        try:
-            code, _, data, _ = request(
-                region.url + "/__vega/prefetch", "POST", body, timeout=timeout
-            )
-        except OSError as err:
-            raise RegionError(region.name, f"unreachable at {region.url}: {err}") from None
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            payload = {"error": data[:200].decode(errors="replace")}
-        if code != 200 or not payload.get("ok"):
-            raise RegionError(region.name, f"cannot load {manifest}: {payload.get('error')}")
-        return payload
+                payload = json.loads(data)
+            except ValueError:
+                payload = {"error": data[:200].decode(errors="replace")}
+            if code != 200 or not payload.get("ok"):
+                out[r.name] = RegionError(
+                    r.name, f"cannot load {wanted[r.name]}: {payload.get('error')}"
+                )
+            else:
+                out[r.name] = payload
+        if not errors:
+            for value in out.values():
+                if isinstance(value, RegionError):
+                    raise value
+        return out
 
     def wait_serving(
         self, region: RegionInfo, deployment: str | None, timeout: float = 30.0
     ) -> float:
         """Seconds until the region serves ``deployment``; RegionError if it does not."""
+        value = self.wait_serving_many([(region, deployment)], timeout)[region.name]
+        if isinstance(value, RegionError):
+            raise value
+        return value
+
+    def wait_serving_many(
+        self, pairs: list[tuple[RegionInfo, str | None]], timeout: float = 30.0
+    ) -> dict[str, float | RegionError]:
+        """Seconds until each region serves its deployment (or why it does not).
+
+        One request per region, answered by the region when it has switched
+        (it re-reads its pointer on the request, so the switch does not wait
+        for its next poll).
+        """
+        started = time.perf_counter()
+        answers = request_many(
+            [
+                (
+                    f"{r.url}/__vega/wait?deployment={d or 'none'}&timeout={timeout:g}",
+                    "GET",
+                    None,
+                )
+                for r, d in pairs
+            ],
+            timeout=timeout + 5.0,
+        )
+        out: dict[str, float | RegionError] = {}
+        for (r, d), answer in zip(pairs, answers, strict=True):
+            if not isinstance(answer, OSError) and answer[0] == 404:
+                # A region started by an older vega-dag: poll its status.
+                try:
+                    out[r.name] = self._poll_serving(r, d, timeout)
+                except RegionError as err:
+                    out[r.name] = err
+                continue
+            if isinstance(answer, OSError):
+                why = f"unreachable at {r.url}: {answer}"
+            else:
+                try:
+                    payload = json.loads(answer[2])
+                except ValueError:
+                    payload = {}
+                if answer[0] == 200 and payload.get("ok"):
+                    out[r.name] = time.perf_counter() - started
+                    continue
+                why = payload.get("error") or f"answered {answer[0]}"
+                if answer[0] == 502:
+                    out[r.name] = RegionError(r.name, f"cannot serve {d}: {why}")
+                    continue
+            out[r.name] = RegionError(r.name, f"not serving {d} after {timeout:.0f}s: {why}")
+        return out
+
+    def _poll_serving(self, region: RegionInfo, deployment: str | None, timeout: float) -> float:
         started = time.perf_counter()
         deadline = time.monotonic() + timeout
         delay = 0.002

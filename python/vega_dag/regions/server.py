@@ -10,8 +10,18 @@ only to a deployment whose worker has loaded and verified everything: while a
 new one loads, the old one keeps serving. The previous deployment's worker
 stays running, so a rollback is a pointer read away.
 
-Admin endpoints (under ``/__vega/``): ``GET status`` and ``POST prefetch``
-(``{"manifest": digest}``, answered once the worker is loaded and warm).
+Admin endpoints (under ``/__vega/``):
+
+- ``GET status``;
+- ``POST prefetch`` (``{"manifest": digest, "wait": bool}``): verify every blob
+  of the manifest (and lay out its code once per fleet), then start loading
+  its worker; answered once the worker is loaded and warm, or, with
+  ``"wait": false``, as soon as the blobs are verified (the worker keeps
+  loading in the background; a later prefetch with ``"wait": true`` reports
+  whether it loaded);
+- ``GET wait?deployment=ID&timeout=S``: re-read the pointer now, then answer
+  once the region serves ``ID`` (200), failed to load it (502) or after
+  ``S`` seconds (504). One request instead of polling ``status``.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
 from vega_dag.regions.runtime import Receive, Scope, Send, read_body, send_bytes
@@ -132,11 +143,22 @@ class Region:
         self.zygote: Zygote | None = None
         self.zygote_lock: asyncio.Lock | None = None
         self.tasks: set[asyncio.Task] = set()
+        #: manifests whose blobs this region has verified (and laid out)
+        self.verified: set[str] = set()
+        #: set (and replaced) whenever what the region serves, or its error, changes
+        self.changed: asyncio.Event | None = None
+        self.db: sqlite3.Connection | None = None
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
         self.zygote_lock = asyncio.Lock()
+        self.changed = asyncio.Event()
         self._spawn(self.watch())
+
+    def _notify(self) -> None:
+        assert self.changed is not None
+        self.changed.set()
+        self.changed = asyncio.Event()
 
     def _zygote_call(self, request: dict) -> int:
         assert self.zygote is not None
@@ -262,22 +284,28 @@ class Region:
         ).fetchone()
         return (row[0], row[1], row[2]) if row else (None, None, 0)
 
+    def check_pointer(self, force: bool = False) -> None:
+        """Read the pointer if the store changed (or ``force``); switch if it moved."""
+        if self.db is None:
+            if not self.db_path.exists():
+                return
+            self.db = sqlite3.connect(str(self.db_path), timeout=5.0, isolation_level=None)
+        try:
+            version = self.db.execute("PRAGMA data_version").fetchone()[0]
+            if force or version != self._last_version:
+                self._last_version = version
+                target = self._read_pointer(self.db)
+                if target != self.target:
+                    self.target = target
+                    self._spawn(self.switch(target))
+        except sqlite3.Error as err:
+            self.error = f"pointer store: {err}"
+
+    _last_version: int | None = None
+
     async def watch(self) -> None:
-        while not self.db_path.exists():
-            await asyncio.sleep(POLL_SECONDS)
-        db = sqlite3.connect(str(self.db_path), timeout=5.0, isolation_level=None)
-        last_version = None
         while True:
-            try:
-                version = db.execute("PRAGMA data_version").fetchone()[0]
-                if version != last_version:
-                    last_version = version
-                    target = self._read_pointer(db)
-                    if target != self.target:
-                        self.target = target
-                        self._spawn(self.switch(target))
-            except sqlite3.Error as err:
-                self.error = f"pointer store: {err}"
+            self.check_pointer()
             await asyncio.sleep(POLL_SECONDS)
 
     async def switch(self, target: tuple[str | None, str | None, int]) -> None:
@@ -288,12 +316,15 @@ class Region:
                     self.previous = self.serving[1]
                 self.serving = None
                 self.switched_at = time.time()
+                self._notify()
             return
         try:
             await self.ensure_worker(manifest)
         except WorkerLoadError as err:
             # Never switch to what did not load: the old deployment keeps serving.
-            self.error = f"{deployment}: {err}"
+            if self.target == target:
+                self.error = f"{deployment}: {err}"
+                self._notify()
             return
         if self.target != target:
             return  # overtaken by a newer pointer write while loading
@@ -303,6 +334,72 @@ class Region:
         self.switched_at = time.time()
         self.error = None
         self.collect()
+        self._notify()
+
+    # -- prefetch and waiting -------------------------------------------------
+    def _loaded(self, manifest: str) -> bool:
+        handle = self.workers.get(manifest)
+        return (
+            handle is not None
+            and handle.ready.done()
+            and handle.ready.exception() is None
+            and _pid_alive(handle.pid)
+        )
+
+    async def prefetch(self, manifest: str, wait: bool) -> bool:
+        """Verify ``manifest``'s blobs and start its worker; whether it was loaded already.
+
+        With ``wait``, return once the worker is loaded (WorkerLoadError if it
+        cannot be); without, once the blobs are verified, the worker loading
+        in the background.
+        """
+        if not isinstance(manifest, str):
+            raise TypeError("manifest")
+        if self._loaded(manifest):
+            self.prefetched = manifest
+            return True
+        if manifest not in self.verified:
+            from vega_dag.regions.worker import prepare
+
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(None, prepare, self.store, self.fleet, manifest)
+            except Exception as err:
+                raise WorkerLoadError(str(err) or type(err).__name__) from None
+            self.verified.add(manifest)
+        self.prefetched = manifest
+        if wait:
+            _, cached = await self.ensure_worker(manifest)
+            return cached
+        if manifest not in self.workers:
+            self._spawn(self._preload(manifest))
+        return False
+
+    async def _preload(self, manifest: str) -> None:
+        with contextlib.suppress(WorkerLoadError):
+            await self.ensure_worker(manifest)
+
+    async def wait_serving(self, deployment: str | None, timeout: float) -> tuple[int, dict]:
+        """(HTTP status, payload) once serving ``deployment``, failed to, or timed out."""
+        started = time.monotonic()
+        deadline = started + max(0.0, min(timeout, 600.0))
+        self.check_pointer(force=True)
+        while True:
+            serving = self.serving[0] if self.serving else None
+            if serving == deployment:
+                return 200, {"ok": True, "deployment": deployment,
+                             "seconds": round(time.monotonic() - started, 4)}  # fmt: skip
+            pointer = self.target[0] if self.target else None
+            if pointer == deployment and self.error and self.error.startswith(f"{deployment}: "):
+                return 502, {"ok": False, "deployment": serving, "error": self.error}
+            left = deadline - time.monotonic()
+            if left <= 0:
+                why = self.error or "it did not switch"
+                return 504, {"ok": False, "deployment": serving, "error": why}
+            assert self.changed is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), min(left, 1.0))
+            self.check_pointer()
 
     # -- HTTP -----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -336,25 +433,38 @@ class Region:
         if path == "/__vega/prefetch" and scope["method"] == "POST":
             started = time.monotonic()
             try:
-                manifest = json.loads(await read_body(receive))["manifest"]
-                _, cached = await self.ensure_worker(manifest)
+                request = json.loads(await read_body(receive))
+                manifest = request["manifest"]
+                wait = bool(request.get("wait", True))
+                cached = await self.prefetch(manifest, wait)
             except WorkerLoadError as err:
                 payload = {"ok": False, "region": self.name, "error": str(err)}
                 await send_bytes(send, json.dumps(payload).encode(), 502, "application/json")
                 return
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 payload = {"ok": False, "region": self.name, "error": "expected {manifest}"}
                 await send_bytes(send, json.dumps(payload).encode(), 400, "application/json")
                 return
-            self.prefetched = manifest
             payload = {
                 "ok": True,
                 "region": self.name,
                 "manifest": manifest,
                 "cached": cached,
+                "loaded": cached or wait,
                 "seconds": round(time.monotonic() - started, 4),
             }
             await send_bytes(send, json.dumps(payload).encode(), 200, "application/json", headers)
+            return
+        if path == "/__vega/wait":
+            query = parse_qs(scope.get("query_string", b"").decode())
+            want = query.get("deployment", [""])[0]
+            try:
+                timeout = float(query.get("timeout", ["30"])[0])
+            except ValueError:
+                timeout = 30.0
+            code, payload = await self.wait_serving(None if want == "none" else want, timeout)
+            payload["region"] = self.name
+            await send_bytes(send, json.dumps(payload).encode(), code, "application/json", headers)
             return
         await send_bytes(send, b'{"error": "unknown admin endpoint"}', 404, "application/json")
 
@@ -473,6 +583,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    # Imported before the zygote forks: the zygote's workers and this
+    # process's prefetches (which verify blobs) share it.
+    from vega_dag.regions import worker  # noqa: F401
     from vega_dag.store.objects import write_durably
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

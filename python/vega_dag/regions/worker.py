@@ -106,13 +106,25 @@ def load_manifest(store: ObjectStore, digest: str) -> Manifest:
     return decode_manifest(store.get(digest))
 
 
-def load_deployment(store_root: Path, fleet: Path, manifest_digest: str) -> Router:
-    """Verify and load every blob of the deployment, import every route: a warm router."""
+def prepare(store_root: Path, fleet: Path, manifest_digest: str) -> tuple[Manifest, list[str]]:
+    """Verify every blob of the deployment and lay it out for import: (manifest, sys.path).
+
+    The manifest and every bundle are read through ``ObjectStore.get`` (digest
+    checked) into the merged code archive, itself checked against its own
+    digest; the layer is extracted once. This is what a region's prefetch
+    confirms before any pointer may move to the deployment.
+    """
     store = ObjectStore(store_root)
     manifest = load_manifest(store, manifest_digest)
     paths = [str(ensure_code(store, fleet, manifest_digest, manifest))]
     if manifest.layer is not None:
         paths.append(str(ensure_layer(store, fleet, manifest.layer)))
+    return manifest, paths
+
+
+def load_deployment(store_root: Path, fleet: Path, manifest_digest: str) -> Router:
+    """Verify and load every blob of the deployment, import every route: a warm router."""
+    manifest, paths = prepare(store_root, fleet, manifest_digest)
     # Bundles and the layer come first: the deployment's pins win over
     # whatever the region's own interpreter has installed.
     sys.path[:0] = paths
@@ -178,14 +190,20 @@ async def warm(router: Router, budget: float = 2.0) -> None:
 
 def serve(store_root: Path, fleet: Path, manifest_digest: str, uds: str, err_path: str) -> None:
     """Load, then serve on the unix socket ``uds``; a failed load is written to ``err_path``."""
+    import asyncio
+    import gc
+
+    # Importing a deployment allocates many objects that all live as long as
+    # the worker: collecting while they are created only costs time.
+    gc.disable()
     try:
         router = load_deployment(store_root, fleet, manifest_digest)
     except Exception as err:
         Path(err_path).write_text(f"{type(err).__name__}: {err}" if not str(err) else str(err))
         os._exit(3)
-    import asyncio
-
     asyncio.run(warm(router))
+    gc.freeze()
+    gc.enable()
     import uvicorn
 
     with contextlib.suppress(FileNotFoundError):

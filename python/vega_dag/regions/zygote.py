@@ -12,6 +12,7 @@ closes) it exits, and its children follow (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import signal
@@ -59,6 +60,10 @@ def main() -> None:
     # Children are reaped by the kernel: the region watches them by pid.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     _die_with_parent()
+    # What is imported now is shared by every fork: keep the children's
+    # collector off these objects, so it does not copy their pages.
+    gc.collect()
+    gc.freeze()
     log_fd = os.dup(2)
     for line in sys.stdin:
         request = json.loads(line)

@@ -5,15 +5,18 @@
            └─ prefetch:…   ─┘
 
 Every target region first confirms it holds and has verified every blob of
-the new deployment and has its worker warm (prefetch), so no pointer is ever
-written to something a region cannot load. Then wave by wave (canary first):
-one compare-and-swap transaction moves the wave's pointers; the gate probes
-the changed routes there. A failed gate (or any failure after the first
-promotion) swings every touched pointer back, in one transaction.
+the new deployment (prefetch), then loads its worker in the background, so
+loading overlaps the gates of earlier waves. Then wave by wave (canary
+first): once every region of the wave has its worker loaded and warm, one
+compare-and-swap transaction moves the wave's pointers (so no pointer is ever
+written to something a region could not load); the gate probes the changed
+routes there. A failed gate (or any failure after the first promotion) swings
+every touched pointer back, in one transaction.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -307,13 +310,20 @@ def build_schedule(
     target = rollout.target
     manifest = rollout.manifest_digest
     prefetch_keys = []
+    # Prefetch verifies; the workers load in the background and each wave's
+    # promote waits for its own (a target without background loads loads in
+    # its prefetch, as before).
+    background = _accepts(target.prefetch, "wait")
     for wave in waves:
         for name in wave:
             region = by_name[name]
 
             def prefetch(_: dict, region: RegionInfo = region) -> dict:
                 try:
-                    result = target.prefetch(region, manifest)
+                    if background:
+                        result = target.prefetch(region, manifest, wait=False)
+                    else:
+                        result = target.prefetch(region, manifest)
                 except RegionError as err:
                     outcome.regions[region.name].outcome = "prefetch-failed"
                     raise NodeFailed(f"prefetch:{region.name}", err.reason) from None
@@ -330,11 +340,32 @@ def build_schedule(
                     describe=f"load and verify {manifest[:19]}… in {name}",
                 )
             )
+
+    def ready(regions: list[RegionInfo]) -> None:
+        """Every region has the deployment's worker loaded (its pointer may move)."""
+        if hasattr(target, "prefetch_many"):
+            results = target.prefetch_many(regions, manifest, wait=True, errors=True)
+        else:
+            results = {}
+            for region in regions:
+                try:
+                    results[region.name] = target.prefetch(region, manifest, wait=True)
+                except RegionError as err:
+                    results[region.name] = err
+        failed = [(n, r) for n, r in results.items() if isinstance(r, RegionError)]
+        for name, _ in failed:
+            outcome.regions[name].outcome = "prefetch-failed"
+        if failed:
+            name, err = failed[0]
+            raise NodeFailed(f"prefetch:{name}", err.reason)
+
     previous = tuple(prefetch_keys)
     for i, wave in enumerate(waves):
         routes = list({r.pattern: r for n in wave for r in changes[n]}.values())
 
         def promote(_: dict, wave: list[str] = wave) -> dict[str, float]:
+            if background:
+                ready([by_name[n] for n in wave])
             ptrs = pointers.pointers()
             moves = []
             for name in wave:
@@ -391,13 +422,28 @@ def wait_all(
 ) -> dict[str, float]:
     """Wait until every region serves ``deployment``; the seconds each took."""
 
-    def one(region: RegionInfo) -> float:
-        return target.wait_serving(region, deployment)
+    if hasattr(target, "wait_serving_many"):
+        answers = target.wait_serving_many([(r, deployment) for r in regions])
+        for answer in answers.values():
+            if isinstance(answer, Exception):
+                raise answer
+        seconds = dict(answers)
+    else:
 
-    with ThreadPoolExecutor(max_workers=min(32, len(regions) or 1)) as pool:
-        seconds = dict(zip([r.name for r in regions], pool.map(one, regions), strict=True))
+        def one(region: RegionInfo) -> float:
+            return target.wait_serving(region, deployment)
+
+        with ThreadPoolExecutor(max_workers=min(32, len(regions) or 1)) as pool:
+            seconds = dict(zip([r.name for r in regions], pool.map(one, regions), strict=True))
     if outcome is not None:
         for name, s in seconds.items():
             outcome.regions[name].outcome = label
             outcome.regions[name].swap_seconds = s
     return seconds
+
+
+def _accepts(function: Callable, keyword: str) -> bool:
+    try:
+        return keyword in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
