@@ -7,10 +7,8 @@ budget, so small batches compile in this process.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 
 from vega_dag.compile.bytecode import CompileError, SourceChangedError, compile_file
 from vega_dag.errors import VegaError
@@ -79,6 +77,11 @@ def compile_all(
     # Chunks amortise the per-task pickling; enough of them to balance load.
     size = max(8, min(256, len(jobs) // (workers * 8) or 1))
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    # Imported here: an incremental build compiles in-process and should not
+    # pay for multiprocessing's imports.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for chunk_result in pool.map(
