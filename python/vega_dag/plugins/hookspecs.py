@@ -22,6 +22,13 @@ class RegionTarget(Protocol):
     rollout only lists regions, makes sure they run, asks each to prefetch
     (load and verify every blob of a manifest), and waits for each to serve
     the deployment its pointer names.
+
+    ``prefetch`` may take a keyword ``wait``: with ``wait=False`` it returns
+    once the blobs are verified and loads in the background (the deploy then
+    calls it again with ``wait=True`` before moving a wave's pointers). A
+    target may also offer ``prefetch_many(regions, manifest, wait=, errors=)``
+    and ``wait_serving_many([(region, deployment)])``: one call for many
+    regions (see ``LocalFleet``).
     """
 
     name: str

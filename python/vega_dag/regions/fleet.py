@@ -25,6 +25,7 @@ from typing import Any
 import vega_dag
 from vega_dag.config import ProjectConfig
 from vega_dag.errors import VegaError
+from vega_dag.processes import pid_alive
 from vega_dag.regions import REGION_NAMES
 
 #: How long ``up`` waits for every region to answer.
@@ -51,21 +52,6 @@ class RegionInfo:
 
 def fleet_dir(config: ProjectConfig) -> Path:
     return config.store_dir / "fleet"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive; its parent (this process, in tests) has not reaped it.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 Response = tuple[int, dict[str, str], bytes, float]
@@ -262,7 +248,7 @@ class LocalFleet:
                 rec = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if not _alive(rec["pid"]):
+            if not pid_alive(rec["pid"]):
                 path.unlink(missing_ok=True)
                 continue
             found.append(
@@ -342,7 +328,7 @@ class LocalFleet:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(info.pgid, signal.SIGTERM)
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(_alive(r.pid) for r in regions):
+        while time.monotonic() < deadline and any(pid_alive(r.pid) for r in regions):
             time.sleep(0.05)
         for info in regions:
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from vega_dag.processes import pid_alive
 from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
 from vega_dag.regions.runtime import Receive, Scope, Send, read_body, send_bytes
 
@@ -60,16 +61,6 @@ def socket_dir(fleet: Path) -> Path:
     path = Path(tempfile.gettempdir()) / f"vega-{os.getuid()}" / key
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class WorkerLoadError(Exception):
@@ -188,7 +179,7 @@ class Region:
         """The loaded worker for ``manifest`` (and whether it was already loaded)."""
         handle = self.workers.get(manifest)
         if handle is not None and handle.ready.done():
-            if handle.ready.exception() is None and _pid_alive(handle.pid):
+            if handle.ready.exception() is None and pid_alive(handle.pid):
                 return handle, True
             self.workers.pop(manifest, None)
             handle = None
@@ -245,7 +236,7 @@ class Region:
                 else:
                     writer.close()
                     return
-            if not _pid_alive(handle.pid):
+            if not pid_alive(handle.pid):
                 if os.path.exists(handle.err):
                     continue
                 raise WorkerLoadError(f"the worker exited while loading (see {self.log_hint})")
@@ -343,7 +334,7 @@ class Region:
             handle is not None
             and handle.ready.done()
             and handle.ready.exception() is None
-            and _pid_alive(handle.pid)
+            and pid_alive(handle.pid)
         )
 
     async def prefetch(self, manifest: str, wait: bool) -> bool:

@@ -5,9 +5,10 @@
            └─ prefetch:…   ─┘
 
 Every target region first confirms it holds and has verified every blob of
-the new deployment (prefetch), then loads its worker in the background, so
-loading overlaps the gates of earlier waves. Then wave by wave (canary
-first): once every region of the wave has its worker loaded and warm, one
+the new deployment (prefetch), then loads its worker in the background (all
+regions at once, so the prefetch nodes answer in milliseconds and the loads
+share the cores). Then wave by wave (canary first): once the workers are
+loaded and warm (before the canary moves: every region's), one
 compare-and-swap transaction moves the wave's pointers (so no pointer is ever
 written to something a region could not load); the gate probes the changed
 routes there. A failed gate (or any failure after the first promotion) swings
@@ -359,13 +360,17 @@ def build_schedule(
             name, err = failed[0]
             raise NodeFailed(f"prefetch:{name}", err.reason)
 
+    everyone = [n for wave in waves for n in wave]
     previous = tuple(prefetch_keys)
     for i, wave in enumerate(waves):
         routes = list({r.pattern: r for n in wave for r in changes[n]}.values())
 
         def promote(_: dict, wave: list[str] = wave) -> dict[str, float]:
             if background:
-                ready([by_name[n] for n in wave])
+                # The canary waits for every region's worker: the loads run at
+                # once anyway, no pointer moves unless every region loaded the
+                # deployment, and no gate measures latency on a loading machine.
+                ready([by_name[n] for n in (everyone if wave is waves[0] else wave)])
             ptrs = pointers.pointers()
             moves = []
             for name in wave:

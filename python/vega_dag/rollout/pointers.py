@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vega_dag.errors import VegaError
+from vega_dag.processes import pid_alive
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -168,16 +169,6 @@ def new_deployment_id() -> str:
 def default_actor() -> str:
     user = os.environ.get("USER") or os.environ.get("LOGNAME") or str(os.getuid())
     return f"{user}@{socket.gethostname()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class PointerStore:
@@ -346,7 +337,7 @@ class PointerStore:
         ).fetchone()
         if row is None:
             return None
-        alive = row[2] != socket.gethostname() or _pid_alive(row[1])
+        alive = row[2] != socket.gethostname() or pid_alive(row[1])
         return row[0], row[1], row[3], alive
 
     @contextlib.contextmanager
@@ -359,7 +350,7 @@ class PointerStore:
                 row = db.execute(
                     "SELECT holder, pid, host, acquired_at FROM locks WHERE name='deploy'"
                 ).fetchone()
-                free = row is None or (row[2] == socket.gethostname() and not _pid_alive(row[1]))
+                free = row is None or (row[2] == socket.gethostname() and not pid_alive(row[1]))
                 if free:
                     took_over = row is not None
                     db.execute(

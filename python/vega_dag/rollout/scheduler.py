@@ -23,11 +23,12 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from vega_dag.errors import VegaError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 KILL_ENV = "VEGA_DAG_TEST_KILL_AT"
 
@@ -63,6 +64,8 @@ class Schedule:
         return node
 
     def graph(self) -> nx.DiGraph:
+        import networkx as nx
+
         g = nx.DiGraph()
         for node in self.nodes.values():
             g.add_node(node.key)
@@ -75,8 +78,33 @@ class Schedule:
         return g
 
     def order(self) -> list[list[str]]:
-        """Generations: each runs after the previous one, its nodes concurrently."""
-        return [sorted(gen) for gen in nx.topological_generations(self.graph())]
+        """Generations: each runs after the previous one, its nodes concurrently.
+
+        Kahn's algorithm by generation (what ``networkx.topological_generations``
+        computes, without importing networkx on every deploy).
+        """
+        indegree = {key: 0 for key in self.nodes}
+        children: dict[str, list[str]] = {key: [] for key in self.nodes}
+        for node in self.nodes.values():
+            for dep in dict.fromkeys(node.deps):
+                if dep not in self.nodes:
+                    raise ValueError(f"{node.key} depends on unknown node {dep}")
+                indegree[node.key] += 1
+                children[dep].append(node.key)
+        generation = [key for key, n in indegree.items() if n == 0]
+        order = []
+        while generation:
+            order.append(sorted(generation))
+            following = []
+            for key in generation:
+                for child in children[key]:
+                    indegree[child] -= 1
+                    if indegree[child] == 0:
+                        following.append(child)
+            generation = following
+        if sum(len(g) for g in order) != len(self.nodes):
+            raise ValueError("the rollout graph has a cycle")
+        return order
 
     def run(
         self,
