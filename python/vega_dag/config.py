@@ -55,6 +55,10 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     store: str = ".vega"
     #: Bytecode optimisation level passed to compile() (0, 1 or 2).
     optimize: int = 0
+    #: Source transforms from plugins (hook ``vega_dag_compile_steps``), by
+    #: name, run in this order before compile; each step's name and version
+    #: are part of the toolchain, hence of every cache key.
+    compile_steps: list[str] = []
     #: Environment variables the routes run with (part of a deployment).
     env: dict[str, str] = {}
     rollout: RolloutConfig = RolloutConfig()

@@ -180,6 +180,30 @@ def build(
             gc.enable()
 
 
+def _compile_steps(config: ProjectConfig) -> list:
+    """The compile steps ``[tool.vega] compile_steps`` names, from installed plugins.
+
+    Plugins are looked up only when steps are named: discovering entry points
+    costs more than a whole no-op build.
+    """
+    names = config.vega.compile_steps
+    if not names:
+        return []
+    from vega_dag.config import ConfigError
+    from vega_dag.plugins.manager import compile_steps
+
+    available = {step.name: step for step in compile_steps(config)}
+    missing = [n for n in names if n not in available]
+    if missing:
+        known = ", ".join(sorted(available)) or "none"
+        raise ConfigError(
+            config.source or config.root,
+            f"compile step(s) {', '.join(map(repr, missing))} not provided by any installed "
+            f"plugin (installed steps: {known})",
+        )
+    return [available[n] for n in names]
+
+
 #: Bump when import resolution changes: cached edges are then recomputed.
 RESOLVER_VERSION = 2
 
@@ -224,7 +248,10 @@ class _Build:
         self.workers = workers
         self.reporter = reporter
         self.started = started
-        self.toolchain: Toolchain = current_toolchain(config.vega.optimize)
+        self.steps = _compile_steps(config)
+        self.toolchain: Toolchain = current_toolchain(
+            config.vega.optimize, [(s.name, s.version) for s in self.steps]
+        )
         self.tc_key = self.toolchain.key
         self.stat_path, self.state_path, self.head_path = _state_paths(config)
         self.parse_cache_path = self.state_path.with_name("parsed.msgpack")
@@ -580,6 +607,7 @@ class _Build:
             self.config.vega.optimize,
             workers=self.workers,
             on_done=self.reporter.on_compiled,
+            steps=self.steps,
         ):
             if isinstance(result, VegaError):
                 problems.append(result)
@@ -703,7 +731,11 @@ class _Build:
                     digest_src = _core.hash_file(self.root / m.path)
                     try:
                         _, fresh = compile_file(
-                            str(self.root), m.path, digest_src, self.config.vega.optimize
+                            str(self.root),
+                            m.path,
+                            digest_src,
+                            self.config.vega.optimize,
+                            self.steps,
                         )
                     except CompileError as err:
                         raise BuildError([str(err)]) from None

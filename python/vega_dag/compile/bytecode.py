@@ -16,13 +16,24 @@ from __future__ import annotations
 
 import importlib.util
 import marshal
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from vega_dag import _core
 from vega_dag.errors import VegaError
 
 #: PEP 552 flags: bit 0 = hash-based, bit 1 = check_source (off: unchecked).
 _FLAGS_UNCHECKED_HASH = (0b01).to_bytes(4, "little")
+
+
+class CompileStep(Protocol):
+    """A source transform run before compile (see vega_dag.plugins.hookspecs)."""
+
+    name: str
+    version: str
+
+    def transform(self, path: str, source: bytes) -> bytes: ...
 
 
 class CompileError(VegaError):
@@ -61,10 +72,13 @@ def compile_source(source: bytes, path: str, optimize: int = 0) -> bytes:
     return canonical[:8] + tag + canonical[16:]
 
 
-def compile_file(root: str, path: str, expected_digest: str, optimize: int) -> tuple[str, bytes]:
-    """Read and compile ``root/path``; refuse it if its digest is not the scanned one.
+def compile_file(
+    root: str, path: str, expected_digest: str, optimize: int, steps: Sequence[CompileStep] = ()
+) -> tuple[str, bytes]:
+    """Read, transform (``steps``, in order) and compile ``root/path``.
 
-    Returns (path, pyc). Runs in worker processes, hence plain arguments.
+    Refuses a file whose digest is not the scanned one. Returns (path, pyc).
+    Runs in worker processes, hence plain arguments.
     """
     try:
         source = Path(root, path).read_bytes()
@@ -72,4 +86,18 @@ def compile_file(root: str, path: str, expected_digest: str, optimize: int) -> t
         raise CompileError(path, None, "vanished during the build; run the build again") from None
     if _core.hash_bytes(source) != expected_digest:
         raise SourceChangedError(path)
+    for step in steps:
+        try:
+            source = step.transform(path, source)
+        except Exception as err:
+            raise CompileError(
+                path, None, f"compile step {step.name} {step.version} failed: {err!r}"
+            ) from None
+        if not isinstance(source, bytes):
+            raise CompileError(
+                path,
+                None,
+                f"compile step {step.name} {step.version} returned "
+                f"{type(source).__name__}, not bytes",
+            )
     return path, compile_source(source, path, optimize)

@@ -8,9 +8,9 @@ budget, so small batches compile in this process.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
-from vega_dag.compile.bytecode import CompileError, SourceChangedError, compile_file
+from vega_dag.compile.bytecode import CompileError, CompileStep, SourceChangedError, compile_file
 from vega_dag.errors import VegaError
 
 #: Below this many modules, a pool's start-up costs more than it saves.
@@ -22,10 +22,15 @@ Job = tuple[str, str]
 Outcome = tuple[str, bytes | VegaError]
 
 
+#: The build's compile steps. Set before a pool forks, so workers inherit the
+#: plugin objects instead of unpickling them.
+_STEPS: Sequence[CompileStep] = ()
+
+
 def _compile_one(root: str, job: Job, optimize: int) -> Outcome:
     path, digest = job
     try:
-        return compile_file(root, path, digest, optimize)
+        return compile_file(root, path, digest, optimize, _STEPS)
     except VegaError as err:
         return path, err
 
@@ -64,8 +69,11 @@ def compile_all(
     *,
     workers: int | None = None,
     on_done: Callable[[str], None] | None = None,
+    steps: Sequence[CompileStep] = (),
 ) -> Iterator[Outcome]:
     """Compile every job, yielding outcomes as they finish (order not kept)."""
+    global _STEPS
+    _STEPS = steps
     workers = workers or os.cpu_count() or 1
     if len(jobs) < POOL_THRESHOLD or workers == 1:
         for job in jobs:

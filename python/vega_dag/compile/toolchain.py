@@ -43,7 +43,7 @@ class Toolchain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         ]
 
 
-def current_toolchain(optimize: int = 0) -> Toolchain:
+def current_toolchain(optimize: int = 0, steps: list[tuple[str, str]] | None = None) -> Toolchain:
     from vega_dag.bundle import BUNDLE_FORMAT
 
     impl = sys.implementation
@@ -56,4 +56,5 @@ def current_toolchain(optimize: int = 0) -> Toolchain:
         optimize=optimize,
         compiler=f"vega-dag-compile/{COMPILER_VERSION}",
         bundle_format=BUNDLE_FORMAT,
+        steps=list(steps or []),
     )

@@ -72,4 +72,4 @@ def vega_dag_health_checks(config: ProjectConfig) -> list[HealthCheck]:
 
 @hookspec
 def vega_dag_compile_steps(config: ProjectConfig) -> list[CompileStep]:
-    """Return source transforms to run before compile (in registration order)."""
+    """Return source transforms; the build runs those ``[tool.vega] compile_steps`` names."""
