@@ -77,6 +77,8 @@ class BuildResult:
     compiled: list[str] = field(default_factory=list)
     explain: list[str] = field(default_factory=list)
     noop: bool = False
+    #: The manifest's canonical bytes, when this build made it (not in JSON).
+    manifest_data: bytes | None = None
 
     def to_json(self) -> dict[str, object]:
         """The stable machine-readable form (see README, "vega-dag build --json")."""
@@ -155,12 +157,16 @@ def build(
     reporter: Reporter | None = None,
     config: ProjectConfig | None = None,
     verify: bool = False,
+    dry_run: bool = False,
 ) -> BuildResult:
     """Build the project at ``root``; see the module docstring.
 
     With ``verify``, every reused output is read back and checked against its
     digest (damaged ones are rebuilt); otherwise outputs are checked when
     read, so a damaged object is found when a bundle or deploy reads it.
+
+    With ``dry_run``, everything is computed (in memory) and nothing is
+    written: the result says exactly what a real build would produce.
     """
     started = time.perf_counter()
     config = config or load_config(root)
@@ -174,6 +180,7 @@ def build(
         with store.locked():
             b = _Build(config, store, explain, workers, reporter or Reporter(), started)
             b.verify = verify
+            b.dry_run = dry_run
             return b.run()
     finally:
         if gc_was_enabled:
@@ -262,6 +269,7 @@ class _Build:
         self.new_actions: dict[str, str] = {}
         self.explained: list[str] = []
         self.verify = False
+        self.dry_run = False
         self.skip_dirs = [
             ".git",
             "__pycache__",
@@ -298,7 +306,7 @@ class _Build:
         ):
             # Nothing changed: the last build stands, and only the small
             # head of the state was read.
-            if changes.hashed:
+            if changes.hashed and not self.dry_run:
                 save_stat_cache(self.stat_path, new_stat)
             return BuildResult(
                 manifest=head.manifest,
@@ -374,6 +382,23 @@ class _Build:
         manifest_digest = _core.hash_bytes(manifest_bytes)
         self.new_objects[manifest_digest] = manifest_bytes
 
+        built = sum(1 for p in route_records if p in self.rebuilt_routes)
+        result = BuildResult(
+            manifest=manifest_digest,
+            modules_compiled=len(self.compiled),
+            modules_cached=len(modules) - len(self.compiled),
+            bundles_built=built,
+            bundles_cached=len(route_records) - built,
+            seconds=time.perf_counter() - self.started,
+            routes={p: r.bundle for p, r in route_records.items()},
+            layer=layer[1] if layer else None,
+            compiled=sorted(modules[n].path for n in self.compiled),
+            explain=self.explained,
+            manifest_data=manifest_bytes,
+        )
+        if self.dry_run:
+            return result
+
         # Commit: objects first, then what points at them.
         self.store.put_many(self.new_objects)
         for key, out in self.new_actions.items():
@@ -412,19 +437,8 @@ class _Build:
             ),
         )
         save_stat_cache(self.stat_path, new_stat)
-        built = sum(1 for p in route_records if p in self.rebuilt_routes)
-        return BuildResult(
-            manifest=manifest_digest,
-            modules_compiled=len(self.compiled),
-            modules_cached=len(modules) - len(self.compiled),
-            bundles_built=built,
-            bundles_cached=len(route_records) - built,
-            seconds=time.perf_counter() - self.started,
-            routes={p: r.bundle for p, r in route_records.items()},
-            layer=layer[1] if layer else None,
-            compiled=sorted(modules[n].path for n in self.compiled),
-            explain=self.explained,
-        )
+        result.seconds = time.perf_counter() - self.started
+        return result
 
     def parse(
         self, modules: dict[str, Module], digests: dict[str, str], state: BuildState, same_set: bool
@@ -798,6 +812,7 @@ class _Build:
             f"layer: {'lock changed' if state.layer else 'first build of'} {lock.name} "
             f"({len(pins)} pins)"
         )
-        digest = self.store.put_loose(build_layer(pins, lock))
+        data = build_layer(pins, lock)
+        digest = _core.hash_bytes(data) if self.dry_run else self.store.put_loose(data)
         self.new_actions[key] = digest
         return key, digest

@@ -14,44 +14,58 @@ from vega_dag.errors import VegaError
 
 
 def make_plan(path: Path) -> dict:
-    from vega_dag.build.pipeline import _state_paths, analyze_project
-    from vega_dag.build.state import load_state
+    """What a deploy would do, computed exactly by a dry-run build (nothing is written)."""
+    from vega_dag.build.manifest import decode_manifest
+    from vega_dag.build.pipeline import build
     from vega_dag.plugins.manager import region_target
     from vega_dag.regions import REGION_NAMES
-    from vega_dag.rollout.deploy import plan_waves
+    from vega_dag.rollout.deploy import changed_routes, plan_waves
     from vega_dag.rollout.pointers import PointerStore
+    from vega_dag.store.objects import ObjectStore
 
     config = load_config(path)
-    analysis = analyze_project(path)
-    state = load_state(_state_paths(config)[1])
-    compile_ = sorted(
-        m.path
-        for name, m in analysis.modules.items()
-        if (old := state.modules.get(name)) is None or old.source != analysis.digests[m.path]
-    )
-    changed = {n for n, m in analysis.modules.items() if m.path in compile_}
-    rebuild = sorted(p for p, c in analysis.closures.items() if changed.intersection(c))
+    result = build(path, dry_run=True)
+    compile_ = result.compiled
     target = region_target(config)
     regions = [r.name for r in target.regions()]
     start = not regions
     if start:
         regions = list(REGION_NAMES[: config.vega.rollout.regions])
     waves = plan_waves(regions, config.vega.rollout)
-    pointers = {}
+    pointers: dict[str, str | None] = {}
+    live: dict[str, str] = {}  # region -> manifest digest it serves
     if Path(target.db_path).exists():
-        store = PointerStore(target.db_path)
+        pstore = PointerStore(target.db_path)
         try:
-            pointers = {n: p.deployment for n, p in store.pointers().items()}
+            for name, ptr in pstore.pointers().items():
+                pointers[name] = ptr.deployment
+                dep = pstore.deployment(ptr.deployment) if ptr.deployment else None
+                if dep is not None:
+                    live[name] = dep.manifest
         finally:
-            store.close()
-    nothing = not compile_ and not rebuild and bool(pointers)
+            pstore.close()
+    moving = [n for n in regions if live.get(n) != result.manifest]
+    store = ObjectStore(config.store_dir)
+    if result.manifest_data is not None:
+        new_manifest = decode_manifest(result.manifest_data)
+    else:  # nothing changed: the build's manifest is the stored one
+        new_manifest = decode_manifest(store.get(result.manifest))
+    # The routes a deploy would probe: those whose bundle differs from what a
+    # moving region serves now (every route, for a region serving nothing).
+    probe: set[str] = set()
+    for name in moving:
+        digest = live.get(name)
+        old = decode_manifest(store.get(digest)) if digest and store.has(digest) else None
+        probe.update(r.pattern for r in changed_routes(old, new_manifest))
+    rebuild = sorted(probe)
+    nothing = not moving
     nodes = [
         {
             "key": "build",
             "deps": [],
-            "cached": not compile_,
-            "describe": f"compile {len(compile_)} module(s), rebuild ≤{len(rebuild)} bundle(s), "
-            f"{len(analysis.modules) - len(compile_)} modules from cache",
+            "cached": not compile_ and not result.bundles_built,
+            "describe": f"compile {len(compile_)} module(s), build {result.bundles_built} "
+            f"bundle(s), {result.modules_cached} modules from cache → {result.manifest[:19]}…",
         }
     ]
     for name in regions:
@@ -59,7 +73,7 @@ def make_plan(path: Path) -> dict:
             {
                 "key": f"prefetch:{name}",
                 "deps": ["build"],
-                "cached": nothing,
+                "cached": name not in moving,
                 "describe": f"{name} loads and verifies the new deployment "
                 f"(now {pointers.get(name) or 'none'})",
             }
@@ -85,7 +99,10 @@ def make_plan(path: Path) -> dict:
         )
         prev = [f"gate:{i}"]
     return {
+        "manifest": result.manifest,
         "compile": compile_,
+        "bundles_built": result.bundles_built,
+        "moving_regions": moving,
         "rebuild_routes": rebuild,
         "start_regions": start,
         "waves": waves,
@@ -118,4 +135,9 @@ def plan_cmd(path: Path, as_json: bool) -> None:
     if plan["start_regions"]:
         click.echo(f"  would start {sum(len(w) for w in plan['waves'])} local regions first")
     if plan["maybe_noop"]:
-        click.echo("  no source changed: if the live manifest equals the build's, no pointer moves")
+        click.echo("  every region already serves this build: a deploy would move no pointer")
+    else:
+        click.echo(
+            f"  {len(plan['moving_regions'])} region(s) would move; "
+            f"{len(plan['rebuild_routes'])} changed route(s) would be probed"
+        )
