@@ -52,7 +52,7 @@ def unpacked_wheel(name: str, version: str) -> Path:
     return target
 
 
-def python_files(root: Path, limit: int | None = None) -> list[Path]:
-    """Every .py file under ``root``, sorted, at most ``limit`` of them."""
+def python_files(root: Path) -> list[Path]:
+    """Every .py file under ``root``, sorted."""
     files = sorted(root.rglob("*.py"))
-    return files[:limit] if limit else files
+    return files

@@ -50,6 +50,7 @@ from vega_dag.store.actions import ActionCache, action_key
 from vega_dag.store.objects import CorruptObjectError, MissingObjectError, ObjectStore
 
 if TYPE_CHECKING:
+    from vega_dag.bundle.routes import RouteMeta
     from vega_dag.graph.modules import Module, Route
 
 # The no-op path (nothing changed) must stay cheap to start: the modules for
@@ -104,6 +105,8 @@ class Analysis:
     routes: dict[str, Route]
     #: project-relative path → content digest, for every scanned file
     digests: dict[str, str]
+    #: content digest → imports and names, for the modules (re)parsed this time
+    #: (every module on a first build; only new or edited ones afterwards)
     parsed: dict[str, Parsed]
     #: module → the first-party modules it imports at run time
     deps: dict[str, list[str]]
@@ -720,14 +723,13 @@ class _Build:
 
     def make_bundle(
         self,
-        meta: object,
+        meta: RouteMeta,
         members: list[tuple[str, str]],
         closure: list[Module],
         pyc: dict[str, str],
     ) -> tuple[bytes, str]:
-        from vega_dag.bundle.routes import RouteMeta, build_bundle
+        from vega_dag.bundle.routes import build_bundle
 
-        assert isinstance(meta, RouteMeta)
         try:
             blobs = {d: self.pyc_bytes(d) for _, d in members}
         except (CorruptObjectError, MissingObjectError):

@@ -1,9 +1,11 @@
-"""What a build remembers for the next one (``.vega/state/build.msgpack``).
+"""What a build remembers for the next one, in ``.vega/state/``.
 
-None of it is trusted for correctness: every reuse is checked against the
-action cache and the store. It exists so that an unchanged project builds
-without parsing, resolving or importing networkx, and so that ``--explain``
-can say what changed since the last build.
+``head.msgpack`` (small) is all a no-op build reads; ``build.msgpack`` holds
+each module's digests and edges and each route's closure; ``parsed.msgpack``
+is the parse cache, read only when the module set changed. None of it is
+trusted for correctness: a reused output must still be in the store. It
+exists so that an unchanged project builds without parsing, resolving or
+importing networkx, and so that ``--explain`` can say what changed.
 """
 
 from __future__ import annotations

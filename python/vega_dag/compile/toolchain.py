@@ -25,7 +25,7 @@ class Toolchain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     magic: str
     optimize: int
     compiler: str
-    #: The route bundle layout (see vega_dag.bundle.routes.BUNDLE_FORMAT).
+    #: The route bundle layout (see vega_dag.bundle.BUNDLE_FORMAT).
     bundle_format: int
     #: Extra source transforms as (name, version), in the order they run.
     steps: list[tuple[str, str]] = []
