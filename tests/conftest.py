@@ -47,3 +47,31 @@ def tree(tmp_path: Path):
         return base
 
     return make
+
+
+@pytest.fixture
+def make_step_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A factory for an offline index of ``vega-fake-step`` wheels (see tests/step_index.py).
+
+    ``make_step_index(versions, drift_from=None, unsupported=None, broken=())``
+    writes the wheels under tmp_path and points pip at them only
+    (``PIP_NO_INDEX=1``, ``PIP_FIND_LINKS``), with the step cache in tmp_path
+    too (``VEGA_DAG_CACHE_DIR``). Returns the ``StepIndex``.
+    """
+    from tests.step_index import write_step_index
+
+    def make(versions: list[str], drift_from: str | None = None, **kwargs: object):
+        index = write_step_index(tmp_path / "step-index", versions, drift_from, **kwargs)
+        monkeypatch.setenv("PIP_NO_INDEX", "1")
+        monkeypatch.setenv("PIP_FIND_LINKS", str(index.links))
+        monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+        monkeypatch.setenv("VEGA_DAG_CACHE_DIR", str(tmp_path / "step-cache"))
+        return index
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pypi_step_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One step cache for the whole session: each real PyPI step installs once."""
+    return tmp_path_factory.mktemp("pypi-step-cache")

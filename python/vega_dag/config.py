@@ -43,6 +43,35 @@ class RolloutConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     regions: int = 24
 
 
+class ToolchainPin(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The toolchain the project builds with (``[tool.vega.toolchain]``).
+
+    Registry compile steps are pinned by their ``dist==version`` entry in
+    ``compile_steps``; this pins the rest. Unset parts accept anything.
+    """
+
+    #: Interpreter version, or a prefix of one: "3.11" accepts 3.11.x.
+    python: str | None = None
+    #: Interpreter implementation, as ``sys.implementation.name`` ("cpython").
+    implementation: str | None = None
+    #: Plugin compile steps: name -> exact version.
+    steps: dict[str, str] = {}
+
+
+class CompileStepTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A compile step installed from the package index (vega_dag.compile.steps)."""
+
+    #: The dist to install, e.g. "python-minifier".
+    package: str
+    #: Its exact version, e.g. "2.11.3".
+    version: str
+    #: ``module:function`` called as ``function(source, filename=path, **options)``;
+    #: optional for a dist with a built-in adapter.
+    call: str | None = None
+    #: Keyword arguments of every call (added to the adapter's, without ``call``).
+    options: dict[str, object] = {}
+
+
 class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Directory whose modules are routes, relative to the project root.
     routes: str = "api"
@@ -55,12 +84,15 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     store: str = ".vega"
     #: Bytecode optimisation level passed to compile() (0, 1 or 2).
     optimize: int = 0
-    #: Source transforms from plugins (hook ``vega_dag_compile_steps``), by
-    #: name, run in this order before compile; each step's name and version
-    #: are part of the toolchain, hence of every cache key.
-    compile_steps: list[str] = []
+    #: Source transforms run in this order before compile: a plugin step's
+    #: name (hook ``vega_dag_compile_steps``), ``"dist==version"`` for a
+    #: package from the index, or a CompileStepTable. Each step's name and
+    #: version are part of the toolchain, hence of every cache key.
+    compile_steps: list[str | CompileStepTable] = []
     #: Environment variables the routes run with (part of a deployment).
     env: dict[str, str] = {}
+    #: The pinned toolchain: builds and drift checks refuse any other.
+    toolchain: ToolchainPin = ToolchainPin()
     rollout: RolloutConfig = RolloutConfig()
     health: HealthConfig = HealthConfig()
 
@@ -118,6 +150,16 @@ def load_config(root: Path) -> ProjectConfig:
         raise ConfigError(source or root, f"{where} {err}".strip()) from err
     if vega.optimize not in (0, 1, 2):
         raise ConfigError(source or root, f"optimize must be 0, 1 or 2, not {vega.optimize}")
+    if vega.compile_steps:
+        from vega_dag.compile.steps.errors import StepSpecError
+        from vega_dag.compile.steps.spec import parse_entry
+
+        for i, entry in enumerate(vega.compile_steps):
+            try:
+                parse_entry(entry)
+            except StepSpecError as err:
+                where = "[tool.vega] " if source == pyproject else ""
+                raise ConfigError(source or root, f"{where}compile_steps[{i}]: {err}") from err
     # The lock too: the scan that notices changes covers the project only, so
     # an edit to a lock outside it would leave a no-op build serving a stale layer.
     for rel in [vega.routes, *vega.source_roots, vega.store, *([vega.lock] if vega.lock else [])]:

@@ -42,7 +42,7 @@ from vega_dag.build.state import (
     save_parse_cache,
     save_state,
 )
-from vega_dag.compile.toolchain import Toolchain, current_toolchain
+from vega_dag.compile.toolchain import Toolchain, check_pin, current_toolchain
 from vega_dag.config import ProjectConfig, load_config
 from vega_dag.errors import VegaError
 from vega_dag.scan.statcache import load_stat_cache, refresh, save_stat_cache
@@ -122,14 +122,16 @@ class Reporter:
 
     on_compile_start: Callable[[int], None] | None = None
     on_compiled: Callable[[str], None] | None = None
+    #: One line when a registry compile step is being installed (default: stderr).
+    on_step_install: Callable[[str], None] | None = None
 
 
 def _short(digest: str) -> str:
     return digest.removeprefix(_core.DIGEST_PREFIX)[:12]
 
 
-def _state_paths(config: ProjectConfig) -> tuple[Path, Path, Path]:
-    state_dir = config.store_dir / "state"
+def _state_paths(config: ProjectConfig, state_dir: Path | None = None) -> tuple[Path, Path, Path]:
+    state_dir = state_dir or config.store_dir / "state"
     return state_dir / "stat.msgpack", state_dir / "build.msgpack", state_dir / "head.msgpack"
 
 
@@ -161,6 +163,7 @@ def build(
     config: ProjectConfig | None = None,
     verify: bool = False,
     dry_run: bool = False,
+    state_dir: Path | None = None,
 ) -> BuildResult:
     """Build the project at ``root``; see the module docstring.
 
@@ -170,6 +173,10 @@ def build(
 
     With ``dry_run``, everything is computed (in memory) and nothing is
     written: the result says exactly what a real build would produce.
+
+    ``state_dir`` keeps this build's state (what the next build compares
+    with) apart from the project's, sharing the store and action cache: a
+    toolchain bisection builds each version without moving the project's head.
     """
     started = time.perf_counter()
     config = config or load_config(root)
@@ -181,7 +188,7 @@ def build(
     gc.disable()
     try:
         with store.locked():
-            b = _Build(config, store, explain, workers, reporter or Reporter(), started)
+            b = _Build(config, store, explain, workers, reporter or Reporter(), started, state_dir)
             b.verify = verify
             b.dry_run = dry_run
             return b.run()
@@ -190,28 +197,54 @@ def build(
             gc.enable()
 
 
-def _compile_steps(config: ProjectConfig) -> list:
-    """The compile steps ``[tool.vega] compile_steps`` names, from installed plugins.
+def scan_skip_dirs(config: ProjectConfig) -> list[str]:
+    """Directories the build's scan never enters."""
+    return [".git", "__pycache__", Path(config.vega.store).parts[0], ".venv", "node_modules"]
 
-    Plugins are looked up only when steps are named: discovering entry points
-    costs more than a whole no-op build.
+
+def _compile_steps(config: ProjectConfig, on_install: Callable[[str], None] | None = None) -> list:
+    """The compile steps ``[tool.vega] compile_steps`` lists, in order.
+
+    A name is a plugin step; ``"dist==version"`` or a table is a step from
+    the package index, installed into its cached virtualenv on first use
+    (``on_install`` gets one line then; default stderr). Plugins are looked
+    up only when steps are named by plugin: discovering entry points costs
+    more than a whole no-op build.
     """
-    names = config.vega.compile_steps
-    if not names:
+    entries = config.vega.compile_steps
+    if not entries:
         return []
+    from vega_dag.compile.steps.errors import StepSpecError
+    from vega_dag.compile.steps.spec import parse_entry
     from vega_dag.config import ConfigError
-    from vega_dag.plugins.manager import compile_steps
 
-    available = {step.name: step for step in compile_steps(config)}
-    missing = [n for n in names if n not in available]
-    if missing:
-        known = ", ".join(sorted(available)) or "none"
-        raise ConfigError(
-            config.source or config.root,
-            f"compile step(s) {', '.join(map(repr, missing))} not provided by any installed "
-            f"plugin (installed steps: {known})",
-        )
-    return [available[n] for n in names]
+    try:
+        specs = [parse_entry(e) for e in entries]
+    except StepSpecError as err:
+        raise ConfigError(config.source or config.root, str(err)) from err
+    names = [e for e, spec in zip(entries, specs, strict=True) if spec is None]
+    available: dict = {}
+    if names:
+        from vega_dag.plugins.manager import compile_steps
+
+        available = {step.name: step for step in compile_steps(config)}
+        missing = [n for n in names if n not in available]
+        if missing:
+            known = ", ".join(sorted(available)) or "none"
+            raise ConfigError(
+                config.source or config.root,
+                f"compile step(s) {', '.join(map(repr, missing))} not provided by any installed "
+                f"plugin (installed steps: {known})",
+            )
+    steps = []
+    for entry, spec in zip(entries, specs, strict=True):
+        if spec is None:
+            steps.append(available[entry])
+        else:
+            from vega_dag.compile.steps.runner import load_registry_step
+
+            steps.append(load_registry_step(spec, on_install=on_install))
+    return steps
 
 
 #: Bump when import resolution changes: cached edges are then recomputed.
@@ -250,6 +283,7 @@ class _Build:
         workers: int | None,
         reporter: Reporter,
         started: float,
+        state_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.root = config.root
@@ -258,12 +292,13 @@ class _Build:
         self.workers = workers
         self.reporter = reporter
         self.started = started
-        self.steps = _compile_steps(config)
+        self.steps = _compile_steps(config, reporter.on_step_install)
         self.toolchain: Toolchain = current_toolchain(
             config.vega.optimize, [(s.name, s.version) for s in self.steps]
         )
+        check_pin(config, self.toolchain)
         self.tc_key = self.toolchain.key
-        self.stat_path, self.state_path, self.head_path = _state_paths(config)
+        self.stat_path, self.state_path, self.head_path = _state_paths(config, state_dir)
         self.parse_cache_path = self.state_path.with_name("parsed.msgpack")
         #: Loaded only when the module set changed (see parse).
         self.parse_cache: dict[str, Parsed] | None = None
@@ -273,13 +308,7 @@ class _Build:
         self.explained: list[str] = []
         self.verify = False
         self.dry_run = False
-        self.skip_dirs = [
-            ".git",
-            "__pycache__",
-            Path(config.vega.store).parts[0],
-            ".venv",
-            "node_modules",
-        ]
+        self.skip_dirs = scan_skip_dirs(config)
 
     def present(self, digest: str) -> bool:
         """Whether the store holds ``digest`` (read back and checked, with --verify)."""
@@ -324,8 +353,14 @@ class _Build:
             )
         return self.rebuild(changes, new_stat, load_state(self.state_path), config_digest)
 
-    def analyze(self, changes: _core.Changes, state: BuildState) -> Analysis:
-        """Steps 2-3: the module table, parsed imports, edges and closures."""
+    def analyze(
+        self, changes: _core.Changes, state: BuildState, *, with_closures: bool = True
+    ) -> Analysis:
+        """Steps 2-3: the module table, parsed imports, edges and closures.
+
+        Without ``with_closures`` the closures are left empty (and networkx
+        unimported) for a caller that needs only some of them.
+        """
         from vega_dag.graph.modules import module_table, route_table
 
         digests = {path: entry[4] for path, entry in changes.entries.items()}
@@ -339,7 +374,7 @@ class _Build:
         )
         parsed = self.parse(modules, digests, state, state.module_set == module_set)
         deps = self.resolve(modules, digests, parsed, state, module_set)
-        closures = self.closures(routes, deps, state)
+        closures = self.closures(routes, deps, state) if with_closures else {}
         return Analysis(
             modules, routes, digests, parsed, deps, closures, module_set, self.edges_digest
         )

@@ -90,8 +90,11 @@ def compile_file(
         try:
             source = step.transform(path, source)
         except Exception as err:
+            # vega-dag's own errors (a registry step's remote exception, its
+            # worker dying) say what happened; others need their type.
+            detail = str(err) if isinstance(err, VegaError) else f"{type(err).__name__}: {err}"
             raise CompileError(
-                path, None, f"compile step {step.name} {step.version} failed: {err!r}"
+                path, None, f"compile step {step.name} {step.version} failed: {detail}"
             ) from None
         if not isinstance(source, bytes):
             raise CompileError(

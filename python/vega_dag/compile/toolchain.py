@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from vega_dag import _core
+from vega_dag.errors import VegaError
+
+if TYPE_CHECKING:
+    from vega_dag.config import ProjectConfig
 
 #: Bump whenever vega-dag's compile code changes the bytes it produces.
 COMPILER_VERSION = "1"
@@ -58,3 +63,47 @@ def current_toolchain(optimize: int = 0, steps: list[tuple[str, str]] | None = N
         bundle_format=BUNDLE_FORMAT,
         steps=list(steps or []),
     )
+
+
+class ToolchainMismatchError(VegaError):
+    """The active toolchain is not the one the project pins."""
+
+    def __init__(self, where: str, problems: list[str]) -> None:
+        super().__init__(
+            f"{where}: the active toolchain differs from the pinned one: "
+            + "; ".join(problems)
+            + " (install the pinned toolchain, or change the pin on purpose)"
+        )
+        self.problems = problems
+
+
+def pin_problems(config: ProjectConfig, toolchain: Toolchain) -> list[str]:
+    """How ``toolchain`` differs from ``[tool.vega.toolchain]``; empty when it matches."""
+    pin = config.vega.toolchain
+    problems = []
+    if pin.implementation is not None and pin.implementation != toolchain.implementation:
+        problems.append(
+            f"implementation: pinned {pin.implementation}, active {toolchain.implementation}"
+        )
+    if pin.python is not None and not _version_matches(toolchain.version, pin.python):
+        problems.append(f"python: pinned {pin.python}, active {toolchain.version}")
+    active_steps = dict(toolchain.steps)
+    for name, version in sorted(pin.steps.items()):
+        if name not in active_steps:
+            problems.append(f"compile step {name}: pinned {version}, not in compile_steps")
+        elif active_steps[name] != version:
+            problems.append(f"compile step {name}: pinned {version}, active {active_steps[name]}")
+    return problems
+
+
+def check_pin(config: ProjectConfig, toolchain: Toolchain) -> None:
+    """Raise ``ToolchainMismatchError`` unless ``toolchain`` is the pinned one."""
+    problems = pin_problems(config, toolchain)
+    if problems:
+        where = f"{config.source} [tool.vega.toolchain]" if config.source else str(config.root)
+        raise ToolchainMismatchError(where, problems)
+
+
+def _version_matches(version: str, pinned: str) -> bool:
+    """``pinned`` is the whole version or a prefix of it at a component boundary."""
+    return version == pinned or version.startswith(pinned + ".")

@@ -1,0 +1,172 @@
+"""Toolchain-upgrade benchmarks: the suite a team runs before accepting an upgrade.
+
+Groups (see README, "Performance"):
+- upgrade-example / upgrade-real: a cold `vega-dag build` of examples/shop-api,
+  and of a real code base from PyPI (pip's own wheel: ~800 modules, with its
+  vendored libraries), under the old and the new version of a compile step
+  (python-minifier), side by side. Each step version's venv is installed
+  before timing (a one-off cost per machine).
+- upgrade-drift-example / upgrade-drift-real: `vega-dag toolchain bisect` over
+  the two versions (cache hits by then), which writes the report of the
+  outputs that drift: .benchmarks/upgrade-<name>.json and .md. The drifting
+  sets are also in each benchmark's extra_info, printed by benches/report.py.
+- drift-hook: `vega-dag drift` on the example with 20 changed modules (what the
+  pre-commit hook runs; goal ≤ 1 s), beside an incremental `vega-dag build` of
+  the same change.
+
+With VEGA_BENCH_SMOKE=1 the real code base is click, and each runs once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benches.conftest import SMOKE
+from benches.realcode import unpacked_wheel
+
+BIN = Path(sys.executable).parent
+VEGA = str(BIN / "vega-dag")
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop-api"
+REPORTS = Path(__file__).resolve().parent.parent / ".benchmarks"
+#: The upgrade under review: python-minifier OLD → NEW.
+STEP = "python-minifier"
+OLD, NEW = "2.9.0", "2.11.3"
+UPGRADE_CODEBASE = ("click", "8.1.7") if SMOKE else ("pip", "24.3.1")
+ROUNDS = 1 if SMOKE else 3
+
+
+def run(*cmd: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode in ok, proc.stderr + proc.stdout
+    return proc
+
+
+def with_step(root: Path, version: str) -> None:
+    """Point the project's compile_steps at ``STEP==version``."""
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text() if pyproject.exists() else '[project]\nname = "bench"\n'
+    lines = [ln for ln in text.splitlines() if not ln.startswith("compile_steps")]
+    if "[tool.vega]" not in lines:
+        lines.append("[tool.vega]")
+    at = lines.index("[tool.vega]") + 1
+    lines.insert(at, f'compile_steps = ["{STEP}=={version}"]')
+    pyproject.write_text("\n".join(lines) + "\n")
+
+
+def copy_project(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".vega", "__pycache__"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def upgrade_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("upgrade")
+    example = copy_project(EXAMPLE, base / "shop-api")
+    code = unpacked_wheel(*UPGRADE_CODEBASE)
+    real = base / UPGRADE_CODEBASE[0]
+    real.mkdir()
+    for path in sorted(code.rglob("*.py")):
+        target = real / path.relative_to(code)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    projects = {"example": example, "real": real}
+    # Install both step versions' venvs once, outside any timing.
+    for root in projects.values():
+        for version in (OLD, NEW):
+            with_step(root, version)
+            run(VEGA, "build", "-q", str(root))
+    return projects
+
+
+def cold_build(root: Path, version: str):
+    def setup():
+        with_step(root, version)
+        shutil.rmtree(root / ".vega", ignore_errors=True)
+        return (VEGA, "build", "-q", str(root)), {}
+
+    return setup
+
+
+@pytest.mark.parametrize("name", ["example", "real"])
+@pytest.mark.parametrize("version", [OLD, NEW])
+def test_build_with_step_version(benchmark, upgrade_projects, name: str, version: str) -> None:
+    benchmark.group = f"upgrade-{name}"
+    benchmark.extra_info["step"] = f"{STEP}=={version}"
+    benchmark.pedantic(run, setup=cold_build(upgrade_projects[name], version), rounds=ROUNDS)
+
+
+@pytest.mark.parametrize("name", ["example", "real"])
+def test_upgrade_drift_report(benchmark, upgrade_projects, name: str) -> None:
+    root = upgrade_projects[name]
+    with_step(root, OLD)
+    prefix = REPORTS / f"upgrade-{name}"
+    cmd = (
+        VEGA,
+        "toolchain",
+        "bisect",
+        STEP,
+        str(root),
+        "--good",
+        OLD,
+        "--versions",
+        f"{OLD},{NEW}",
+        "--report",
+        str(prefix),
+        "--json",
+    )
+    benchmark.group = f"upgrade-drift-{name}"
+    proc = benchmark.pedantic(run, args=cmd, kwargs={"ok": (0, 1)}, rounds=ROUNDS)
+    result = json.loads(proc.stdout)
+    benchmark.extra_info.update(
+        upgrade=f"{STEP} {OLD} → {NEW}",
+        first_drifting=result["first_drifting"],
+        drifting_modules=len(result["drifting_modules"]),
+        drifting_bundles=len(result["drifting_bundles"]),
+        modules=len(result["builds"][0]["modules"]),
+        report=str(prefix) + ".md",
+    )
+
+
+@pytest.fixture(scope="module")
+def hook_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example in a git repository, built, with 20 modules changed."""
+    root = copy_project(EXAMPLE, tmp_path_factory.mktemp("hook") / "shop-api")
+    git = ("git", "-c", "user.email=b@example.com", "-c", "user.name=bench", "-C", str(root))
+    run(*git, "init", "-q")
+    run(*git, "add", "-A")
+    run(*git, "commit", "-qm", "base")
+    run(VEGA, "build", "-q", str(root))
+    shared = sorted(p for p in root.rglob("*.py") if "api" not in p.relative_to(root).parts[:1])
+    routes = sorted((root / "api").rglob("*.py"))
+    for path in shared[:10] + routes[:10]:
+        path.write_text(path.read_text() + "\n# an edit\n")
+    run(*git, "add", "-A")
+    return root
+
+
+@pytest.mark.benchmark(group="drift-hook")
+def test_drift_hook_20_changed(benchmark, hook_project: Path) -> None:
+    proc = benchmark.pedantic(run, args=(VEGA, "drift", str(hook_project)), rounds=ROUNDS * 3)
+    assert "No drift" in proc.stdout
+
+
+@pytest.mark.benchmark(group="drift-hook")
+def test_build_20_changed(benchmark, hook_project: Path) -> None:
+    changed = sorted(p for p in hook_project.rglob("*.py") if p.read_text().endswith("# an edit\n"))
+    assert len(changed) == 20
+    rounds = iter(range(1_000_000))
+
+    def setup():
+        # A fresh edit of the same 20 modules each round: 20 real compiles.
+        n = next(rounds)
+        for path in changed:
+            path.write_text(path.read_text() + f"# round {n}\n")
+        return (VEGA, "build", "-q", str(hook_project)), {}
+
+    benchmark.pedantic(run, setup=setup, rounds=ROUNDS * 3)

@@ -1,0 +1,69 @@
+"""Which files the working-tree change touches.
+
+In a git work tree, the change is what differs from ``HEAD`` (staged or not)
+plus untracked files that are not ignored: under pre-commit, which stashes
+unstaged edits first, that is exactly what is being committed. Outside git,
+it is what differs from the last build's recorded sources. ``None`` means
+"everything" (no HEAD yet, no earlier build, or a changed configuration).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from vega_dag.config import ProjectConfig
+
+#: Files whose change can alter every output.
+_GLOBAL_INPUTS = ("pyproject.toml", "vega.toml")
+
+
+def touched_files(config: ProjectConfig) -> set[str] | None:
+    """Project-relative POSIX paths the working-tree change touches, or None for all."""
+    files = _git_changes(config.root)
+    if files is None:
+        files = _changes_since_build(config)
+    if files is None or any(f in _GLOBAL_INPUTS for f in files):
+        return None
+    return files
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    except FileNotFoundError:  # git not installed
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _git_changes(root: Path) -> set[str] | None:
+    if _git(root, "rev-parse", "--verify", "-q", "HEAD") is None:
+        return None  # not a work tree, or no commit yet
+    # --relative: paths relative to root, and only changes under it.
+    diff = _git(root, "diff", "HEAD", "--name-only", "--relative", "-z", "--no-renames")
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z", ".")
+    if diff is None or untracked is None:
+        return None
+    return {p for p in (diff + untracked).split("\0") if p}
+
+
+def _changes_since_build(config: ProjectConfig) -> set[str] | None:
+    from vega_dag import _core
+    from vega_dag.build.state import load_state
+
+    state = load_state(config.store_dir / "state" / "build.msgpack")
+    if not state.modules:
+        return None
+    recorded = {m.path: m.source for m in state.modules.values()}
+    changed = set()
+    for path, digest in recorded.items():
+        file = config.root / path
+        if not file.is_file() or _core.hash_file(file) != digest:
+            changed.add(path)
+    # New files are found by the build's own scan: every module it does not
+    # have a record of.
+    from vega_dag.build.pipeline import scan_skip_dirs
+
+    scan = _core.scan_tree(config.root, skip_dirs=scan_skip_dirs(config))
+    changed.update(f[0] for f in scan.files if f[0].endswith(".py") and f[0] not in recorded)
+    return changed
