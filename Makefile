@@ -5,7 +5,7 @@ PYTHON ?= python3
 PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 export LD_LIBRARY_PATH := $(PYLIBDIR):$(LD_LIBRARY_PATH)
 
-.PHONY: demo install test test-rust test-corpus test-python lint bench bench-smoke bench-deps
+.PHONY: demo install test test-deps test-rust test-corpus test-python lint bench bench-smoke bench-deps
 
 install:            ## build the Rust extension and install vega-dag with its test extras
 	$(PYTHON) -m pip install --quiet '.[test]'
@@ -14,7 +14,14 @@ demo: install       ## the main job: build the example API and deploy it to 24 l
 	vega-dag deploy examples/shop-api
 	vega-dag status examples/shop-api
 
-test: install test-rust test-python   ## install, then run every test
+test: install test-deps test-rust test-python   ## install, then run every test
+
+# diffoscope, which `vega-dag drift` adds to its reports when installed (a
+# Debian package; without its hundreds of recommended format tools).
+test-deps:
+	command -v diffoscope >/dev/null || (apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends diffoscope-minimal >/dev/null) || \
+		echo "note: diffoscope could not be installed; its test will be skipped"
 
 test-rust:
 	cargo test --quiet

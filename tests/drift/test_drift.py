@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,17 @@ def test_a_project_that_does_not_build_is_an_error_not_drift(tmp_path: Path) -> 
     proc = vega("drift", "--all", str(root), cwd=root)
     assert proc.returncode == 2
     assert "lib/util.py:1" in proc.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("diffoscope") is None, reason="diffoscope is not installed (make test-deps)"
+)
+def test_diffoscope_output_is_added_when_installed(tmp_path: Path, nondet_plugin: Path) -> None:
+    root = drift_project(tmp_path / "proj", "random")
+    code, report = drift_json(root, nondet_plugin, "--all")
+    assert code == 1
+    bundle = next(d for d in report["drifts"] if d["kind"] == "bundle")
+    text = "\n".join(bundle["diffoscope"])
+    assert "lib/clock.pyc" in text
+    human = vega("drift", "--all", str(root), cwd=root, site=nondet_plugin)
+    assert "    diffoscope:" in human.stdout
