@@ -18,15 +18,37 @@ PAIRS: dict[str, list[tuple[str, str]]] = {
     ],
     "build-real-cold": [("test_vega_build_real_cold", "test_compileall_real_cold")],
     "graph-real-cold": [("test_vega_graph_real_cold", "test_ruff_analyze_graph_real_cold")],
+    "drift-hook": [("test_drift_hook_20_changed", "test_build_20_changed")],
+    # A toolchain upgrade: the new version's cold build beside the old one's.
+    "upgrade-example": [
+        (
+            "test_build_with_step_version[2.11.3-example]",
+            "test_build_with_step_version[2.9.0-example]",
+        )
+    ],
+    "upgrade-real": [
+        ("test_build_with_step_version[2.11.3-real]", "test_build_with_step_version[2.9.0-real]")
+    ],
 }
+
+
+def _find(benches: dict[str, dict], name: str) -> str | None:
+    """The benchmark called ``name``, or the only one whose name without parameters is."""
+    if name in benches:
+        return name
+    found = [b for b in benches if b.split("[")[0] == name]
+    return found[0] if len(found) == 1 else None
 
 
 def main(path: str) -> None:
     with open(path) as f:
         data = json.load(f)
     by_group: dict[str, dict[str, dict]] = defaultdict(dict)
+    extras: dict[str, list[dict]] = defaultdict(list)
     for bench in data["benchmarks"]:
-        by_group[bench["group"]][bench["name"].split("[")[0]] = bench["stats"]
+        by_group[bench["group"]][bench["name"]] = bench["stats"]
+        if bench.get("extra_info"):
+            extras[bench["group"]].append(bench["extra_info"])
     for group, benches in sorted(by_group.items()):
         print(f"## {group}")
         for name, stats in sorted(benches.items(), key=lambda kv: kv[1]["median"]):
@@ -34,8 +56,12 @@ def main(path: str) -> None:
                 f"  {name:40s} median {stats['median'] * 1000:9.1f} ms"
                 f"   min {stats['min'] * 1000:9.1f} ms"
             )
-        for ours, peer in PAIRS.get(group, []):
-            if ours in benches and peer in benches:
+        for info in extras[group]:
+            print("  " + ", ".join(f"{k}={v}" for k, v in sorted(info.items())))
+        for ours_name, peer_name in PAIRS.get(group, []):
+            ours = _find(benches, ours_name)
+            peer = _find(benches, peer_name)
+            if ours and peer:
                 ratio = benches[peer]["median"] / benches[ours]["median"]
                 print(f"  → {ours} is {ratio:.2f}× the speed of {peer} (median)")
 
