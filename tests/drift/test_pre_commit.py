@@ -36,6 +36,11 @@ def try_repo(project: Path, site: Path, hook: str = "vega-dag-drift-system"):
             d for d in env["PATH"].split(os.pathsep) if d and not Path(d, "vega-dag").exists()
         )
     env["PRE_COMMIT_HOME"] = str(project.parent / "pre-commit-home")
+    # try-repo commits the hook repository's uncommitted state to a shadow
+    # repository: a machine without a git identity must still manage that.
+    for who in ("AUTHOR", "COMMITTER"):
+        env.setdefault(f"GIT_{who}_NAME", "vega-dag tests")
+        env.setdefault(f"GIT_{who}_EMAIL", "tests@vega-dag.invalid")
     return subprocess.run(
         [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), hook, "--verbose"],
         cwd=project,
