@@ -277,6 +277,18 @@ class LocalFleet:
         env.pop("VEGA_DAG_TEST_KILL_AT", None)
         import subprocess
 
+        # The host's loader first: a region that asks before it listens
+        # loads with its own zygote instead (see vega_dag.regions.loader).
+        with open(self.dir / "logs" / "loader.log", "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "vega_dag.regions.loader", "--fleet", str(self.dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+                cwd=str(self.dir),
+            )
         names = REGION_NAMES[:count]
         for name in names:
             log = open(self.dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
@@ -334,12 +346,25 @@ class LocalFleet:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(info.pgid, signal.SIGKILL)
             (self.dir / "regions" / f"{info.name}.json").unlink(missing_ok=True)
+        self._stop_loader()
         import shutil
 
         from vega_dag.regions.server import socket_dir
 
         shutil.rmtree(socket_dir(self.dir), ignore_errors=True)
         return [r.name for r in regions]
+
+    def _stop_loader(self) -> None:
+        from vega_dag.regions.loader import loader_record
+
+        record = loader_record(self.dir)
+        try:
+            info = json.loads(record.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(info["pgid"]), signal.SIGKILL)
+        record.unlink(missing_ok=True)
 
     # -- talking to regions ---------------------------------------------------
     def status(self, region: RegionInfo, timeout: float = 2.0) -> dict:

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import io
 import json
+import os
 import re
 import sys
 import traceback
@@ -33,6 +34,16 @@ ASGIApp = Callable[[Scope, Receive, Send], Any]
 #: initialises lazily without a lock (shop-api's in-memory db does) must not
 #: see two requests at once. ASGI apps run concurrently on the event loop.
 _SYNC = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vega-route")
+
+
+def _fresh_executor() -> None:
+    # A forked child has none of its parent's threads: a worker cloned from a
+    # loaded snapshot (vega_dag.regions.loader) needs an executor of its own.
+    global _SYNC
+    _SYNC = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vega-route")
+
+
+os.register_at_fork(after_in_child=_fresh_executor)
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path))?\}")
 

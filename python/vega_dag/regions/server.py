@@ -160,6 +160,13 @@ class Region:
             raise WorkerLoadError(f"the region's zygote is gone (see {self.log_hint})")
         return int(json.loads(line)["pid"])
 
+    def _worker_call(self, request: dict) -> int:
+        """A worker's pid: cloned by the host's loader, else forked by this region's zygote."""
+        from vega_dag.regions.loader import request_worker
+
+        pid = request_worker(self.fleet, {**request, "owner": os.getpid(), "log": self.log_hint})
+        return pid if pid is not None else self._zygote_call(request)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
@@ -222,7 +229,7 @@ class Region:
         assert self.zygote_lock is not None
         async with self.zygote_lock:
             loop = asyncio.get_running_loop()
-            handle.pid = await loop.run_in_executor(None, self._zygote_call, request)
+            handle.pid = await loop.run_in_executor(None, self._worker_call, request)
         deadline = time.monotonic() + LOAD_TIMEOUT
         delay = 0.002
         while True:

@@ -202,6 +202,13 @@ def serve(store_root: Path, fleet: Path, manifest_digest: str, uds: str, err_pat
         Path(err_path).write_text(f"{type(err).__name__}: {err}" if not str(err) else str(err))
         os._exit(3)
     asyncio.run(warm(router))
+    serve_router(router, uds)
+
+
+def serve_router(router: Router, uds: str) -> None:
+    """Serve a loaded (and warmed) ``router`` on the unix socket ``uds``; never returns."""
+    import gc
+
     gc.freeze()
     gc.enable()
     import uvicorn
