@@ -3,6 +3,8 @@
 Groups (see README, "Performance"):
 - build-217-incremental: the generated 217-module API with 3 modules changed.
 - build-20k-noop / build-20k-10changed: the generated 20,000-module project.
+  Each of these three also runs with the build daemon (`*_daemon`): the same
+  `vega-dag build` command, handed to `vega-dag daemon start`'s process.
 - build-real-cold: a cold build of a real 15,576-module code base (ansible
   10.7.0 from PyPI) against `python -m compileall -j0 --invalidation-mode
   checked-hash` over the same files.
@@ -15,6 +17,7 @@ version-manager shim, so the figures are the tool's own start-up.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import subprocess
@@ -50,9 +53,9 @@ def p20k(tmp_path_factory: pytest.TempPathFactory) -> GeneratedProject:
     return built(generate(tmp_path_factory.mktemp("p20k") / "api", BIG, seed=0))
 
 
-def changing(project: GeneratedProject, count: int):
+def changing(project: GeneratedProject, count: int, first_seed: int = 1):
     """A pedantic setup that makes `count` real edits before each round."""
-    seeds = itertools.count(1)
+    seeds = itertools.count(first_seed)
 
     def setup():
         touch_modules(project, count, seed=next(seeds))
@@ -76,6 +79,56 @@ def test_build_20k_noop(benchmark, p20k: GeneratedProject):
 @pytest.mark.benchmark(group="build-20k-10changed")
 def test_build_20k_ten_changed(benchmark, p20k: GeneratedProject):
     benchmark.pedantic(run, setup=changing(p20k, 10), rounds=3 if SMOKE else 10)
+
+
+# -- the same, handed to the build daemon (`vega-dag daemon start`) ---------------
+
+
+@pytest.fixture
+def daemon_217(p217: GeneratedProject):
+    with build_daemon(p217):
+        yield p217
+
+
+@pytest.fixture
+def daemon_20k(p20k: GeneratedProject):
+    with build_daemon(p20k):
+        yield p20k
+
+
+@contextlib.contextmanager
+def build_daemon(project: GeneratedProject):
+    run(VEGA, "daemon", "start", str(project.root))
+    try:
+        run(VEGA, "build", "-q", str(project.root))  # the daemon's first build reads everything
+        yield
+    finally:
+        run(VEGA, "daemon", "stop", str(project.root))
+
+
+@pytest.mark.benchmark(group="build-217-incremental")
+def test_build_217_three_changed_daemon(benchmark, daemon_217: GeneratedProject):
+    # Other edits than the one-shot run's: every round compiles for real.
+    benchmark.pedantic(
+        run, setup=changing(daemon_217, 3, first_seed=10_000), rounds=3 if SMOKE else 15
+    )
+
+
+@pytest.mark.benchmark(group="build-20k-noop")
+def test_build_20k_noop_daemon(benchmark, daemon_20k: GeneratedProject):
+    benchmark.pedantic(
+        run,
+        args=(VEGA, "build", "-q", str(daemon_20k.root)),
+        rounds=3 if SMOKE else 10,
+        warmup_rounds=1,
+    )
+
+
+@pytest.mark.benchmark(group="build-20k-10changed")
+def test_build_20k_ten_changed_daemon(benchmark, daemon_20k: GeneratedProject):
+    benchmark.pedantic(
+        run, setup=changing(daemon_20k, 10, first_seed=10_000), rounds=3 if SMOKE else 10
+    )
 
 
 # -- a real code base, cold ------------------------------------------------------

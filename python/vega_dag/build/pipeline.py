@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from vega_dag import _core
+from vega_dag.build import warm
 from vega_dag.build.state import (
     BuildHead,
     BuildState,
@@ -365,13 +366,23 @@ class _Build:
 
         digests = {path: entry[4] for path, entry in changes.entries.items()}
         vega = self.config.vega
-        modules = module_table(sorted(digests), vega.source_roots, vega.routes)
-        routes = route_table(modules, vega.routes)
-        module_set = _core.hash_bytes(
-            msgspec.json.encode(
-                [RESOLVER_VERSION, sorted((m.name, m.path, m.is_package) for m in modules.values())]
+        files = tuple(sorted(digests))
+        self.tables_key = (files, tuple(vega.source_roots), vega.routes)
+
+        def tables() -> tuple[dict[str, Module], dict[str, Route], str]:
+            modules = module_table(list(files), vega.source_roots, vega.routes)
+            module_set = _core.hash_bytes(
+                msgspec.json.encode(
+                    [
+                        RESOLVER_VERSION,
+                        sorted((m.name, m.path, m.is_package) for m in modules.values()),
+                    ]
+                )
             )
-        )
+            return modules, route_table(modules, vega.routes), module_set
+
+        # A resident build process keeps them while the file list is the same.
+        modules, routes, module_set = warm.derived("tables", self.tables_key, tables)
         parsed = self.parse(modules, digests, state, state.module_set == module_set)
         deps = self.resolve(modules, digests, parsed, state, module_set)
         closures = self.closures(routes, deps, state) if with_closures else {}
@@ -555,13 +566,17 @@ class _Build:
                 deps[name] = old.deps
                 continue
             if packages is None:
-                packages = package_names(modules)
-                first_party = top_level_packages(
-                    modules, list(digests), self.config.vega.source_roots
+                packages, base = warm.derived(
+                    "packages",
+                    self.tables_key,
+                    lambda: (
+                        package_names(modules),
+                        top_level_packages(modules, list(digests), self.config.vega.source_roots),
+                    ),
                 )
                 # A top-level module deleted since the last build would
                 # otherwise pass for a third-party import of the same name.
-                first_party |= _deleted_top_levels(state, first_party)
+                first_party = set(base) | _deleted_top_levels(state, base)
             imports = [ImportStmt(*t) for t in parsed[digests[m.path]].imports]
             targets, errors = resolve_imports(m, imports, modules, packages, first_party or set())
             deps[name] = targets

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 
+from vega_dag.build import warm
 from vega_dag.compile.toolchain import Toolchain
 from vega_dag.store.objects import write_durably
 
@@ -74,6 +75,10 @@ _encoder = msgspec.msgpack.Encoder()
 
 
 def load_head(path: Path) -> BuildHead:
+    return warm.load(path, _read_head)
+
+
+def _read_head(path: Path) -> BuildHead:
     try:
         head = _head_decoder.decode(path.read_bytes())
     except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
@@ -83,9 +88,14 @@ def load_head(path: Path) -> BuildHead:
 
 def save_head(path: Path, head: BuildHead) -> None:
     write_durably(path, _encoder.encode(head), sync=False)
+    warm.wrote(path, head)
 
 
 def load_state(path: Path) -> BuildState:
+    return warm.load(path, _read_state)
+
+
+def _read_state(path: Path) -> BuildState:
     try:
         state = _decoder.decode(path.read_bytes())
     except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
@@ -95,6 +105,7 @@ def load_state(path: Path) -> BuildState:
 
 def save_state(path: Path, state: BuildState) -> None:
     write_durably(path, _encoder.encode(state), sync=False)
+    warm.wrote(path, state)
 
 
 _parse_decoder = msgspec.msgpack.Decoder(dict[str, Parsed])
@@ -102,6 +113,10 @@ _parse_decoder = msgspec.msgpack.Decoder(dict[str, Parsed])
 
 def load_parse_cache(path: Path) -> dict[str, Parsed]:
     """Parsed imports by content digest (``parsed.msgpack``); empty if unreadable."""
+    return warm.load(path, _read_parse_cache)
+
+
+def _read_parse_cache(path: Path) -> dict[str, Parsed]:
     try:
         return _parse_decoder.decode(path.read_bytes())
     except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
@@ -110,3 +125,4 @@ def load_parse_cache(path: Path) -> dict[str, Parsed]:
 
 def save_parse_cache(path: Path, cache: dict[str, Parsed]) -> None:
     write_durably(path, _encoder.encode(cache), sync=False)
+    warm.wrote(path, cache)

@@ -15,6 +15,7 @@ from vega_dag import __version__
 #: command name -> "module:attribute" of the click command implementing it
 COMMANDS: dict[str, str] = {
     "build": "vega_dag.cli.build_cmd:build_cmd",
+    "daemon": "vega_dag.cli.daemon_cmd:daemon_cmd",
     "deploy": "vega_dag.cli.deploy_cmd:deploy_cmd",
     "drift": "vega_dag.cli.drift_cmd:drift_cmd",
     "graph": "vega_dag.cli.graph_cmd:graph_cmd",

@@ -34,6 +34,12 @@ _encoder = msgspec.msgpack.Encoder()
 
 def load_stat_cache(path: Path) -> StatCache:
     """The cache at ``path``, or an empty one if it is missing, damaged or old."""
+    from vega_dag.build import warm
+
+    return warm.load(path, _read_stat_cache)
+
+
+def _read_stat_cache(path: Path) -> StatCache:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -50,6 +56,9 @@ def save_stat_cache(path: Path, cache: StatCache) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(_encoder.encode(cache))
     os.replace(tmp, path)
+    from vega_dag.build import warm
+
+    warm.wrote(path, cache)
 
 
 def refresh(

@@ -29,6 +29,13 @@ _decoder = msgspec.msgpack.Decoder(_Entries)
 _encoder = msgspec.msgpack.Encoder()
 
 
+def _read(path: Path) -> _Entries:
+    try:
+        return _decoder.decode(path.read_bytes())
+    except (FileNotFoundError, msgspec.DecodeError):
+        return _Entries()
+
+
 class ActionCache:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -38,10 +45,9 @@ class ActionCache:
     @property
     def entries(self) -> dict[str, str]:
         if self._data is None:
-            try:
-                self._data = _decoder.decode(self.path.read_bytes())
-            except (FileNotFoundError, msgspec.DecodeError):
-                self._data = _Entries()
+            from vega_dag.build import warm
+
+            self._data = warm.load(self.path, _read)
         return self._data.entries
 
     def get(self, key: str) -> str | None:
@@ -56,3 +62,6 @@ class ActionCache:
         if self.dirty and self._data is not None:
             write_durably(self.path, _encoder.encode(self._data), sync=False)
             self.dirty = False
+            from vega_dag.build import warm
+
+            warm.wrote(self.path, self._data)

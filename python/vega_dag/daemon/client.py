@@ -1,0 +1,85 @@
+"""The ``vega-dag`` entry point's fast path: hand ``build`` to the project's daemon.
+
+Imports only the standard library (and the package's version): the whole
+point is to skip click, msgspec and the pipeline's imports. Any failure —
+no daemon, a stale socket, another vega-dag version — returns None and the
+command runs in this process as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+#: ``build`` options that take a value (the rest are flags).
+_VALUED = {"-j", "--jobs"}
+
+
+def project_of(args: list[str]) -> Path:
+    """The PATH argument of ``build`` args (default: the working directory), resolved."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUED:
+            skip = True
+        elif arg == "--":
+            continue
+        elif not arg.startswith("-"):
+            return Path(arg).resolve()
+    return Path.cwd().resolve()
+
+
+def call(root: Path, request: dict, timeout: float | None = None) -> dict | None:
+    """Send ``request`` to ``root``'s daemon; its reply, or None if none answers."""
+    from vega_dag.daemon.paths import daemon_socket
+
+    path = daemon_socket(root)
+    if not path.exists():
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall((json.dumps(request) + "\n").encode())
+            sock.shutdown(socket.SHUT_WR)
+            chunks = []
+            while chunk := sock.recv(1 << 16):
+                chunks.append(chunk)
+    except ConnectionRefusedError:
+        with contextlib.suppress(OSError):  # a daemon that died: its socket is stale
+            path.unlink()
+        return None
+    except OSError:
+        return None
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        return None
+
+
+def run_via_daemon(argv: list[str]) -> int | None:
+    """Run ``vega-dag ARGV`` in the project's daemon; its exit status, or None."""
+    if not argv or argv[0] != "build" or os.environ.get("VEGA_DAG_DAEMON") == "0":
+        return None
+    if any(a in ("-h", "--help") for a in argv):
+        return None
+    from vega_dag import __version__
+
+    request = {
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "version": __version__,
+    }
+    reply = call(project_of(argv[1:]), request)
+    if reply is None or "code" not in reply:
+        return None
+    sys.stdout.write(reply.get("stdout", ""))
+    sys.stderr.write(reply.get("stderr", ""))
+    sys.stdout.flush()
+    return int(reply["code"])

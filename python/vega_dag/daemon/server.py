@@ -1,0 +1,129 @@
+"""The build daemon for one project: ``python -m vega_dag.daemon.server ROOT``.
+
+One request at a time (builds of a project are serialised by the store's lock
+anyway), each a ``vega-dag build`` command line run by the same click command
+as in a one-shot process, in the client's working directory and environment,
+its output captured and sent back. The daemon exits when idle for
+``--idle-timeout`` seconds, when asked (``vega-dag daemon stop``), when a
+client of another vega-dag version calls (that client then builds by itself),
+or when its socket is taken away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+#: Seconds without a request after which the daemon exits.
+DEFAULT_IDLE_TIMEOUT = 3 * 3600.0
+
+
+def _handle(request: dict, root: Path) -> tuple[dict, bool]:
+    """(reply, whether to keep serving)."""
+    from vega_dag import __version__
+
+    if request.get("stop"):
+        return {"stopped": True, "pid": os.getpid()}, False
+    if request.get("status"):
+        return {"pid": os.getpid(), "root": str(root), "version": __version__}, True
+    if request.get("version") != __version__:
+        return {"fallback": f"daemon runs vega-dag {__version__}"}, False
+    argv = request["argv"]
+    if not argv or argv[0] != "build":
+        return {"fallback": "only `build` runs in the daemon"}, True
+    from vega_dag.cli import main as cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    code: int = 0
+    try:
+        os.environ.clear()
+        os.environ.update(request.get("env", {}))
+        os.chdir(request.get("cwd", root))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main(args=argv, prog_name="vega-dag", standalone_mode=True)
+            except SystemExit as exit_:
+                status = exit_.code
+                code = status if isinstance(status, int) else (0 if status is None else 1)
+                if isinstance(exit_.code, str):
+                    err.write(exit_.code + "\n")
+            except Exception as exc:  # a bug, not bad input: report it, keep serving
+                err.write(f"vega-dag daemon: {type(exc).__name__}: {exc}\n")
+                code = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+    return {"stdout": out.getvalue(), "stderr": err.getvalue(), "code": code}, True
+
+
+def serve(root: Path, idle_timeout: float) -> None:
+    from vega_dag.build import warm
+    from vega_dag.daemon.paths import daemon_pid_file, daemon_socket
+
+    warm.enable()
+    # Imported now, not by the first build.
+    import vega_dag.build.pipeline
+    import vega_dag.cli.build_cmd  # noqa: F401
+
+    path = daemon_socket(root)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    listening.bind(str(tmp))
+    listening.listen(16)
+    os.replace(tmp, path)  # clients see it only once it accepts
+    daemon_pid_file(root).write_text(str(os.getpid()))
+    listening.settimeout(idle_timeout)
+    inode = path.stat().st_ino
+    try:
+        while True:
+            try:
+                conn, _ = listening.accept()
+            except TimeoutError:
+                return
+            with conn:
+                conn.settimeout(None)
+                data = b""
+                while chunk := conn.recv(1 << 16):
+                    data += chunk
+                try:
+                    reply, keep = _handle(json.loads(data), root)
+                except (ValueError, KeyError) as err:
+                    reply, keep = {"error": f"bad request: {err}"}, True
+                with contextlib.suppress(OSError):
+                    conn.sendall(json.dumps(reply).encode())
+            if not keep:
+                return
+            try:
+                if path.stat().st_ino != inode:
+                    return  # another daemon took the socket over
+            except FileNotFoundError:
+                return
+    finally:
+        with contextlib.suppress(OSError):
+            if path.stat().st_ino == inode:
+                path.unlink()
+        with contextlib.suppress(OSError):
+            if daemon_pid_file(root).read_text() == str(os.getpid()):
+                daemon_pid_file(root).unlink()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="vega_dag.daemon.server")
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT)
+    args = parser.parse_args(argv)
+    sys.stdout.flush()
+    serve(args.root.resolve(), args.idle_timeout)
+
+
+if __name__ == "__main__":
+    main()
