@@ -18,6 +18,11 @@ PAIRS: dict[str, list[tuple[str, str]]] = {
     ],
     "build-real-cold": [("test_vega_build_real_cold", "test_compileall_real_cold")],
     "graph-real-cold": [("test_vega_graph_real_cold", "test_ruff_analyze_graph_real_cold")],
+    "build-217-incremental": [
+        ("test_build_217_three_changed_daemon", "test_build_217_three_changed")
+    ],
+    "build-20k-noop": [("test_build_20k_noop_daemon", "test_build_20k_noop")],
+    "build-20k-10changed": [("test_build_20k_ten_changed_daemon", "test_build_20k_ten_changed")],
     "drift-hook": [("test_drift_hook_20_changed", "test_build_20_changed")],
     # A toolchain upgrade: the new version's cold build beside the old one's.
     "upgrade-example": [
