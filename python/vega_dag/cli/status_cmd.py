@@ -20,7 +20,7 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def collect(path: Path) -> dict:
+def collect(path: Path, probe: bool = False) -> dict:
     from vega_dag.plugins.manager import region_target
     from vega_dag.regions.fleet import RegionError
     from vega_dag.rollout.pointers import PointerStore
@@ -51,6 +51,11 @@ def collect(path: Path) -> dict:
                 health = "switching"
             else:
                 health = "ok"
+            row_probe: dict | None = None
+            if probe and health == "ok" and p is not None and name in urls:
+                row_probe = _probe(config, pointers, urls[name], p.deployment)
+                if row_probe["problems"]:
+                    health = "routes failing"
             rows.append(
                 {
                     "name": name,
@@ -60,6 +65,7 @@ def collect(path: Path) -> dict:
                     "generation": p.generation if p else 0,
                     "health": health,
                     "age_seconds": round(now - p.updated_at, 1) if p else None,
+                    **({"probe": row_probe} if row_probe is not None else {}),
                 }
             )
         interrupted = []
@@ -76,12 +82,30 @@ def collect(path: Path) -> dict:
         pointers.close()
 
 
+def _probe(config, pointers, url: str, deployment: str) -> dict:  # noqa: ANN001
+    from vega_dag.build.manifest import decode_manifest
+    from vega_dag.rollout.route_health import probe_region
+    from vega_dag.store.objects import ObjectStore
+
+    record = pointers.deployment(deployment)
+    if record is None:
+        return {"summary": "unknown deployment", "problems": [deployment], "p99_ms": None}
+    manifest = decode_manifest(ObjectStore(config.store_dir).get(record.manifest))
+    summary, problems, latency = probe_region(url, deployment, manifest, config.vega.health)
+    return {"summary": summary, "problems": problems, "p99_ms": latency}
+
+
 @click.command("status")
 @project_path
 @json_output
-def status_cmd(path: Path, as_json: bool) -> None:
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Also probe every route of each region's deployment once (health by route).",
+)
+def status_cmd(path: Path, as_json: bool, probe: bool) -> None:
     """A table of the regions: deployment, generation, health, age, URL."""
-    data = collect(path)
+    data = collect(path, probe=probe)
     if as_json:
         click.echo(json.dumps(data, sort_keys=True))
         return
@@ -95,6 +119,8 @@ def status_cmd(path: Path, as_json: bool) -> None:
         age = "-" if row["age_seconds"] is None else _age(row["age_seconds"])
         health = row["health"]
         style = "green" if health == "ok" else "red"
+        if "probe" in row:
+            health = row["probe"]["summary"]
         table.add_row(
             row["name"],
             row["deployment"] or "-",
