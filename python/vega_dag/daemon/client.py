@@ -8,10 +8,7 @@ command runs in this process as usual.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -37,29 +34,9 @@ def project_of(args: list[str]) -> Path:
 def call(root: Path, request: dict, timeout: float | None = None) -> dict | None:
     """Send ``request`` to ``root``'s daemon; its reply, or None if none answers."""
     from vega_dag.daemon.paths import daemon_socket
+    from vega_dag.unix_rpc import call as rpc
 
-    path = daemon_socket(root)
-    if not path.exists():
-        return None
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
-            sock.sendall((json.dumps(request) + "\n").encode())
-            sock.shutdown(socket.SHUT_WR)
-            chunks = []
-            while chunk := sock.recv(1 << 16):
-                chunks.append(chunk)
-    except ConnectionRefusedError:
-        with contextlib.suppress(OSError):  # a daemon that died: its socket is stale
-            path.unlink()
-        return None
-    except OSError:
-        return None
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError:
-        return None
+    return rpc(daemon_socket(root), request, timeout)
 
 
 def run_via_daemon(argv: list[str]) -> int | None:

@@ -275,13 +275,24 @@ class LocalFleet:
         here = str(Path(vega_dag.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
         env.pop("VEGA_DAG_TEST_KILL_AT", None)
-        import subprocess
 
         # The host's loader first: a region that asks before it listens
         # loads with its own zygote instead (see vega_dag.regions.loader).
-        with open(self.dir / "logs" / "loader.log", "ab") as log:
+        self._start("loader", ["vega_dag.regions.loader", "--fleet", str(self.dir)], env)
+        names = REGION_NAMES[:count]
+        for name in names:
+            args = ["vega_dag.regions.server", "--name", name, "--fleet", str(self.dir)]
+            self._start(name, [*args, "--store", str(self.config.store_dir)], env)
+        self.wait_ready(names)
+        return self.regions(), True
+
+    def _start(self, log_name: str, module_args: list[str], env: dict[str, str]) -> None:
+        """``python -m MODULE_ARGS`` in its own session, logging to logs/LOG_NAME.log."""
+        import subprocess
+
+        with open(self.dir / "logs" / f"{log_name}.log", "ab") as log:
             subprocess.Popen(
-                [sys.executable, "-m", "vega_dag.regions.loader", "--fleet", str(self.dir)],
+                [sys.executable, "-m", *module_args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -289,31 +300,6 @@ class LocalFleet:
                 start_new_session=True,
                 cwd=str(self.dir),
             )
-        names = REGION_NAMES[:count]
-        for name in names:
-            log = open(self.dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
-            with log:
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "vega_dag.regions.server",
-                        "--name",
-                        name,
-                        "--fleet",
-                        str(self.dir),
-                        "--store",
-                        str(self.config.store_dir),
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    env=env,
-                    start_new_session=True,
-                    cwd=str(self.dir),
-                )
-        self.wait_ready(names)
-        return self.regions(), True
 
     def wait_ready(self, names: tuple[str, ...] | list[str]) -> None:
         deadline = time.monotonic() + START_TIMEOUT

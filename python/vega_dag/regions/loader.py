@@ -171,9 +171,12 @@ class Loader:
     def __init__(self, listening: socket.socket) -> None:
         self.listening = listening
         self.templates: OrderedDict[str, Template] = OrderedDict()
+        #: descriptors of the connection being answered
+        self.connections: list[int] = []
 
     def _open_fds(self) -> list[int]:
-        fds = [self.listening.fileno()]
+        """Descriptors a template must not keep: its clients wait for EOF on them."""
+        fds = [self.listening.fileno(), *self.connections]
         for t in self.templates.values():
             fds += [t.requests.fileno(), t.replies.fileno()]
         return fds
@@ -197,6 +200,7 @@ class Loader:
     def serve(self) -> None:
         while True:
             conn, _ = self.listening.accept()
+            self.connections = [conn.fileno()]
             with conn, conn.makefile("rw") as f:
                 try:
                     request = json.loads(f.readline())
@@ -210,20 +214,10 @@ class Loader:
 
 def request_worker(fleet: Path, request: dict, timeout: float = 30.0) -> int | None:
     """Ask the host's loader for a worker; None when no loader answers."""
-    path = loader_socket(fleet)
-    if not path.exists():
-        return None
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
-            sock.sendall((json.dumps(request) + "\n").encode())
-            with sock.makefile("r") as f:
-                line = f.readline()
-    except OSError:
-        return None
-    reply = json.loads(line) if line else {}
-    return int(reply["pid"]) if "pid" in reply else None
+    from vega_dag.unix_rpc import call
+
+    reply = call(loader_socket(fleet), request, timeout)
+    return int(reply["pid"]) if reply is not None and "pid" in reply else None
 
 
 def main(argv: list[str] | None = None) -> None:
