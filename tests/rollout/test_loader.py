@@ -109,3 +109,20 @@ def test_a_default_fleet_of_24_regions_shares_one_load(tmp_path):
         assert set(served(root).values()) == {out["deployment"]}
     finally:
         stop_fleet(root)
+
+
+def test_proxied_answers_carry_each_header_once(project):
+    import http.client
+    from urllib.parse import urlsplit
+
+    out = vega_json("deploy", str(project))
+    url = urlsplit(out["regions"][0]["url"])
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    conn.request("GET", "/api/items/3")
+    response = conn.getresponse()
+    response.read()
+    names = [k.lower() for k, _ in response.getheaders()]
+    assert response.status == 200
+    for name in ("date", "server", "content-length", "x-vega-region", "x-vega-deployment"):
+        assert names.count(name) == 1, (name, response.getheaders())
+    conn.close()

@@ -215,8 +215,17 @@ def serve_router(router: Router, uds: str) -> None:
 
     with contextlib.suppress(FileNotFoundError):
         os.unlink(uds)
+    # The region's front adds `date` and `server` to what it proxies: the
+    # worker adding them too would send each twice.
     config = uvicorn.Config(
-        router, uds=uds, log_level="warning", lifespan="off", access_log=False, loop="asyncio"
+        router,
+        uds=uds,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        loop="asyncio",
+        server_header=False,
+        date_header=False,
     )
     uvicorn.Server(config).run()
     os._exit(0)
