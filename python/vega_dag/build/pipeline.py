@@ -140,7 +140,7 @@ def _config_digest(config: ProjectConfig) -> str:
     return _core.hash_bytes(msgspec.json.encode(config.vega, order="sorted"))
 
 
-def _check_skipped(changes: _core.Changes) -> list[str]:
+def check_skipped(changes: _core.Changes) -> list[str]:
     problems = []
     for path, target, reason in changes.skipped:
         if reason == "symlink-outside-root":
@@ -203,7 +203,9 @@ def scan_skip_dirs(config: ProjectConfig) -> list[str]:
     return [".git", "__pycache__", Path(config.vega.store).parts[0], ".venv", "node_modules"]
 
 
-def _compile_steps(config: ProjectConfig, on_install: Callable[[str], None] | None = None) -> list:
+def compile_steps_for(
+    config: ProjectConfig, on_install: Callable[[str], None] | None = None
+) -> list:
     """The compile steps ``[tool.vega] compile_steps`` lists, in order.
 
     A name is a plugin step; ``"dist==version"`` or a table is a step from
@@ -269,7 +271,7 @@ def analyze_project(root: Path) -> Analysis:
     config = load_config(root)
     b = _Build(config, ObjectStore(config.store_dir), False, None, Reporter(), time.perf_counter())
     changes, _ = refresh(config.root, load_stat_cache(b.stat_path), skip_dirs=b.skip_dirs)
-    problems = _check_skipped(changes)
+    problems = check_skipped(changes)
     if problems:
         raise BuildError(problems)
     return b.analyze(changes, load_state(b.state_path))
@@ -293,7 +295,7 @@ class _Build:
         self.workers = workers
         self.reporter = reporter
         self.started = started
-        self.steps = _compile_steps(config, reporter.on_step_install)
+        self.steps = compile_steps_for(config, reporter.on_step_install)
         self.toolchain: Toolchain = current_toolchain(
             config.vega.optimize, [(s.name, s.version) for s in self.steps]
         )
@@ -323,7 +325,7 @@ class _Build:
     def run(self) -> BuildResult:
         stat_cache = load_stat_cache(self.stat_path)
         changes, new_stat = refresh(self.root, stat_cache, skip_dirs=self.skip_dirs)
-        problems = _check_skipped(changes)
+        problems = check_skipped(changes)
         if problems:
             raise BuildError(problems)
         config_digest = _config_digest(self.config)

@@ -31,13 +31,13 @@ def _fail(err: Exception, as_json: bool) -> None:
 @json_output
 def show_cmd(path: Path, as_json: bool) -> None:
     """The active toolchain (every part of every cache key) and whether it matches the pin."""
-    from vega_dag.build.pipeline import _compile_steps
+    from vega_dag.build.pipeline import compile_steps_for
     from vega_dag.compile.toolchain import current_toolchain, pin_problems
     from vega_dag.config import load_config
 
     try:
         config = load_config(path)
-        steps = _compile_steps(config)
+        steps = compile_steps_for(config)
     except VegaError as err:
         _fail(err, as_json)
         return

@@ -79,7 +79,7 @@ def check_drift(
     conditions: tuple[Conditions, ...] | None = None,
 ) -> DriftReport:
     """Rebuild what the change touches (or everything) under varied conditions; compare."""
-    from vega_dag.build.pipeline import _compile_steps, scan_skip_dirs
+    from vega_dag.build.pipeline import compile_steps_for, scan_skip_dirs
     from vega_dag.compile.toolchain import check_pin, current_toolchain
     from vega_dag.config import load_config
     from vega_dag.drift.changes import touched_files
@@ -88,7 +88,7 @@ def check_drift(
 
     started = time.perf_counter()
     config = load_config(root)
-    steps = _compile_steps(config)
+    steps = compile_steps_for(config)
     toolchain = current_toolchain(config.vega.optimize, [(s.name, s.version) for s in steps])
     check_pin(config, toolchain)
     conditions = conditions or default_conditions()

@@ -37,7 +37,7 @@ def reachable(deps: dict[str, list[str]], root: str) -> list[str]:
 
 
 def run(root: Path, touched: list[str] | None, out: Path) -> dict:
-    from vega_dag.build.pipeline import BuildError, Reporter, _Build, _check_skipped
+    from vega_dag.build.pipeline import BuildError, Reporter, _Build, check_skipped
     from vega_dag.build.state import BuildState
     from vega_dag.bundle.routes import archive_name, build_bundle, bundle_inputs
     from vega_dag.compile.pool import compile_all
@@ -49,7 +49,7 @@ def run(root: Path, touched: list[str] | None, out: Path) -> dict:
     config = load_config(root)
     b = _Build(config, ObjectStore(config.store_dir), False, None, Reporter(), time.perf_counter())
     changes, _ = refresh(root, EMPTY, skip_dirs=b.skip_dirs)
-    problems = _check_skipped(changes)
+    problems = check_skipped(changes)
     if problems:
         raise BuildError(problems)
     state = BuildState()

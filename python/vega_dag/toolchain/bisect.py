@@ -123,7 +123,7 @@ def _module_drift(
     good: str,
     bad: str,
 ) -> ModuleDrift:
-    from vega_dag.build.pipeline import _compile_steps
+    from vega_dag.build.pipeline import compile_steps_for
     from vega_dag.drift.explain import pyc_diff
     from vega_dag.store.objects import ObjectStore
 
@@ -132,7 +132,7 @@ def _module_drift(
 
     def transformed(cfg: ProjectConfig) -> list[str]:
         data = source
-        for step in _compile_steps(cfg):
+        for step in compile_steps_for(cfg):
             data = step.transform(path, data)
         return data.decode("utf-8", "replace").splitlines()
 
@@ -153,9 +153,9 @@ def _module_drift(
 
 
 def _version_of(cfg: ProjectConfig) -> str:
-    from vega_dag.build.pipeline import _compile_steps
+    from vega_dag.build.pipeline import compile_steps_for
 
-    return " ".join(f"{s.name}=={s.version}" for s in _compile_steps(cfg))
+    return " ".join(f"{s.name}=={s.version}" for s in compile_steps_for(cfg))
 
 
 #: Modules explained in detail (all are listed).
