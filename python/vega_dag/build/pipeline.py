@@ -131,7 +131,7 @@ def _short(digest: str) -> str:
     return digest.removeprefix(_core.DIGEST_PREFIX)[:12]
 
 
-def _state_paths(config: ProjectConfig, state_dir: Path | None = None) -> tuple[Path, Path, Path]:
+def state_paths(config: ProjectConfig, state_dir: Path | None = None) -> tuple[Path, Path, Path]:
     state_dir = state_dir or config.store_dir / "state"
     return state_dir / "stat.msgpack", state_dir / "build.msgpack", state_dir / "head.msgpack"
 
@@ -201,6 +201,14 @@ def build(
 def scan_skip_dirs(config: ProjectConfig) -> list[str]:
     """Directories the build's scan never enters."""
     return [".git", "__pycache__", Path(config.vega.store).parts[0], ".venv", "node_modules"]
+
+
+def project_toolchain(
+    config: ProjectConfig, on_install: Callable[[str], None] | None = None
+) -> tuple[list, Toolchain]:
+    """The project's compile steps, and the toolchain they are part of (in every cache key)."""
+    steps = compile_steps_for(config, on_install)
+    return steps, current_toolchain(config.vega.optimize, [(s.name, s.version) for s in steps])
 
 
 def compile_steps_for(
@@ -295,13 +303,10 @@ class _Build:
         self.workers = workers
         self.reporter = reporter
         self.started = started
-        self.steps = compile_steps_for(config, reporter.on_step_install)
-        self.toolchain: Toolchain = current_toolchain(
-            config.vega.optimize, [(s.name, s.version) for s in self.steps]
-        )
+        self.steps, self.toolchain = project_toolchain(config, reporter.on_step_install)
         check_pin(config, self.toolchain)
         self.tc_key = self.toolchain.key
-        self.stat_path, self.state_path, self.head_path = _state_paths(config, state_dir)
+        self.stat_path, self.state_path, self.head_path = state_paths(config, state_dir)
         self.parse_cache_path = self.state_path.with_name("parsed.msgpack")
         #: Loaded only when the module set changed (see parse).
         self.parse_cache: dict[str, Parsed] | None = None

@@ -31,17 +31,16 @@ def _fail(err: Exception, as_json: bool) -> None:
 @json_output
 def show_cmd(path: Path, as_json: bool) -> None:
     """The active toolchain (every part of every cache key) and whether it matches the pin."""
-    from vega_dag.build.pipeline import compile_steps_for
-    from vega_dag.compile.toolchain import current_toolchain, pin_problems
+    from vega_dag.build.pipeline import project_toolchain
+    from vega_dag.compile.toolchain import pin_problems
     from vega_dag.config import load_config
 
     try:
         config = load_config(path)
-        steps = compile_steps_for(config)
+        _, tc = project_toolchain(config)
     except VegaError as err:
         _fail(err, as_json)
         return
-    tc = current_toolchain(config.vega.optimize, [(s.name, s.version) for s in steps])
     problems = pin_problems(config, tc)
     if as_json:
         data = msgspec.to_builtins(tc)
@@ -95,9 +94,10 @@ def bisect_cmd(
     drifts, 1 when one does, 2 when the bisection could not run.
     """
     from vega_dag.build.pipeline import BuildError
+    from vega_dag.compile.steps.venv import index_versions
     from vega_dag.toolchain.bisect import VersionBuild, bisect_toolchain
     from vega_dag.toolchain.report import to_markdown, write_reports
-    from vega_dag.toolchain.versions import index_versions, versions_between
+    from vega_dag.toolchain.versions import versions_between
 
     def progress(b: VersionBuild) -> None:
         if as_json:

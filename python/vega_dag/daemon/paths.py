@@ -1,16 +1,14 @@
-"""Where a project's build daemon listens: a short path (unix sockets allow 107 bytes)."""
+"""Where a project's build daemon listens (see vega_dag.unix_rpc.socket_dir)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
+
+from vega_dag.unix_rpc import socket_dir
 
 
 def daemon_dir(root: Path) -> Path:
-    key = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"vega-{os.getuid()}" / f"build-{key}"
+    return socket_dir(root, "build-")
 
 
 def daemon_socket(root: Path) -> Path:

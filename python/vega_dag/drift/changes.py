@@ -48,22 +48,13 @@ def _git_changes(root: Path) -> set[str] | None:
 
 
 def _changes_since_build(config: ProjectConfig) -> set[str] | None:
-    from vega_dag import _core
-    from vega_dag.build.state import load_state
+    """What the build's own stat-cache scan would call changed (new, edited or removed)."""
+    from vega_dag.build.pipeline import scan_skip_dirs, state_paths
+    from vega_dag.build.state import load_head
+    from vega_dag.scan.statcache import load_stat_cache, refresh
 
-    state = load_state(config.store_dir / "state" / "build.msgpack")
-    if not state.modules:
-        return None
-    recorded = {m.path: m.source for m in state.modules.values()}
-    changed = set()
-    for path, digest in recorded.items():
-        file = config.root / path
-        if not file.is_file() or _core.hash_file(file) != digest:
-            changed.add(path)
-    # New files are found by the build's own scan: every module it does not
-    # have a record of.
-    from vega_dag.build.pipeline import scan_skip_dirs
-
-    scan = _core.scan_tree(config.root, skip_dirs=scan_skip_dirs(config))
-    changed.update(f[0] for f in scan.files if f[0].endswith(".py") and f[0] not in recorded)
-    return changed
+    stat_path, _, head_path = state_paths(config)
+    if load_head(head_path).manifest is None:
+        return None  # never built: everything
+    changes, _ = refresh(config.root, load_stat_cache(stat_path), skip_dirs=scan_skip_dirs(config))
+    return {*changes.changed, *changes.removed}

@@ -79,8 +79,8 @@ def check_drift(
     conditions: tuple[Conditions, ...] | None = None,
 ) -> DriftReport:
     """Rebuild what the change touches (or everything) under varied conditions; compare."""
-    from vega_dag.build.pipeline import compile_steps_for, scan_skip_dirs
-    from vega_dag.compile.toolchain import check_pin, current_toolchain
+    from vega_dag.build.pipeline import project_toolchain, scan_skip_dirs
+    from vega_dag.compile.toolchain import check_pin
     from vega_dag.config import load_config
     from vega_dag.drift.changes import touched_files
     from vega_dag.store.actions import ActionCache
@@ -88,8 +88,7 @@ def check_drift(
 
     started = time.perf_counter()
     config = load_config(root)
-    steps = compile_steps_for(config)
-    toolchain = current_toolchain(config.vega.optimize, [(s.name, s.version) for s in steps])
+    _, toolchain = project_toolchain(config)
     check_pin(config, toolchain)
     conditions = conditions or default_conditions()
     described = {c.label: c.describe() for c in conditions}

@@ -30,20 +30,21 @@ class Drift(msgspec.Struct):
     diffoscope: list[str] | None = None
 
 
-def _store_output(
-    store: ObjectStore, actions: ActionCache, key: str, scratch: Path
-) -> tuple[str, Path] | None:
-    """The store's recorded output for action ``key``, copied to ``scratch``."""
+def _recorded(store: ObjectStore, actions: ActionCache, key: str) -> str | None:
+    """The store's recorded output digest for action ``key``, if it holds the object."""
     digest = actions.get(key)
-    if digest is None:
-        return None
+    return digest if digest is not None and store.has(digest) else None
+
+
+def _store_copy(store: ObjectStore, digest: str, scratch: Path) -> Path | None:
+    """The store's object ``digest`` (verified) as a file, for the diffs; None if damaged."""
     try:
         data = store.get(digest)
     except (MissingObjectError, CorruptObjectError):
         return None  # a damaged cache entry; the next build repairs it
     path = scratch / digest.removeprefix("blake3:")
     path.write_bytes(data)
-    return digest, path
+    return path
 
 
 def compare(
@@ -66,16 +67,24 @@ def compare(
                 entry = results[label][section][name]
                 outputs[label] = entry["output"]
                 files[label] = Path(entry["file"])
-            recorded = _store_output(store, actions, first[section][name]["key"], scratch)
+            recorded = _recorded(store, actions, first[section][name]["key"])
             if recorded is not None:
                 with_store += 1
-                outputs["store"], files["store"] = recorded
+                outputs["store"] = recorded
             if len(set(outputs.values())) == 1:
                 continue
             # The first pair that differs: between builds, else build vs store.
             order = [*labels, "store"] if "store" in outputs else labels
             x = order[0]
             y = next(lbl for lbl in order[1:] if outputs[lbl] != outputs[x])
+            if y == "store":
+                # The store's bytes are read (and verified) only when they are needed.
+                copy = _store_copy(store, outputs["store"], scratch)
+                if copy is None:  # damaged: no record to compare with, and the builds agree
+                    del outputs["store"]
+                    with_store -= 1
+                    continue
+                files["store"] = copy
             data_x, data_y = files[x].read_bytes(), files[y].read_bytes()
             if kind == "module":
                 difference = pyc_diff(data_x, data_y, x, y)

@@ -335,7 +335,7 @@ class LocalFleet:
         self._stop_loader()
         import shutil
 
-        from vega_dag.regions.server import socket_dir
+        from vega_dag.unix_rpc import socket_dir
 
         shutil.rmtree(socket_dir(self.dir), ignore_errors=True)
         return [r.name for r in regions]

@@ -43,7 +43,7 @@ KEEP_TEMPLATES = 4
 
 
 def loader_socket(fleet: Path) -> Path:
-    from vega_dag.regions.server import socket_dir
+    from vega_dag.unix_rpc import socket_dir
 
     return socket_dir(fleet) / "loader.sock"
 
@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     path = loader_socket(args.fleet)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -29,13 +29,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import signal
 import socket
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +43,7 @@ from urllib.parse import parse_qs
 from vega_dag.processes import pid_alive
 from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
 from vega_dag.regions.runtime import Receive, Scope, Send, read_body, send_bytes
+from vega_dag.unix_rpc import socket_dir
 
 #: How often the pointer is polled (the rollout promises a switch within 100 ms).
 POLL_SECONDS = 0.02
@@ -53,14 +52,6 @@ LOAD_TIMEOUT = 120.0
 #: A proxied request that has not been answered in this long gets a 504.
 PROXY_TIMEOUT = 60.0
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"content-length"}
-
-
-def socket_dir(fleet: Path) -> Path:
-    """A short directory for unix sockets (their paths are limited to 107 bytes)."""
-    key = hashlib.sha256(str(fleet.resolve()).encode()).hexdigest()[:12]
-    path = Path(tempfile.gettempdir()) / f"vega-{os.getuid()}" / key
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
 
 
 class WorkerLoadError(Exception):
@@ -120,6 +111,7 @@ class Region:
         self.store = store
         self.db_path = fleet / "pointers.sqlite"
         self.sockets = socket_dir(fleet)
+        self.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir = fleet / "run"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.workers: dict[str, WorkerHandle] = {}

@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from vega_dag import _core
+from vega_dag.build import warm
 
 #: Bumped whenever the entry layout or its meaning changes.
 STAT_CACHE_VERSION = 1
@@ -34,8 +35,6 @@ _encoder = msgspec.msgpack.Encoder()
 
 def load_stat_cache(path: Path) -> StatCache:
     """The cache at ``path``, or an empty one if it is missing, damaged or old."""
-    from vega_dag.build import warm
-
     return warm.load(path, _read_stat_cache)
 
 
@@ -56,8 +55,6 @@ def save_stat_cache(path: Path, cache: StatCache) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(_encoder.encode(cache))
     os.replace(tmp, path)
-    from vega_dag.build import warm
-
     warm.wrote(path, cache)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 
 from vega_dag import _core
+from vega_dag.build import warm
 from vega_dag.store.objects import write_durably
 
 
@@ -45,8 +46,6 @@ class ActionCache:
     @property
     def entries(self) -> dict[str, str]:
         if self._data is None:
-            from vega_dag.build import warm
-
             self._data = warm.load(self.path, _read)
         return self._data.entries
 
@@ -62,6 +61,4 @@ class ActionCache:
         if self.dirty and self._data is not None:
             write_durably(self.path, _encoder.encode(self._data), sync=False)
             self.dirty = False
-            from vega_dag.build import warm
-
             warm.wrote(self.path, self._data)

@@ -23,6 +23,7 @@ from pathlib import Path
 import msgspec
 
 from vega_dag.config import ProjectConfig, load_config
+from vega_dag.store.objects import ObjectStore
 
 
 class VersionBuild(msgspec.Struct):
@@ -89,14 +90,14 @@ def build_version(
     root: Path, config: ProjectConfig, component: str, version: str
 ) -> tuple[VersionBuild, ProjectConfig]:
     """Build with ``component`` at ``version``; its outputs and the config used."""
-    from vega_dag.build.pipeline import build
+    from vega_dag.build.pipeline import build, state_paths
     from vega_dag.build.state import load_state
     from vega_dag.compile.steps import with_step_version
 
     cfg = with_step_version(config, component, version)
     state_dir = config.store_dir / "toolchain-bisect" / f"{component}-{version}"
     result = build(root, config=cfg, state_dir=state_dir)
-    state = load_state(state_dir / "build.msgpack")
+    state = load_state(state_paths(cfg, state_dir)[1])
     return (
         VersionBuild(
             version=version,
@@ -115,47 +116,48 @@ def _outputs_differ(a: VersionBuild, b: VersionBuild) -> bool:
     return a.modules != b.modules or a.bundles != b.bundles
 
 
+#: (label such as "python-minifier==2.11.3", the compile steps of that toolchain)
+_Steps = tuple[str, list]
+
+
+def _steps_of(cfg: ProjectConfig) -> _Steps:
+    from vega_dag.build.pipeline import compile_steps_for
+
+    steps = compile_steps_for(cfg)
+    return " ".join(f"{s.name}=={s.version}" for s in steps), steps
+
+
 def _module_drift(
-    config: ProjectConfig,
-    good_cfg: ProjectConfig,
-    bad_cfg: ProjectConfig,
+    root: Path,
+    store: ObjectStore,
+    good_steps: _Steps,
+    bad_steps: _Steps,
     path: str,
     good: str,
     bad: str,
 ) -> ModuleDrift:
-    from vega_dag.build.pipeline import compile_steps_for
+    """How ``path``'s output differs: its source after each side's steps, and its code."""
     from vega_dag.drift.explain import pyc_diff
-    from vega_dag.store.objects import ObjectStore
 
-    store = ObjectStore(config.store_dir)
-    source = (config.root / path).read_bytes()
+    source = (root / path).read_bytes()
 
-    def transformed(cfg: ProjectConfig) -> list[str]:
+    def transformed(steps: list) -> list[str]:
         data = source
-        for step in compile_steps_for(cfg):
+        for step in steps:
             data = step.transform(path, data)
         return data.decode("utf-8", "replace").splitlines()
 
-    good_v = _version_of(good_cfg)
-    bad_v = _version_of(bad_cfg)
-    source_diff = list(
-        difflib.unified_diff(
-            transformed(good_cfg), transformed(bad_cfg), good_v, bad_v, n=2, lineterm=""
-        )
+    (good_v, good_s), (bad_v, bad_s) = good_steps, bad_steps
+    source_diff = difflib.unified_diff(
+        transformed(good_s), transformed(bad_s), good_v, bad_v, n=2, lineterm=""
     )
     return ModuleDrift(
         path=path,
         good=good,
         bad=bad,
-        source_diff=source_diff[:200],
+        source_diff=list(source_diff)[:200],
         code_diff=pyc_diff(store.get(good), store.get(bad), good_v, bad_v),
     )
-
-
-def _version_of(cfg: ProjectConfig) -> str:
-    from vega_dag.build.pipeline import compile_steps_for
-
-    return " ".join(f"{s.name}=={s.version}" for s in compile_steps_for(cfg))
 
 
 #: Modules explained in detail (all are listed).
@@ -198,16 +200,13 @@ def bisect_toolchain(
             for p in set(good.modules) | set(bad.modules)
             if good.modules.get(p) != bad.modules.get(p)
         )
+        store = ObjectStore(config.store_dir)
+        sides = _steps_of(configs[versions[0]]), _steps_of(configs[first])
         for path in paths[:DETAIL_LIMIT]:
             if path in good.modules and path in bad.modules:
                 drifting.append(
                     _module_drift(
-                        config,
-                        configs[versions[0]],
-                        configs[first],
-                        path,
-                        good.modules[path],
-                        bad.modules[path],
+                        config.root, store, *sides, path, good.modules[path], bad.modules[path]
                     )
                 )
         drifting.extend(

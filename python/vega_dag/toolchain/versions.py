@@ -1,4 +1,8 @@
-"""The released versions of a component, oldest first, from the package index."""
+"""The versions a bisection covers: a range of an ordered list.
+
+The list is given (``--versions``) or comes from the package index
+(``vega_dag.compile.steps.venv.index_versions``, oldest first).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,6 @@ from vega_dag.errors import VegaError
 
 class VersionsError(VegaError):
     """The versions to bisect are missing, unknown or out of order."""
-
-
-def index_versions(dist: str) -> list[str]:
-    """Every version of ``dist`` on the package index that installs here, oldest first."""
-    from vega_dag.compile.steps.venv import index_versions as listed
-
-    return listed(dist)
 
 
 def versions_between(versions: list[str], good: str, bad: str | None = None) -> list[str]:
