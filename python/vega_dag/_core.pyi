@@ -77,8 +77,35 @@ def scan_tree(
     """
 
 @final
+class StatTable:
+    """The stat cache: path -> (size, mtime_ns, inode, ctime_ns, digest), taken at ``taken_ns``.
+
+    Kept on the Rust side; ``encode``/``decode`` are its file format (``VGST``,
+    a format number, the time taken, the entries sorted by path).
+    """
+
+    def __init__(
+        self, entries: Mapping[str, CacheEntry] | None = None, taken_ns: int = 0
+    ) -> None: ...
+    @staticmethod
+    def decode(data: bytes) -> StatTable:
+        """Raises ``ValueError`` for bytes that are not exactly a stat cache of this format."""
+    def encode(self) -> bytes: ...
+    @property
+    def taken_ns(self) -> int: ...
+    def __len__(self) -> int: ...
+    def entries(self) -> dict[str, CacheEntry]: ...
+    def digests(self) -> dict[str, str]:
+        """path -> content digest"""
+    def digest(self, path: str) -> str | None:
+        """The content digest of ``path``, or None if the table has no such file."""
+    def __contains__(self, path: str) -> bool: ...
+
+@final
 class Changes:
-    #: The refreshed stat cache: path -> (size, mtime_ns, inode, ctime_ns, digest).
+    #: The refreshed stat cache, taken at the ``taken_ns`` given to ``detect_changes``.
+    table: StatTable
+    #: ``table.entries()``
     entries: dict[str, CacheEntry]
     #: New files and files whose digest differs from the cache, sorted.
     changed: list[str]
@@ -90,14 +117,14 @@ class Changes:
 
 def detect_changes(
     root: _Path,
-    cache: Mapping[str, CacheEntry],
-    cache_taken_ns: int,
+    cache: StatTable,
+    taken_ns: int,
     *,
     include_hidden: bool = False,
     skip_dirs: Sequence[str] | None = None,
     ignore_files: Sequence[str] | None = None,
 ) -> Changes:
-    """Scan ``root`` and refresh ``cache`` (taken at ``cache_taken_ns``).
+    """Scan ``root`` and refresh ``cache``; the new table is stamped ``taken_ns``.
 
     A file whose size, mtime, ctime and inode match its entry is not read,
     unless it was modified within 2 s before the cache was taken (it could
@@ -123,6 +150,19 @@ def build_archive(
     Raises ``ArchiveEntryError`` naming the entry for an empty, absolute,
     ``..``/``.``-containing, backslashed, duplicate or non-UTF-8 name, and
     a name that is both a file and a parent directory of another entry.
+    """
+
+def stored_archive_digests(
+    archives: list[tuple[list[tuple[str, bytes]], list[tuple[str, str]]]],
+    blobs: Mapping[str, bytes],
+    *,
+    epoch: int,
+) -> list[str]:
+    """For each (inline, members) pair, the digest ``build_archive(entries,
+    epoch=epoch, compress=False)`` would return, where the entries are
+    ``inline`` plus each member's (name, ``blobs[digest]``); computed in
+    parallel without building the archives. Raises ``KeyError`` for a member
+    digest missing from ``blobs``, ``ArchiveEntryError`` as ``build_archive``.
     """
 
 def write_archive(

@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 
 from vega_dag import _core
+from vega_dag.build import warm
 from vega_dag.errors import VegaError
 
 
@@ -138,9 +139,9 @@ def load_config(root: Path) -> ProjectConfig:
     vega_toml = root / "vega.toml"
     pyproject = root / "pyproject.toml"
     if vega_toml.is_file():
-        source, raw = vega_toml, _read_toml(vega_toml)
+        source, raw = vega_toml, warm.load_edited(vega_toml, _read_toml)
     elif pyproject.is_file():
-        data = _read_toml(pyproject)
+        data = warm.load_edited(pyproject, _read_toml)
         if "vega" in data.get("tool", {}):
             source, raw = pyproject, data["tool"]["vega"]
     try:

@@ -81,7 +81,7 @@ pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
 }
 
 /// Sort and check entries; refuse duplicates.
-pub fn prepare(entries: Vec<(String, Vec<u8>)>) -> Result<BTreeMap<String, Vec<u8>>> {
+pub fn prepare<D: AsRef<[u8]> + Default>(entries: Vec<(String, D)>) -> Result<BTreeMap<String, D>> {
     let mut sorted = BTreeMap::new();
     for (name, data) in entries {
         if let Err(reason) = check_name(&name) {
@@ -90,7 +90,7 @@ pub fn prepare(entries: Vec<(String, Vec<u8>)>) -> Result<BTreeMap<String, Vec<u
                 reason: reason.into(),
             });
         }
-        if data.len() > u32::MAX as usize {
+        if data.as_ref().len() > u32::MAX as usize {
             return Err(CoreError::ArchiveEntry {
                 entry: name,
                 reason: "larger than 4 GiB (zip64 is not written)".into(),
@@ -168,43 +168,145 @@ pub enum Packing {
     Store,
 }
 
+/// Where an archive's bytes go: a buffer, or only a digest of them.
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+    /// Bytes put so far.
+    fn written(&self) -> usize;
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn written(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Hashes what would be written, without keeping it: the digest of an
+/// archive that is stored as its entries (see `vega_dag.store`). Writes are
+/// gathered into blocks first: BLAKE3 hashes several 1 KiB chunks at once
+/// (SIMD) only when one update holds them, and an archive's pieces are small.
+pub struct DigestSink {
+    hasher: blake3::Hasher,
+    block: Vec<u8>,
+    written: usize,
+}
+
+const DIGEST_BLOCK: usize = 64 * 1024;
+
+impl Default for DigestSink {
+    fn default() -> Self {
+        DigestSink {
+            hasher: blake3::Hasher::new(),
+            block: Vec::with_capacity(DIGEST_BLOCK),
+            written: 0,
+        }
+    }
+}
+
+impl DigestSink {
+    pub fn finalize(mut self) -> blake3::Hash {
+        self.hasher.update(&self.block);
+        self.hasher.finalize()
+    }
+}
+
+impl Sink for DigestSink {
+    fn put(&mut self, bytes: &[u8]) {
+        self.written += bytes.len();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if self.block.is_empty() && rest.len() >= DIGEST_BLOCK {
+                // Whole blocks straight from the input, no copy.
+                let whole = rest.len() - rest.len() % DIGEST_BLOCK;
+                self.hasher.update(&rest[..whole]);
+                rest = &rest[whole..];
+                continue;
+            }
+            let take = rest.len().min(DIGEST_BLOCK - self.block.len());
+            self.block.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.block.len() == DIGEST_BLOCK {
+                self.hasher.update(&self.block);
+                self.block.clear();
+            }
+        }
+    }
+    fn written(&self) -> usize {
+        self.written
+    }
+}
+
 /// Write the archive. `epoch` is the Unix time stamped on every entry.
-pub fn write(entries: Vec<(String, Vec<u8>)>, epoch: i64, packing: Packing) -> Result<Vec<u8>> {
+pub fn write<D: AsRef<[u8]> + Default + Sync>(
+    entries: Vec<(String, D)>,
+    epoch: i64,
+    packing: Packing,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_to(entries, epoch, packing, &mut out)?;
+    Ok(out)
+}
+
+/// The digest of the archive `write` would return, computed as it streams
+/// (no copy of the entries is made).
+pub fn digest<D: AsRef<[u8]> + Default + Sync>(
+    entries: Vec<(String, D)>,
+    epoch: i64,
+    packing: Packing,
+) -> Result<blake3::Hash> {
+    let mut sink = DigestSink::default();
+    write_to(entries, epoch, packing, &mut sink)?;
+    Ok(sink.finalize())
+}
+
+/// `write`, into any sink: the one place the layout is decided.
+pub fn write_to<D: AsRef<[u8]> + Default + Sync, S: Sink>(
+    entries: Vec<(String, D)>,
+    epoch: i64,
+    packing: Packing,
+    out: &mut S,
+) -> Result<()> {
     use rayon::prelude::*;
     let sorted = prepare(entries)?;
     let (time, date) = dos_datetime(epoch);
     // Compress in parallel; assemble in order.
-    let packed: Vec<Option<Vec<u8>>> = sorted
-        .par_iter()
-        .map(|(_, data)| match packing {
-            Packing::Deflate => Some(deflate(data)).filter(|p| p.len() < data.len()),
-            Packing::Store => None,
-        })
-        .collect();
-    let mut out = Vec::new();
+    let packed: Vec<Option<Vec<u8>>> = match packing {
+        Packing::Deflate => sorted
+            .par_iter()
+            .map(|(_, data)| Some(deflate(data.as_ref())).filter(|p| p.len() < data.as_ref().len()))
+            .collect(),
+        Packing::Store => vec![None; sorted.len()],
+    };
+    let mut header = Vec::with_capacity(64);
     let mut central = Vec::new();
     for ((name, data), packed) in sorted.iter().zip(&packed) {
+        let data = data.as_ref();
         let crc = crc32fast::hash(data);
         let is_dir = name.ends_with('/');
         let (method, body) = match packed {
             Some(p) => (METHOD_DEFLATED, p.as_slice()),
-            None => (METHOD_STORED, data.as_slice()),
+            None => (METHOD_STORED, data),
         };
-        let offset = u32::try_from(out.len()).map_err(|_| overflow("offset"))?;
+        let offset = u32::try_from(out.written()).map_err(|_| overflow("offset"))?;
         let name_len = name.len() as u16;
         let size = data.len() as u32;
         let csize = body.len() as u32;
-        put32(&mut out, LOCAL_SIG);
+        header.clear();
+        put32(&mut header, LOCAL_SIG);
         for v in [VERSION_NEEDED, FLAGS, method, time, date] {
-            put16(&mut out, v);
+            put16(&mut header, v);
         }
         for v in [crc, csize, size] {
-            put32(&mut out, v);
+            put32(&mut header, v);
         }
-        put16(&mut out, name_len);
-        put16(&mut out, 0);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(body);
+        put16(&mut header, name_len);
+        put16(&mut header, 0);
+        header.extend_from_slice(name.as_bytes());
+        out.put(&header);
+        out.put(body);
 
         put32(&mut central, CENTRAL_SIG);
         for v in [VERSION_MADE_BY, VERSION_NEEDED, FLAGS, method, time, date] {
@@ -220,18 +322,19 @@ pub fn write(entries: Vec<(String, Vec<u8>)>, epoch: i64, packing: Packing) -> R
         put32(&mut central, offset);
         central.extend_from_slice(name.as_bytes());
     }
-    let cd_offset = u32::try_from(out.len()).map_err(|_| overflow("central directory offset"))?;
+    let cd_offset =
+        u32::try_from(out.written()).map_err(|_| overflow("central directory offset"))?;
     let cd_size = u32::try_from(central.len()).map_err(|_| overflow("central directory size"))?;
-    out.extend_from_slice(&central);
     let count = sorted.len() as u16;
-    put32(&mut out, END_SIG);
+    put32(&mut central, END_SIG);
     for v in [0, 0, count, count] {
-        put16(&mut out, v);
+        put16(&mut central, v);
     }
-    put32(&mut out, cd_size);
-    put32(&mut out, cd_offset);
-    put16(&mut out, 0);
-    Ok(out)
+    put32(&mut central, cd_size);
+    put32(&mut central, cd_offset);
+    put16(&mut central, 0);
+    out.put(&central);
+    Ok(())
 }
 
 /// One entry of an archive's central directory.
@@ -424,6 +527,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn digest_is_the_digest_of_the_written_bytes() {
+        for packing in [Packing::Store, Packing::Deflate] {
+            let mut input = entries(&["pkg/__init__.py", "pkg/mod.py", "e", "ns/deep/m.py"]);
+            // Larger than the sink's block, and not a multiple of it.
+            let big: Vec<u8> = (0..200_001u32).map(|i| (i * 7 % 251) as u8).collect();
+            input.push(("big.bin".into(), big));
+            let bytes = write(input.clone(), DEFAULT_EPOCH + 86_400, packing).unwrap();
+            let borrowed: Vec<(String, &[u8])> = input
+                .iter()
+                .map(|(n, d)| (n.clone(), d.as_slice()))
+                .collect();
+            let streamed = digest(borrowed, DEFAULT_EPOCH + 86_400, packing).unwrap();
+            assert_eq!(streamed, crate::hash::hash_bytes(&bytes));
+        }
     }
 
     #[test]

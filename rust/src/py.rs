@@ -187,61 +187,194 @@ fn scan_tree(
     })
 }
 
+/// The stat cache, kept on the Rust side (see `_core.pyi`): a resident build
+/// process refreshes it without converting 20,000 entries to Python and back.
+#[pyclass(frozen, module = "vega_dag._core")]
+struct StatTable {
+    taken_ns: i64,
+    entries: std::sync::Arc<HashMap<String, statcache::CacheEntry>>,
+}
+
+#[pymethods]
+impl StatTable {
+    #[new]
+    #[pyo3(signature = (entries=None, taken_ns=0))]
+    fn new(entries: Option<HashMap<String, CacheTuple>>, taken_ns: i64) -> Self {
+        let entries = entries
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, (size, mtime_ns, inode, ctime_ns, digest))| {
+                (
+                    k,
+                    statcache::CacheEntry {
+                        size,
+                        mtime_ns,
+                        inode,
+                        ctime_ns,
+                        digest,
+                    },
+                )
+            })
+            .collect();
+        StatTable {
+            taken_ns,
+            entries: std::sync::Arc::new(entries),
+        }
+    }
+
+    #[staticmethod]
+    fn decode(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let (taken_ns, entries) = py
+            .detach(|| statcache::decode(data))
+            .map_err(|why| PyValueError::new_err(format!("unreadable stat cache: {why}")))?;
+        Ok(StatTable {
+            taken_ns,
+            entries: std::sync::Arc::new(entries),
+        })
+    }
+
+    fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes = py.detach(|| statcache::encode(self.taken_ns, &self.entries));
+        PyBytes::new(py, &bytes)
+    }
+
+    #[getter]
+    fn taken_ns(&self) -> i64 {
+        self.taken_ns
+    }
+
+    fn __len__(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn __contains__(&self, path: &str) -> bool {
+        self.entries.contains_key(path)
+    }
+
+    /// The content digest of `path`, or None if the table has no such file.
+    fn digest(&self, path: &str) -> Option<String> {
+        self.entries.get(path).map(|e| e.digest.clone())
+    }
+
+    fn __eq__(&self, other: &Self) -> bool {
+        self.taken_ns == other.taken_ns && self.entries == other.entries
+    }
+
+    /// path -> (size, mtime_ns, inode, ctime_ns, digest)
+    fn entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (path, e) in self.entries.iter() {
+            out.set_item(path, (e.size, e.mtime_ns, e.inode, e.ctime_ns, &e.digest))?;
+        }
+        Ok(out)
+    }
+
+    /// path -> content digest
+    fn digests<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (path, e) in self.entries.iter() {
+            out.set_item(path, &e.digest)?;
+        }
+        Ok(out)
+    }
+}
+
 /// Scan plus stat-cache refresh, in one call (see `_core.pyi`).
 #[pyclass(get_all, frozen, module = "vega_dag._core")]
 struct Changes {
-    entries: Py<PyDict>,
+    /// The refreshed cache.
+    table: Py<StatTable>,
     changed: Vec<String>,
     removed: Vec<String>,
     hashed: usize,
     skipped: Vec<(String, Option<String>, &'static str)>,
 }
 
+#[pymethods]
+impl Changes {
+    /// The refreshed cache as a dict (path -> (size, mtime_ns, inode, ctime_ns, digest)).
+    #[getter]
+    fn entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.table.get().entries(py)
+    }
+}
+
 #[pyfunction]
-#[pyo3(signature = (root, cache, cache_taken_ns, *, include_hidden=false, skip_dirs=None, ignore_files=None))]
+#[pyo3(signature = (root, cache, taken_ns, *, include_hidden=false, skip_dirs=None, ignore_files=None))]
+#[allow(clippy::too_many_arguments)]
 fn detect_changes(
     py: Python<'_>,
     root: PathBuf,
-    cache: HashMap<String, CacheTuple>,
-    cache_taken_ns: i64,
+    cache: &StatTable,
+    taken_ns: i64,
     include_hidden: bool,
     skip_dirs: Option<Vec<String>>,
     ignore_files: Option<Vec<String>>,
 ) -> PyResult<Changes> {
     let options = scan_options(include_hidden, skip_dirs, ignore_files);
-    let cache: HashMap<String, statcache::CacheEntry> = cache
-        .into_iter()
-        .map(|(k, (size, mtime_ns, inode, ctime_ns, digest))| {
-            (
-                k,
-                statcache::CacheEntry {
-                    size,
-                    mtime_ns,
-                    inode,
-                    ctime_ns,
-                    digest,
-                },
-            )
-        })
-        .collect();
-    let (found, refreshed) = py
+    let (found, refreshed, entries) = py
         .detach(|| {
             let found = scan::scan(&root, &options)?;
-            let refreshed = statcache::refresh(&root, &found.files, &cache, cache_taken_ns)?;
-            Ok::<_, CoreError>((found, refreshed))
+            let mut refreshed =
+                statcache::refresh(&root, &found.files, &cache.entries, cache.taken_ns)?;
+            let entries: HashMap<String, statcache::CacheEntry> =
+                std::mem::take(&mut refreshed.entries).into_iter().collect();
+            Ok::<_, CoreError>((found, refreshed, entries))
         })
         .map_err(|e| to_py(py, e))?;
-    let entries = PyDict::new(py);
-    for (path, e) in refreshed.entries {
-        entries.set_item(path, (e.size, e.mtime_ns, e.inode, e.ctime_ns, e.digest))?;
-    }
+    let table = StatTable {
+        taken_ns,
+        entries: std::sync::Arc::new(entries),
+    };
     Ok(Changes {
-        entries: entries.unbind(),
+        table: Py::new(py, table)?,
         changed: refreshed.changed,
         removed: refreshed.removed,
         hashed: refreshed.hashed,
         skipped: found.skipped.iter().map(skipped_tuple).collect(),
     })
+}
+
+/// `detect_changes` for a caller that knows which files may have changed
+/// (a file watcher): only `paths` are stat'ed (and hashed if their stat
+/// changed); every other entry of `cache` is carried over. Nothing is
+/// reported skipped: use it only for a tree whose last scan skipped nothing.
+/// None when a path is no longer a regular file: then scan the tree.
+#[pyfunction]
+#[pyo3(signature = (root, cache, taken_ns, paths))]
+fn refresh_paths(
+    py: Python<'_>,
+    root: PathBuf,
+    cache: &StatTable,
+    taken_ns: i64,
+    paths: Vec<String>,
+) -> PyResult<Option<Changes>> {
+    let outcome = py
+        .detach(|| {
+            let Some(files) = scan::stat_paths(&root, &paths) else {
+                return Ok(None);
+            };
+            let mut refreshed = statcache::refresh(&root, &files, &cache.entries, cache.taken_ns)?;
+            let mut entries = (*cache.entries).clone();
+            entries.extend(std::mem::take(&mut refreshed.entries));
+            Ok::<_, CoreError>(Some((refreshed, entries)))
+        })
+        .map_err(|e| to_py(py, e))?;
+    let Some((refreshed, entries)) = outcome else {
+        return Ok(None);
+    };
+    let table = StatTable {
+        taken_ns,
+        entries: std::sync::Arc::new(entries),
+    };
+    Ok(Some(Changes {
+        table: Py::new(py, table)?,
+        changed: refreshed.changed,
+        // A removal is not a known path's change: the watcher scans instead.
+        removed: Vec::new(),
+        hashed: refreshed.hashed,
+        skipped: Vec::new(),
+    }))
 }
 
 // ---- archives --------------------------------------------------------------
@@ -343,6 +476,50 @@ fn build_archive<'py>(
         })
         .map_err(|e| to_py(py, e))?;
     Ok((PyBytes::new(py, &bytes), dig))
+}
+
+/// The digests of many stored (uncompressed) archives, computed in parallel
+/// without building them: each is what `build_archive(entries, epoch=epoch,
+/// compress=False)` would return as its digest, where an archive's entries
+/// are its `inline` (name, bytes) pairs plus, for each (name, digest) of its
+/// `members`, that name with the bytes `blobs` maps the digest to. The
+/// store keeps such an archive as its members' digests and assembles it on
+/// read.
+#[pyfunction]
+#[pyo3(signature = (archives, blobs, *, epoch))]
+#[allow(clippy::type_complexity)]
+fn stored_archive_digests<'py>(
+    py: Python<'py>,
+    archives: Vec<(Vec<(String, Bound<'py, PyBytes>)>, Vec<(String, String)>)>,
+    blobs: HashMap<String, Bound<'py, PyBytes>>,
+    epoch: i64,
+) -> PyResult<Vec<String>> {
+    use rayon::prelude::*;
+    let mut borrowed: Vec<Vec<(String, &[u8])>> = Vec::with_capacity(archives.len());
+    for (inline, members) in &archives {
+        let mut entries: Vec<(String, &[u8])> = Vec::with_capacity(inline.len() + members.len());
+        for (name, data) in inline {
+            entries.push((name.clone(), data.as_bytes()));
+        }
+        for (name, digest) in members {
+            let Some(data) = blobs.get(digest) else {
+                return Err(pyo3::exceptions::PyKeyError::new_err(format!(
+                    "archive member {name}: no bytes given for {digest}"
+                )));
+            };
+            entries.push((name.clone(), data.as_bytes()));
+        }
+        borrowed.push(entries);
+    }
+    py.detach(|| {
+        borrowed
+            .into_par_iter()
+            .map(|entries| {
+                archive::digest(entries, epoch, archive::Packing::Store).map(|h| digest::format(&h))
+            })
+            .collect::<Result<Vec<String>, CoreError>>()
+    })
+    .map_err(|e| to_py(py, e))
 }
 
 /// Write to a temporary file beside `dest`, fsync, then rename: a reader sees
@@ -598,7 +775,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_digest, m)?)?;
     m.add_function(wrap_pyfunction!(scan_tree, m)?)?;
     m.add_function(wrap_pyfunction!(detect_changes, m)?)?;
+    m.add_function(wrap_pyfunction!(refresh_paths, m)?)?;
     m.add_function(wrap_pyfunction!(build_archive, m)?)?;
+    m.add_function(wrap_pyfunction!(stored_archive_digests, m)?)?;
     m.add_function(wrap_pyfunction!(write_archive, m)?)?;
     m.add_function(wrap_pyfunction!(list_archive, m)?)?;
     m.add_function(wrap_pyfunction!(read_archive, m)?)?;
@@ -608,6 +787,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan_imports_files, m)?)?;
     m.add_class::<ScanResult>()?;
     m.add_class::<Changes>()?;
+    m.add_class::<StatTable>()?;
     m.add_class::<ArchiveEntry>()?;
     Ok(())
 }

@@ -144,6 +144,22 @@ fn classify(root: &Path, canon_root: &Path, path: &Path, is_link: bool) -> Optio
     }
 }
 
+/// The stat of each of `paths` (project-relative), or None if any is no
+/// longer a regular file (gone, a directory, a symlink): the caller then
+/// scans the whole tree.
+pub fn stat_paths(root: &Path, paths: &[String]) -> Option<Vec<FileStat>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for rel in paths {
+        let meta = std::fs::symlink_metadata(root.join(rel)).ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        out.push(stat_of(rel.clone(), &meta));
+    }
+    out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Some(out)
+}
+
 pub fn scan(root: &Path, options: &ScanOptions) -> Result<Scan> {
     let meta = std::fs::metadata(root).map_err(|e| CoreError::io(root, e))?;
     if !meta.is_dir() {
@@ -228,6 +244,17 @@ pub fn scan(root: &Path, options: &ScanOptions) -> Result<Scan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_paths_is_none_unless_every_path_is_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.py"), "a").unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        let got = stat_paths(dir.path(), &["a.py".into()]).unwrap();
+        assert_eq!((got[0].path.as_str(), got[0].size), ("a.py", 1));
+        assert!(stat_paths(dir.path(), &["a.py".into(), "gone.py".into()]).is_none());
+        assert!(stat_paths(dir.path(), &["d".into()]).is_none());
+    }
     use std::fs;
 
     #[test]

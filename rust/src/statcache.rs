@@ -94,6 +94,105 @@ pub fn refresh(
     Ok(out)
 }
 
+/// The cache's file format: `VGST`, a format number, when it was taken, then
+/// every entry (sorted by path). Written and read only here; anything that
+/// does not parse exactly is refused (the caller starts from an empty cache).
+const MAGIC: &[u8; 4] = b"VGST";
+const FORMAT: u32 = 1;
+
+pub fn encode(taken_ns: i64, entries: &HashMap<String, CacheEntry>) -> Vec<u8> {
+    let mut paths: Vec<&String> = entries.keys().collect();
+    paths.sort_unstable();
+    let mut out = Vec::with_capacity(24 + entries.len() * 128);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT.to_le_bytes());
+    out.extend_from_slice(&taken_ns.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for path in paths {
+        let e = &entries[path];
+        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(&e.size.to_le_bytes());
+        out.extend_from_slice(&e.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&e.inode.to_le_bytes());
+        out.extend_from_slice(&e.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&(e.digest.len() as u32).to_le_bytes());
+        out.extend_from_slice(e.digest.as_bytes());
+    }
+    out
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
+        if self.data.len() < n {
+            return Err("truncated".into());
+        }
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        Ok(head)
+    }
+    fn u32(&mut self) -> std::result::Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> std::result::Result<u64, String> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn i64(&mut self) -> std::result::Result<i64, String> {
+        self.u64().map(|v| v as i64)
+    }
+    fn text(&mut self) -> std::result::Result<String, String> {
+        let n = self.u32()? as usize;
+        let b = self.take(n)?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| "a path is not UTF-8".into())
+    }
+}
+
+/// (taken_ns, entries), or why the bytes are not a stat cache of this format.
+pub fn decode(data: &[u8]) -> std::result::Result<(i64, HashMap<String, CacheEntry>), String> {
+    let mut r = Reader { data };
+    if r.take(4)? != MAGIC {
+        return Err("not a stat cache".into());
+    }
+    let format = r.u32()?;
+    if format != FORMAT {
+        return Err(format!("stat cache format {format}, expected {FORMAT}"));
+    }
+    let taken_ns = r.i64()?;
+    let count = r.u64()?;
+    // Each entry takes at least 40 bytes: a count beyond that is damage.
+    if count > (data.len() as u64) / 40 {
+        return Err("entry count larger than the file".into());
+    }
+    let mut entries = HashMap::with_capacity(count as usize);
+    for _ in 0..count {
+        let path = r.text()?;
+        let entry = CacheEntry {
+            size: r.u64()?,
+            mtime_ns: r.i64()?,
+            inode: r.u64()?,
+            ctime_ns: r.i64()?,
+            digest: r.text()?,
+        };
+        if entries.insert(path, entry).is_some() {
+            return Err("duplicate path".into());
+        }
+    }
+    if !r.data.is_empty() {
+        return Err("trailing bytes".into());
+    }
+    Ok((taken_ns, entries))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +235,35 @@ mod tests {
         let second = refresh(dir.path(), &s.files, &to_map(&first), i64::MAX / 2).unwrap();
         assert_eq!(second.changed, ["a.py"]);
         assert_eq!(second.removed, ["b.py"]);
+    }
+
+    #[test]
+    fn encoding_round_trips_and_damage_is_refused() {
+        let mut entries = HashMap::new();
+        for (i, p) in ["b.py", "a/é.py", "c"].iter().enumerate() {
+            entries.insert(
+                p.to_string(),
+                CacheEntry {
+                    size: i as u64,
+                    mtime_ns: -(i as i64),
+                    inode: 7 + i as u64,
+                    ctime_ns: 1 << 40,
+                    digest: format!("blake3:{i:064}"),
+                },
+            );
+        }
+        let bytes = encode(42, &entries);
+        assert_eq!(decode(&bytes).unwrap(), (42, entries.clone()));
+        assert_eq!(encode(42, &entries), bytes);
+        for cut in [0, 3, 4, 12, 30, bytes.len() - 1] {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+        let mut other = bytes.clone();
+        other[4] = 9;
+        assert!(decode(&other).unwrap_err().contains("format 9"));
     }
 
     #[test]

@@ -146,6 +146,13 @@ def test_stop_and_status(project: Path) -> None:
     assert started.returncode == 0
     status = vega("daemon", "status", str(project), cwd=project)
     assert status.returncode == 0 and f"pid {daemon_pid(project)}" in status.stdout
+    # lib/ and api/ and the root; no build yet, so the first one will scan.
+    assert "watching 3 directories; 0 full scan(s)" in status.stdout, status.stdout
+    built(vega("build", "--json", cwd=project))
+    (project / "lib/util.py").write_text("def twice(x):\n    return x * 2\n")
+    assert built(vega("build", "--json", cwd=project))["compiled"] == ["lib/util.py"]
+    status = vega("daemon", "status", str(project), cwd=project)
+    assert "1 full scan(s), the last because: first build" in status.stdout, status.stdout
     stop = vega("daemon", "stop", str(project), cwd=project)
     assert "Stopped the build daemon" in stop.stdout
     assert not daemon_socket(project.resolve()).exists()

@@ -1,11 +1,9 @@
-"""Change detection against the stat cache, and its msgspec round trip."""
+"""Change detection against the stat cache, and its file format's round trip."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import pytest
 
 from vega_dag import _core
 from vega_dag.scan import StatCache, load_stat_cache, refresh, save_stat_cache
@@ -27,12 +25,12 @@ def test_unchanged_files_are_not_read(tree):
     changes, cache = refresh(root, EMPTY)
     assert changes.hashed == 2
     assert changes.changed == ["a.py", "lib/b.py"]
-    assert cache.entries["a.py"][4] == _core.hash_bytes(b"a")
+    assert cache.entries()["a.py"][4] == _core.hash_bytes(b"a")
 
     again, cache2 = refresh(root, cache)
     assert again.hashed == 0
     assert again.changed == [] and again.removed == []
-    assert cache2.entries == cache.entries
+    assert cache2.entries() == cache.entries()
 
 
 def test_edit_add_remove(tree):
@@ -67,21 +65,27 @@ def test_racy_entries_are_rehashed(tree):
     assert changes.hashed == 1
 
 
-def test_msgspec_round_trip(tree, tmp_path: Path):
-    root = tree({"a.py": "a", "b.py": "bb"})
+def test_file_round_trip(tree, tmp_path: Path):
+    root = tree({"a.py": "a", "b.py": "bb", "pkg/é.py": "c"})
     _, cache = refresh(root, EMPTY)
-    path = tmp_path / "cache" / "stat.msgpack"
+    path = tmp_path / "cache" / "stat.cache"
     save_stat_cache(path, cache)
     loaded = load_stat_cache(path)
     assert isinstance(loaded, StatCache)
     assert loaded == cache
+    assert loaded.taken_ns == cache.taken_ns > 0
+    assert loaded.entries() == cache.entries() and len(loaded) == 3
+    # The bytes depend on the entries only, not on hash-map order.
+    assert _core.StatTable.decode(path.read_bytes()).encode() == path.read_bytes()
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00garbage", b"\x93\x01"])
-def test_damaged_cache_is_empty(tmp_path: Path, content: bytes):
-    path = tmp_path / "stat.msgpack"
-    path.write_bytes(content)
-    assert load_stat_cache(path) == EMPTY
+def test_damaged_cache_is_empty(tree, tmp_path: Path):
+    _, cache = refresh(tree({"a.py": "a", "b.py": "bb"}), EMPTY)
+    good = cache.encode()
+    path = tmp_path / "stat.cache"
+    for content in [b"", b"\x00garbage", b"\x93\x01", good[:-1], good + b"\x00", good[:20]]:
+        path.write_bytes(content)
+        assert load_stat_cache(path) == EMPTY, content
 
 
 def test_deleted_file_leaves_the_cache(tree):
@@ -92,4 +96,4 @@ def test_deleted_file_leaves_the_cache(tree):
     (root / "gone.py").unlink()
     changes, new = refresh(root, cache)
     assert changes.removed == ["gone.py"]
-    assert "gone.py" not in new.entries
+    assert "gone.py" not in new.entries()

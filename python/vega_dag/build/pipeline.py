@@ -19,6 +19,7 @@ that fails leaves the store and caches as they were.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from vega_dag.build.state import (
 from vega_dag.compile.toolchain import Toolchain, check_pin, current_toolchain
 from vega_dag.config import ProjectConfig, load_config
 from vega_dag.errors import VegaError
-from vega_dag.scan.statcache import load_stat_cache, refresh, save_stat_cache
+from vega_dag.scan.statcache import load_stat_cache, refresh, save_stat_cache, settled
 from vega_dag.store.actions import ActionCache, action_key
 from vega_dag.store.objects import CorruptObjectError, MissingObjectError, ObjectStore
 
@@ -127,13 +128,35 @@ class Reporter:
     on_step_install: Callable[[str], None] | None = None
 
 
+@dataclass
+class _LastBuild:
+    """What a resident build process (the daemon) keeps of its last build.
+
+    Trusted only while the stat cache and state the next build loads are
+    these very objects (``build.warm`` reloads a file another process
+    replaced): then the scan's changed paths are exactly the modules whose
+    source differs from the state, and the rest of these tables stand.
+    """
+
+    root: Path
+    stat: _core.StatTable
+    state: BuildState
+    index: object
+    tables_key: tuple
+    digests: dict[str, str]
+    pyc: dict[str, str]
+    deps: dict[str, list[str]]
+    #: sorted (path, digest) of every module (the manifest's ``source``)
+    source_items: list[tuple[str, str]]
+
+
 def _short(digest: str) -> str:
     return digest.removeprefix(_core.DIGEST_PREFIX)[:12]
 
 
 def state_paths(config: ProjectConfig, state_dir: Path | None = None) -> tuple[Path, Path, Path]:
     state_dir = state_dir or config.store_dir / "state"
-    return state_dir / "stat.msgpack", state_dir / "build.msgpack", state_dir / "head.msgpack"
+    return state_dir / "stat.cache", state_dir / "build.msgpack", state_dir / "head.msgpack"
 
 
 def _config_digest(config: ProjectConfig) -> str:
@@ -188,11 +211,25 @@ def build(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        with store.locked():
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(store.locked())
             b = _Build(config, store, explain, workers, reporter or Reporter(), started, state_dir)
             b.verify = verify
             b.dry_run = dry_run
-            return b.run()
+            result = b.run()
+            if b.tail is not None:
+                # The daemon answers first and records the caches after,
+                # still holding the store's lock (build.warm.defer).
+                locked = stack.pop_all()
+
+                def finish(tail: Callable[[], None] = b.tail) -> None:
+                    with locked:
+                        tail()
+
+                if not warm.defer(finish):
+                    finish()
+                    result.seconds = time.perf_counter() - started
+            return result
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -312,7 +349,13 @@ class _Build:
         self.parse_cache: dict[str, Parsed] | None = None
         self.actions = ActionCache(config.store_dir / "state" / "actions.msgpack")
         self.new_objects: dict[str, bytes] = {}
+        #: bundles, stored as their assemblies (store.assembly): digest → record
+        self.new_assemblies: dict[str, bytes] = {}
+        # Reads during the build (a verified bundle's members) see its outputs.
+        store.pending = self.new_objects
         self.new_actions: dict[str, str] = {}
+        #: What a successful rebuild records last (see ``record``), or None.
+        self.tail: Callable[[], None] | None = None
         self.explained: list[str] = []
         self.verify = False
         self.dry_run = False
@@ -329,6 +372,7 @@ class _Build:
     # -- the steps ------------------------------------------------------------
     def run(self) -> BuildResult:
         stat_cache = load_stat_cache(self.stat_path)
+        self.base_stat = stat_cache
         changes, new_stat = refresh(self.root, stat_cache, skip_dirs=self.skip_dirs)
         problems = check_skipped(changes)
         if problems:
@@ -348,6 +392,12 @@ class _Build:
             # head of the state was read.
             if changes.hashed and not self.dry_run:
                 save_stat_cache(self.stat_path, new_stat)
+                settled(self.root, new_stat, new_stat)
+                last = warm.recall("last-build")
+                if last is not None and last.stat is stat_cache:
+                    last.stat = new_stat  # re-read files, the same digests
+            elif not changes.hashed:
+                settled(self.root, stat_cache, new_stat)  # the same entries
             return BuildResult(
                 manifest=head.manifest,
                 modules_compiled=0,
@@ -371,13 +421,33 @@ class _Build:
         """
         from vega_dag.graph.modules import module_table, route_table
 
-        digests = {path: entry[4] for path, entry in changes.entries.items()}
         vega = self.config.vega
-        files = tuple(sorted(digests))
-        self.tables_key = (files, tuple(vega.source_roots), vega.routes)
+        last: _LastBuild | None = warm.recall("last-build")
+        self.last = None
+        if (
+            last is not None
+            and last.root == self.root
+            and last.stat is getattr(self, "base_stat", None)
+            and last.state is state
+            and not changes.removed
+            and all(p in last.digests for p in changes.changed)
+        ):
+            # The same files as the last build of this process, which wrote
+            # the stat cache and state just loaded: only the changed paths
+            # differ from its tables.
+            self.last = last
+            digests = dict(last.digests)
+            table = changes.table
+            for path in changes.changed:
+                digests[path] = table.digest(path)
+            self.tables_key = last.tables_key
+        else:
+            digests = changes.table.digests()
+            files = tuple(sorted(digests))
+            self.tables_key = (files, tuple(vega.source_roots), vega.routes)
 
         def tables() -> tuple[dict[str, Module], dict[str, Route], str]:
-            modules = module_table(list(files), vega.source_roots, vega.routes)
+            modules = module_table(list(self.tables_key[0]), vega.source_roots, vega.routes)
             module_set = _core.hash_bytes(
                 msgspec.json.encode(
                     [
@@ -390,7 +460,26 @@ class _Build:
 
         # A resident build process keeps them while the file list is the same.
         modules, routes, module_set = warm.derived("tables", self.tables_key, tables)
-        parsed = self.parse(modules, digests, state, state.module_set == module_set)
+        same_set = state.module_set == module_set
+        #: With the module set unchanged, the modules whose source or path
+        #: differ from the last build's record: only these are parsed,
+        #: resolved and compiled again (the rest is copied from the record).
+        self.edited: set[str] | None = None
+        if same_set and self.last is not None:
+            by_path = warm.derived(
+                "module-by-path", self.tables_key, lambda: {m.path: n for n, m in modules.items()}
+            )
+            self.edited = {by_path[p] for p in changes.changed if p in by_path}
+        elif same_set:
+            records = state.modules
+            self.edited = {
+                n
+                for n, m in modules.items()
+                if (old := records.get(n)) is None
+                or old.source != digests[m.path]
+                or old.path != m.path
+            }
+        parsed = self.parse(modules, digests, state, same_set)
         deps = self.resolve(modules, digests, parsed, state, module_set)
         closures = self.closures(routes, deps, state) if with_closures else {}
         return Analysis(
@@ -398,7 +487,11 @@ class _Build:
         )
 
     def rebuild(
-        self, changes: _core.Changes, new_stat: object, state: BuildState, config_digest: str
+        self,
+        changes: _core.Changes,
+        new_stat: _core.StatTable,
+        state: BuildState,
+        config_digest: str,
     ) -> BuildResult:
         from vega_dag.build.manifest import MANIFEST_SCHEMA, Manifest, RouteEntry
 
@@ -412,7 +505,8 @@ class _Build:
         layer = self.layer(state)
 
         lock = self.config.lock_path
-        source_items = sorted((m.path, digests[m.path]) for m in modules.values())
+        module_items = self.source_items(modules, digests)
+        source_items = list(module_items)
         if lock is not None and lock.is_file():
             rel = lock.relative_to(self.root).as_posix()
             source_items.append((rel, digests.get(rel) or _core.hash_file(lock)))
@@ -455,8 +549,44 @@ class _Build:
         if self.dry_run:
             return result
 
-        # Commit: objects first, then what points at them.
-        self.store.put_many(self.new_objects)
+        # Commit: objects first (durable before the build answers), then the
+        # caches that point at them (``tail``: after the answer, in the daemon).
+        self.store.put_many(self.new_objects, self.new_assemblies)
+        self.tail = lambda: self.record(
+            config_digest,
+            module_set,
+            manifest_digest,
+            layer,
+            modules,
+            digests,
+            pyc,
+            deps,
+            state,
+            route_records,
+            closures,
+            new_stat,
+            module_items,
+        )
+        result.seconds = time.perf_counter() - self.started
+        return result
+
+    def record(
+        self,
+        config_digest: str,
+        module_set: str,
+        manifest_digest: str,
+        layer: tuple[str, str] | None,
+        modules: dict[str, Module],
+        digests: dict[str, str],
+        pyc: dict[str, str],
+        deps: dict[str, list[str]],
+        state: BuildState,
+        route_records: dict[str, RouteRecord],
+        closures: dict[str, list[str]],
+        new_stat: _core.StatTable,
+        module_items: list[tuple[str, str]],
+    ) -> None:
+        """Record what the next build starts from: action cache, state, head, stat cache."""
         for key, out in self.new_actions.items():
             self.actions.put(key, out)
         self.actions.save()
@@ -467,16 +597,11 @@ class _Build:
             edges=self.edges_digest,
             manifest=manifest_digest,
             layer=layer,
-            modules={
-                name: ModuleRecord(
-                    path=m.path, source=digests[m.path], pyc=pyc[name], deps=deps[name]
-                )
-                for name, m in sorted(modules.items())
-            },
+            modules=self.module_records(modules, digests, pyc, deps, state),
             routes=route_records,
             closures=closures,
         )
-        save_state(self.state_path, new_state)
+        save_state(self.state_path, new_state, state)
         if self.parse_cache is not None:
             save_parse_cache(self.parse_cache_path, self.parse_cache)
         # The head last: a crash before it leaves the old head, which the
@@ -493,8 +618,65 @@ class _Build:
             ),
         )
         save_stat_cache(self.stat_path, new_stat)
-        result.seconds = time.perf_counter() - self.started
-        return result
+        settled(self.root, new_stat, new_stat)
+        warm.remember(
+            "last-build",
+            _LastBuild(
+                root=self.root,
+                stat=new_stat,
+                state=new_state,
+                index=self.store.index,
+                tables_key=self.tables_key,
+                digests=digests,
+                pyc=pyc,
+                deps=deps,
+                source_items=module_items,
+            ),
+        )
+
+    def source_items(
+        self, modules: dict[str, Module], digests: dict[str, str]
+    ) -> list[tuple[str, str]]:
+        """Sorted (path, digest) of every module: what the manifest's ``source`` hashes."""
+        if self.last is None or self.edited is None:
+            return sorted((m.path, digests[m.path]) for m in modules.values())
+        items = list(self.last.source_items)
+        position = warm.derived(
+            "source-positions", self.tables_key, lambda: {p: i for i, (p, _) in enumerate(items)}
+        )
+        for name in self.edited:
+            path = modules[name].path
+            items[position[path]] = (path, digests[path])
+        return items
+
+    def module_records(
+        self,
+        modules: dict[str, Module],
+        digests: dict[str, str],
+        pyc: dict[str, str],
+        deps: dict[str, list[str]],
+        state: BuildState,
+    ) -> dict[str, ModuleRecord]:
+        """Each module's record for the next build, sorted by name."""
+        if self.edited is not None and state.toolchain == self.toolchain:
+            # Same modules: the last records, but those this build looked at.
+            records = dict(state.modules)
+            for name in self.compile_checked:
+                m = modules[name]
+                old = records[name]
+                if (
+                    old.source != digests[m.path]
+                    or old.pyc != pyc[name]
+                    or old.deps is not deps[name]
+                ):
+                    records[name] = ModuleRecord(
+                        path=m.path, source=digests[m.path], pyc=pyc[name], deps=deps[name]
+                    )
+            return records
+        return {
+            name: ModuleRecord(path=m.path, source=digests[m.path], pyc=pyc[name], deps=deps[name])
+            for name, m in sorted(modules.items())
+        }
 
     def parse(
         self, modules: dict[str, Module], digests: dict[str, str], state: BuildState, same_set: bool
@@ -507,11 +689,9 @@ class _Build:
         read, so only files not seen before are scanned, and written back.
         """
         wanted: dict[str, str] = {}
-        for name, m in modules.items():
-            d = digests[m.path]
-            old = state.modules.get(name)
-            if not same_set or old is None or old.source != d or old.path != m.path:
-                wanted.setdefault(d, m.path)
+        for name in sorted(self.edited) if self.edited is not None else modules:
+            path = modules[name].path
+            wanted.setdefault(digests[path], path)
         parsed: dict[str, Parsed] = {}
         if not same_set:
             self.parse_cache = load_parse_cache(self.parse_cache_path)
@@ -558,20 +738,21 @@ class _Build:
         from vega_dag.graph.modules import top_level_packages
         from vega_dag.graph.resolve import ImportStmt, package_names, resolve_imports
 
-        same_set = state.module_set == module_set
         packages = first_party = None
-        deps: dict[str, list[str]] = {}
         problems = []
-        for name, m in modules.items():
-            old = state.modules.get(name)
-            if (
-                same_set
-                and old is not None
-                and old.source == digests[m.path]
-                and old.path == m.path
-            ):
-                deps[name] = old.deps
-                continue
+        if self.edited is not None:
+            # The module set is the same: every record's edges stand but the
+            # edited modules'.
+            if self.last is not None:
+                deps = dict(self.last.deps)
+            else:
+                deps = {name: old.deps for name, old in state.modules.items()}
+            todo = sorted(self.edited)
+        else:
+            deps = {}
+            todo = list(modules)
+        for name in todo:
+            m = modules[name]
             if packages is None:
                 packages, base = warm.derived(
                     "packages",
@@ -582,15 +763,21 @@ class _Build:
                     ),
                 )
                 # A top-level module deleted since the last build would
-                # otherwise pass for a third-party import of the same name.
-                first_party = set(base) | _deleted_top_levels(state, base)
+                # otherwise pass for a third-party import of the same name
+                # (none was when the module set is the same).
+                first_party = set(base)
+                if self.edited is None:
+                    first_party |= _deleted_top_levels(state, base)
             imports = [ImportStmt(*t) for t in parsed[digests[m.path]].imports]
             targets, errors = resolve_imports(m, imports, modules, packages, first_party or set())
             deps[name] = targets
             problems.extend(str(e) for e in errors)
         if problems:
             raise BuildError(sorted(problems))
-        self.edges_digest = _core.hash_bytes(msgspec.json.encode(sorted(deps.items())))
+        if self.edited is not None and all(deps[n] == state.modules[n].deps for n in self.edited):
+            self.edges_digest = state.edges  # no edge changed
+        else:
+            self.edges_digest = _core.hash_bytes(msgspec.json.encode(sorted(deps.items())))
         return deps
 
     def entry_points(
@@ -645,7 +832,33 @@ class _Build:
         job_module: dict[str, str] = {}
         keys: dict[str, str] = {}
         same_toolchain = state.toolchain == self.toolchain
-        for name, m in modules.items():
+        todo: list[str] | dict[str, Module] = modules
+        if (
+            same_toolchain
+            and self.last is not None
+            and self.edited is not None
+            and not self.verify
+            and self.last.index is self.store.index
+        ):
+            # The index this process wrote last, holding every output of
+            # the last build: those of unedited modules stand as they are.
+            pyc.update(self.last.pyc)
+            todo = sorted(self.edited)
+        elif same_toolchain and self.edited is not None and not self.verify:
+            # The last build's outputs of every unedited module stand while
+            # the store holds them: one pass over the records, the index
+            # probed directly (the loop below handles the rest).
+            index, edited = self.store.index.objects, self.edited
+            todo = []
+            for name, old in state.modules.items():
+                if name not in edited and old.pyc in index:
+                    pyc[name] = old.pyc
+                else:
+                    todo.append(name)
+        #: The modules whose output may differ from the last build's record.
+        self.compile_checked = todo
+        for name in todo:
+            m = modules[name]
             digest = digests[m.path]
             old = state.modules.get(name)
             if (
@@ -735,14 +948,24 @@ class _Build:
         pyc: dict[str, str],
         state: BuildState,
     ) -> dict[str, RouteRecord]:
-        from vega_dag.bundle.routes import bundle_inputs
+        from vega_dag.bundle.routes import archive_name, bundle_inputs
 
         records: dict[str, RouteRecord] = {}
         self.rebuilt_routes: set[str] = set()
         same_toolchain = state.toolchain == self.toolchain
         changed = {
-            n for n, d in pyc.items() if (old := state.modules.get(n)) is None or old.pyc != d
+            n
+            for n in self.compile_checked
+            if (old := state.modules.get(n)) is None or old.pyc != pyc[n]
         }
+        names = warm.derived(
+            "archive-names",
+            self.tables_key,
+            lambda: {n: archive_name(m) for n, m in modules.items()},
+        )
+        todo: list[tuple[str, RouteMeta, list[tuple[str, str]], str, list[str]]] = []
+        index = {} if self.verify else self.store.index.objects
+        old_closures = state.closures
         for pattern, route in routes.items():
             closure_names = closures[pattern]
             old = state.routes.get(pattern)
@@ -751,16 +974,15 @@ class _Build:
                 and old is not None
                 and old.module == route.module.name
                 and old.entry == entries[pattern]
-                and state.closures.get(pattern) == closure_names
+                and ((prev := old_closures.get(pattern)) is closure_names or prev == closure_names)
                 and changed.isdisjoint(closure_names)
-                and self.present(old.bundle)
+                and (old.bundle in index or self.present(old.bundle))
             ):
                 # No member's compiled bytes changed: the bundle stands
                 # (early cutoff), without even computing its key.
                 records[pattern] = old
                 continue
-            closure = [modules[n] for n in closure_names]
-            meta, members = bundle_inputs(route, entries[pattern], closure, pyc)
+            meta, members = bundle_inputs(route, entries[pattern], closure_names, names, pyc)
             key = action_key("bundle", meta, members, self.tc_key)
             out = self.actions.get(key)
             if out is not None and self.present(out):
@@ -769,52 +991,64 @@ class _Build:
                 )
                 continue
             self.explain_bundle(pattern, members, out, state)
-            data, digest = self.make_bundle(meta, members, closure, pyc)
-            self.new_objects[digest] = data
-            self.new_actions[key] = digest
-            records[pattern] = RouteRecord(
-                module=route.module.name, entry=meta.entry, bundle=digest
-            )
-            self.rebuilt_routes.add(pattern)
+            todo.append((pattern, meta, members, key, closure_names))
+        if todo:
+            jobs = [(meta, members, c) for _, meta, members, _, c in todo]
+            made = self.make_bundles(jobs, pyc, modules)
+            for (pattern, meta, _, key, _), digest in zip(todo, made, strict=True):
+                self.new_actions[key] = digest
+                records[pattern] = RouteRecord(module=meta.module, entry=meta.entry, bundle=digest)
+                self.rebuilt_routes.add(pattern)
         return records
 
-    def make_bundle(
+    def make_bundles(
         self,
-        meta: RouteMeta,
-        members: list[tuple[str, str]],
-        closure: list[Module],
+        jobs: list[tuple[RouteMeta, list[tuple[str, str]], list[str]]],
         pyc: dict[str, str],
-    ) -> tuple[bytes, str]:
-        from vega_dag.bundle.routes import build_bundle
+        modules: dict[str, Module],
+    ) -> list[str]:
+        """Each job's bundle digest; the bundles are stored as their assemblies.
 
+        The digests are computed in one parallel pass of the archive writer
+        over every member's (verified) bytes; the store keeps each bundle as
+        the writer's inputs (store.assembly), so an edit to a shared module
+        costs a hash of the bundles it is in, not a copy and fsync of each.
+        """
+        from vega_dag.bundle.routes import BUNDLE_EPOCH, bundle_assembly, route_inline
+
+        blobs: dict[str, bytes] = {}
+        for _, _, closure_names in jobs:
+            for name in closure_names:
+                d = pyc[name]
+                if d not in blobs:
+                    blobs[d] = self.member_bytes(modules[name], d)
+        inline = [route_inline(meta) for meta, _, _ in jobs]
+        digests = _core.stored_archive_digests(
+            [(i, members) for i, (_, members, _) in zip(inline, jobs, strict=True)],
+            blobs,
+            epoch=BUNDLE_EPOCH,
+        )
+        for i, (_, members, _), digest in zip(inline, jobs, digests, strict=True):
+            self.new_assemblies[digest] = bundle_assembly(i, members)
+        return digests
+
+    def member_bytes(self, m: Module, d: str) -> bytes:
+        """The compiled bytes ``d`` of ``m``, recompiled here if the stored copy is damaged."""
         try:
-            blobs = {d: self.pyc_bytes(d) for _, d in members}
+            return self.pyc_bytes(d)
         except (CorruptObjectError, MissingObjectError):
-            # A damaged cached output: recompile the closure's damaged modules
-            # in this process, then bundle from the fresh bytes.
             from vega_dag.compile.bytecode import CompileError, compile_file
 
-            blobs = {}
-            for m in closure:
-                d = pyc[m.name]
-                try:
-                    blobs[d] = self.pyc_bytes(d)
-                except (CorruptObjectError, MissingObjectError):
-                    self.why(f"{m.path}: stored output {_short(d)} is damaged; recompiled")
-                    digest_src = _core.hash_file(self.root / m.path)
-                    try:
-                        _, fresh = compile_file(
-                            str(self.root),
-                            m.path,
-                            digest_src,
-                            self.config.vega.optimize,
-                            self.steps,
-                        )
-                    except CompileError as err:
-                        raise BuildError([str(err)]) from None
-                    self.new_objects[d] = fresh
-                    blobs[d] = fresh
-        return build_bundle(meta, members, blobs)
+            self.why(f"{m.path}: stored output {_short(d)} is damaged; recompiled")
+            digest_src = _core.hash_file(self.root / m.path)
+            try:
+                _, fresh = compile_file(
+                    str(self.root), m.path, digest_src, self.config.vega.optimize, self.steps
+                )
+            except CompileError as err:
+                raise BuildError([str(err)]) from None
+            self.new_objects[d] = fresh
+            return fresh
 
     def explain_bundle(
         self,

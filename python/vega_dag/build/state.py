@@ -18,7 +18,7 @@ from vega_dag.build import warm
 from vega_dag.compile.toolchain import Toolchain
 from vega_dag.store.objects import write_durably
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 #: (module, level, names, line, type_checking, guarded, in_function)
 ImportTuple = tuple[str, int, list[str], int, bool, bool, bool]
@@ -95,16 +95,51 @@ def load_state(path: Path) -> BuildState:
     return warm.load(path, _read_state)
 
 
+class ClosureTable(msgspec.Struct):
+    """Each route's closure (``closures.msgpack``), for the edges it was computed from.
+
+    Kept apart from ``build.msgpack`` because it is most of the state's size
+    and changes only when an import edge does: a build that changed code but
+    no import does not rewrite it.
+    """
+
+    version: int = STATE_VERSION
+    edges: str = ""
+    closures: dict[str, list[str]] = {}
+
+
+_closures_decoder = msgspec.msgpack.Decoder(ClosureTable)
+
+
+def _closures_path(state_path: Path) -> Path:
+    return state_path.with_name("closures.msgpack")
+
+
 def _read_state(path: Path) -> BuildState:
     try:
         state = _decoder.decode(path.read_bytes())
     except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
         return BuildState()
-    return state if state.version == STATE_VERSION else BuildState()
+    if state.version != STATE_VERSION:
+        return BuildState()
+    try:
+        table = _closures_decoder.decode(_closures_path(path).read_bytes())
+    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+        table = ClosureTable()
+    if table.version == STATE_VERSION and table.edges == state.edges:
+        state.closures = table.closures
+    # Otherwise the closures are recomputed: they are checked against the
+    # edges and routes before use.
+    return state
 
 
-def save_state(path: Path, state: BuildState) -> None:
-    write_durably(path, _encoder.encode(state), sync=False)
+def save_state(path: Path, state: BuildState, previous: BuildState | None = None) -> None:
+    """Write ``state``; its closures only if they are not ``previous``'s (same object)."""
+    if previous is None or state.closures is not previous.closures:
+        table = ClosureTable(edges=state.edges, closures=state.closures)
+        write_durably(_closures_path(path), _encoder.encode(table), sync=False)
+    on_disk = msgspec.structs.replace(state, closures={})
+    write_durably(path, _encoder.encode(on_disk), sync=False)
     warm.wrote(path, state)
 
 

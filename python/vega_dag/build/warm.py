@@ -28,6 +28,8 @@ _enabled = False
 _files: dict[str, tuple[tuple[int, int, int], Any]] = {}
 #: name -> (key, value)
 _derived: dict[str, tuple[Hashable, Any]] = {}
+#: name -> value (``remember``)
+_remembered: dict[str, Any] = {}
 
 
 def enable() -> None:
@@ -61,6 +63,31 @@ def load(path: Path, read: Callable[[Path], T]) -> T:
     return value
 
 
+#: A file modified this close to when it was read may change again within
+#: the file system's timestamp granularity without its stat changing (git's
+#: "racy" entries): such a read is not reused.
+RACY_NS = 2_000_000_000
+
+
+def load_edited(path: Path, read: Callable[[Path], T]) -> T:
+    """``load`` for a file people edit (configuration): racy reads are not reused."""
+    if not _enabled:
+        return read(path)
+    import time
+
+    hit = _files.get(str(path))
+    sig = _signature(path)
+    if sig is not None and hit is not None and hit[0] == sig:
+        return hit[1]
+    started = time.time_ns()
+    value = read(path)
+    if sig is not None and sig[2] < started - RACY_NS and _signature(path) == sig:
+        _files[str(path)] = (sig, value)
+    else:
+        _files.pop(str(path), None)
+    return value
+
+
 def wrote(path: Path, value: object) -> None:
     """``value`` is what ``path`` now holds (just written by this process)."""
     if _enabled:
@@ -79,3 +106,53 @@ def derived(name: str, key: Hashable, compute: Callable[[], T]) -> T:
     value = compute()
     _derived[name] = (key, value)
     return value
+
+
+def remember(name: str, value: object) -> None:
+    """Keep ``value`` for the next build of this process (``recall``)."""
+    if _enabled:
+        _remembered[name] = value
+
+
+def recall(name: str) -> Any:
+    """What ``remember`` kept under ``name`` (None outside a resident process)."""
+    return _remembered.get(name) if _enabled else None
+
+
+#: Work a resident process may finish after it has answered (``defer``).
+_deferred: list[Callable[[], None]] = []
+_deferring = False
+
+
+class deferring:
+    """While active, ``defer`` queues work instead of refusing it (the daemon
+    answers the client first, then calls ``run_deferred``)."""
+
+    def __enter__(self) -> None:
+        global _deferring
+        _deferring = _enabled
+
+    def __exit__(self, *exc: object) -> None:
+        global _deferring
+        _deferring = False
+
+
+def defer(work: Callable[[], None]) -> bool:
+    """Queue ``work`` to run after the reply; False (not queued) outside ``deferring``."""
+    if not _deferring:
+        return False
+    _deferred.append(work)
+    return True
+
+
+def run_deferred() -> None:
+    """Run the queued work, in order; a failure is reported on stderr, not raised."""
+    import sys
+    import traceback
+
+    while _deferred:
+        work = _deferred.pop(0)
+        try:
+            work()
+        except Exception:  # the reply is sent: report, keep serving
+            traceback.print_exc(file=sys.stderr)

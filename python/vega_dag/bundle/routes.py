@@ -61,26 +61,60 @@ class RouteMeta(msgspec.Struct, frozen=True):
 
 
 def bundle_inputs(
-    route: Route, entry: str, closure: list[Module], pyc_digest: dict[str, str]
+    route: Route,
+    entry: str,
+    closure: list[str],
+    archive_names: dict[str, str],
+    pyc_digest: dict[str, str],
 ) -> tuple[RouteMeta, list[tuple[str, str]]]:
-    """What the bundle's bytes depend on: its metadata and (entry name, pyc digest)s."""
+    """What the bundle's bytes depend on: its metadata and (entry name, pyc digest)s.
+
+    ``closure`` names the modules; ``archive_names`` maps each to its
+    ``archive_name``.
+    """
     meta = RouteMeta(
         pattern=route.pattern, module=route.module.name, file=route.module.path, entry=entry
     )
-    members = sorted((archive_name(m), pyc_digest[m.name]) for m in closure)
+    members = sorted([(archive_names[n], pyc_digest[n]) for n in closure])
     return meta, members
+
+
+#: A fixed epoch, not SOURCE_DATE_EPOCH: a bundle must not depend on the
+#: environment it was built in (as pex does, pex#722).
+BUNDLE_EPOCH = _core.DEFAULT_ARCHIVE_EPOCH
+ROUTE_JSON = "__vega__/route.json"
+
+
+def route_inline(meta: RouteMeta) -> list[tuple[str, bytes]]:
+    """The bundle's own entries (besides its modules): ``__vega__/route.json``."""
+    return [(ROUTE_JSON, msgspec.json.encode(meta, order="sorted"))]
+
+
+def bundle_entries(
+    meta: RouteMeta, members: list[tuple[str, str]], pyc_bytes: dict[str, bytes]
+) -> list[tuple[str, bytes]]:
+    """The bundle archive's entries; ``pyc_bytes`` maps pyc digest → bytes."""
+    entries = route_inline(meta)
+    entries.extend([(name, pyc_bytes[digest]) for name, digest in members])
+    return entries
+
+
+def bundle_assembly(inline: list[tuple[str, bytes]], members: list[tuple[str, str]]) -> bytes:
+    """How the store keeps the bundle: the archive writer's inputs (store.assembly)."""
+    from vega_dag.store.assembly import encode_assembly
+
+    return encode_assembly(BUNDLE_EPOCH, inline, members)
 
 
 def build_bundle(
     meta: RouteMeta, members: list[tuple[str, str]], pyc_bytes: dict[str, bytes]
 ) -> tuple[bytes, str]:
-    """The bundle's bytes and digest; ``pyc_bytes`` maps pyc digest → bytes."""
-    entries: list[tuple[str, bytes]] = [
-        ("__vega__/route.json", msgspec.json.encode(meta, order="sorted"))
-    ]
-    entries.extend((name, pyc_bytes[digest]) for name, digest in members)
-    # A fixed epoch, not SOURCE_DATE_EPOCH: a bundle must not depend on the
-    # environment it was built in (as pex does, pex#722). Entries are stored,
-    # not deflated: one shared module sits in many bundles, and an edit to it
-    # rebuilds them all, so a bundle must cost a copy, not a compression.
-    return _core.build_archive(entries, epoch=_core.DEFAULT_ARCHIVE_EPOCH, compress=False)
+    """The bundle's bytes and digest; ``pyc_bytes`` maps pyc digest → bytes.
+
+    Entries are stored, not deflated: one shared module sits in many bundles,
+    and an edit to it rebuilds them all, so a bundle must cost a copy, not a
+    compression.
+    """
+    return _core.build_archive(
+        bundle_entries(meta, members, pyc_bytes), epoch=BUNDLE_EPOCH, compress=False
+    )

@@ -104,3 +104,11 @@ def status_cmd(path: Path) -> None:
         click.echo(f"No build daemon runs for {root}")
         sys.exit(1)
     click.echo(f"Build daemon for {root}: pid {status['pid']}, vega-dag {status['version']}")
+    watch = status.get("watch")
+    if watch:
+        click.echo(
+            f"  watching {watch['directories']} directories; {watch['scans']} full scan(s), "
+            f"the last because: {watch['last_scan_reason']}"
+        )
+    else:
+        click.echo("  not watching the tree (no inotify): every build scans it")

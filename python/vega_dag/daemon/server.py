@@ -31,12 +31,23 @@ def _handle(request: dict, root: Path) -> tuple[dict, bool]:
     if request.get("stop"):
         return {"stopped": True, "pid": os.getpid()}, False
     if request.get("status"):
-        return {"pid": os.getpid(), "root": str(root), "version": __version__}, True
+        reply = {"pid": os.getpid(), "root": str(root), "version": __version__}
+        from vega_dag.scan.watch import watcher_for
+
+        watcher = watcher_for(root)
+        if watcher is not None:
+            reply["watch"] = {
+                "directories": watcher.directories,
+                "scans": watcher.scans,
+                "last_scan_reason": watcher.last_reason,
+            }
+        return reply, True
     if request.get("version") != __version__:
         return {"fallback": f"daemon runs vega-dag {__version__}"}, False
     argv = request["argv"]
     if not argv or argv[0] != "build":
         return {"fallback": "only `build` runs in the daemon"}, True
+    from vega_dag.build import warm
     from vega_dag.cli import main as cli
 
     out, err = io.StringIO(), io.StringIO()
@@ -46,7 +57,7 @@ def _handle(request: dict, root: Path) -> tuple[dict, bool]:
         os.environ.clear()
         os.environ.update(request.get("env", {}))
         os.chdir(request.get("cwd", root))
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warm.deferring():
             try:
                 cli.main(args=argv, prog_name="vega-dag", standalone_mode=True)
             except SystemExit as exit_:
@@ -64,6 +75,19 @@ def _handle(request: dict, root: Path) -> tuple[dict, bool]:
     return {"stdout": out.getvalue(), "stderr": err.getvalue(), "code": code}, True
 
 
+def _watch(root: Path) -> None:
+    """Watch the project's tree, so builds stat only the files that had events."""
+    from vega_dag.build.pipeline import scan_skip_dirs
+    from vega_dag.config import ConfigError, load_config
+    from vega_dag.scan.watch import watch
+
+    try:
+        config = load_config(root)
+    except ConfigError:
+        return  # the first build reports it; builds then scan the tree
+    watch(config.root, scan_skip_dirs(config))
+
+
 def serve(root: Path, idle_timeout: float) -> None:
     from vega_dag.build import warm
     from vega_dag.daemon.paths import daemon_pid_file, daemon_socket
@@ -72,6 +96,8 @@ def serve(root: Path, idle_timeout: float) -> None:
     # Imported now, not by the first build.
     import vega_dag.build.pipeline
     import vega_dag.cli.build_cmd  # noqa: F401
+
+    _watch(root)
 
     path = daemon_socket(root)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -100,6 +126,9 @@ def serve(root: Path, idle_timeout: float) -> None:
                     reply, keep = {"error": f"bad request: {err}"}, True
                 with contextlib.suppress(OSError):
                     conn.sendall(json.dumps(reply).encode())
+            # The build's caches, recorded after the answer (under the
+            # store's lock: the next build, in any process, waits for them).
+            warm.run_deferred()
             if not keep:
                 return
             try:

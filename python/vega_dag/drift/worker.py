@@ -95,7 +95,8 @@ def run(root: Path, touched: list[str] | None, out: Path) -> dict:
     bundles_out: dict[str, dict[str, object]] = {}
     for i, (pattern, route) in enumerate(sorted(routes.items())):
         closure = [a.modules[n] for n in closures[pattern]]
-        meta, members = bundle_inputs(route, entries[pattern], closure, pyc_digest)
+        names = {m.name: archive_name(m) for m in closure}
+        meta, members = bundle_inputs(route, entries[pattern], closures[pattern], names, pyc_digest)
         data, digest = build_bundle(meta, members, blobs)
         file = out / "bundles" / f"{i:05d}.zip"
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,10 @@ It lets a build skip reading every file whose stat is unchanged (the Rust core
 does the comparison and hashes the rest in parallel). It is a cache, not a
 record: a missing, stale or unreadable one only costs re-hashing, so it is
 replaced atomically but not fsynced.
+
+The table lives on the Rust side (``_core.StatTable``) and is read and written
+there too: a 20,000-file cache never becomes 20,000 Python tuples, and a
+resident build process keeps it in memory between builds.
 """
 
 from __future__ import annotations
@@ -12,25 +16,11 @@ import os
 import time
 from pathlib import Path
 
-import msgspec
-
 from vega_dag import _core
 from vega_dag.build import warm
 
-#: Bumped whenever the entry layout or its meaning changes.
-STAT_CACHE_VERSION = 1
-
-
-class StatCache(msgspec.Struct, frozen=True):
-    version: int
-    #: When the scan that produced the entries started (ns since the epoch).
-    taken_ns: int
-    entries: dict[str, tuple[int, int, int, int, str]]
-
-
-EMPTY = StatCache(version=STAT_CACHE_VERSION, taken_ns=0, entries={})
-_decoder = msgspec.msgpack.Decoder(StatCache)
-_encoder = msgspec.msgpack.Encoder()
+StatCache = _core.StatTable
+EMPTY = _core.StatTable()
 
 
 def load_stat_cache(path: Path) -> StatCache:
@@ -44,16 +34,15 @@ def _read_stat_cache(path: Path) -> StatCache:
     except FileNotFoundError:
         return EMPTY
     try:
-        cache = _decoder.decode(data)
-    except msgspec.DecodeError:
+        return _core.StatTable.decode(data)
+    except ValueError:
         return EMPTY
-    return cache if cache.version == STAT_CACHE_VERSION else EMPTY
 
 
 def save_stat_cache(path: Path, cache: StatCache) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(_encoder.encode(cache))
+    tmp.write_bytes(cache.encode())
     os.replace(tmp, path)
     warm.wrote(path, cache)
 
@@ -61,9 +50,32 @@ def save_stat_cache(path: Path, cache: StatCache) -> None:
 def refresh(
     root: Path, cache: StatCache, *, skip_dirs: list[str] | None = None
 ) -> tuple[_core.Changes, StatCache]:
-    """Scan ``root`` against ``cache``; return what changed and the new cache."""
+    """Scan ``root`` against ``cache``; return what changed and the new cache.
+
+    In the build daemon, a file watcher (``scan.watch``) says which files
+    may have changed, and only those are looked at.
+    """
     taken_ns = time.time_ns()
-    changes = _core.detect_changes(root, cache.entries, cache.taken_ns, skip_dirs=skip_dirs)
-    return changes, StatCache(
-        version=STAT_CACHE_VERSION, taken_ns=taken_ns, entries=changes.entries
-    )
+    watcher = None
+    if warm.enabled():
+        from vega_dag.scan.watch import watcher_for
+
+        watcher = watcher_for(root)
+        if watcher is not None:
+            changes = watcher.refresh(cache, taken_ns)
+            if changes is not None:
+                return changes, changes.table
+    changes = _core.detect_changes(root, cache, taken_ns, skip_dirs=skip_dirs)
+    if watcher is not None:
+        watcher.scanned(changes)
+    return changes, changes.table
+
+
+def settled(root: Path, table: StatCache, produced: StatCache) -> None:
+    """The next build of ``root`` starts from ``table`` (see ``scan.watch``)."""
+    if warm.enabled():
+        from vega_dag.scan.watch import watcher_for
+
+        watcher = watcher_for(root)
+        if watcher is not None:
+            watcher.settled(table, produced)

@@ -4,10 +4,13 @@ Every object is stored under the BLAKE3 digest of its bytes and verified on
 every read: a damaged or half-written object is reported, never served, and
 the build that meets one rebuilds it.
 
-Objects live in two forms. Large ones (dependency layers) are loose files,
-``objects/ab/cdef…``. Small ones (compiled modules, bundles, manifests) are
-appended to one pack per build, ``packs/<digest>.pack``, because creating a
-file costs ~0.5 ms here and a cold build makes tens of thousands of objects.
+Objects live in three forms. Large ones (dependency layers) are loose files,
+``objects/ab/cdef…``. Small ones (compiled modules, manifests) are appended to
+one pack per build, ``packs/<digest>.pack``, because creating a file costs
+~0.5 ms here and a cold build makes tens of thousands of objects. Route
+bundles, archives of other objects, are packed as their assembly (see
+``assembly``): read back by running the archive writer over their verified
+members, and checked against their digest like everything else.
 Each pack and loose object is written to a temporary file, fsynced, then
 renamed; the index that points into packs is replaced by rename after the
 pack it names is durable. A crash at any point leaves the store valid: at
@@ -26,6 +29,7 @@ from pathlib import Path
 import msgspec
 
 from vega_dag import _core
+from vega_dag.build import warm
 from vega_dag.errors import VegaError
 
 #: Objects at least this large are stored loose rather than packed.
@@ -43,17 +47,25 @@ class MissingObjectError(VegaError, KeyError):
 
 
 class CorruptObjectError(VegaError):
-    def __init__(self, digest: str, where: str, actual: str) -> None:
-        super().__init__(f"{where}: object {digest} is damaged (its content hashes to {actual})")
+    def __init__(self, digest: str, where: str, actual: str, reason: str | None = None) -> None:
+        why = reason or f"its content hashes to {actual}"
+        super().__init__(f"{where}: object {digest} is damaged ({why})")
         self.digest = digest
         self.where = where
         self.actual = actual
 
 
-class PackLocation(msgspec.Struct, array_like=True, frozen=True, gc=False):
+#: PackLocation.form: the packed bytes are the object's bytes …
+BYTES = 0
+#: … or its assembly record (store.assembly), assembled on read.
+ASSEMBLY = 1
+
+
+class PackLocation(msgspec.Struct, array_like=True, frozen=True, gc=False, omit_defaults=True):
     pack: str
     offset: int
     length: int
+    form: int = BYTES
 
 
 class PackIndex(msgspec.Struct):
@@ -63,6 +75,23 @@ class PackIndex(msgspec.Struct):
 
 _index_decoder = msgspec.msgpack.Decoder(PackIndex)
 _encoder = msgspec.msgpack.Encoder()
+
+
+def _read_index(path: Path) -> PackIndex:
+    try:
+        return _index_decoder.decode(path.read_bytes())
+    except FileNotFoundError:
+        return PackIndex()
+    except msgspec.DecodeError:
+        # A damaged index loses the way to packed objects, not the objects'
+        # correctness: they are rebuilt as cache misses.
+        return PackIndex()
+
+
+#: In a resident build process (the daemon), objects read and verified by
+#: any build: content-addressed bytes stay valid. Small objects only.
+_resident_verified: dict[str, bytes] = {}
+_RESIDENT_MAX = 1 << 20
 
 
 def write_durably(
@@ -109,6 +138,10 @@ class ObjectStore:
         self._verified: dict[str, bytes] = {}
         #: Objects found damaged by this process: a put replaces them.
         self._damaged: set[str] = set()
+        #: Objects made by this process and not yet put (a build's outputs
+        #: before its commit), readable as if stored: digest → bytes.
+        self.pending: dict[str, bytes] = {}
+        self._resident = warm.enabled()
 
     # -- layout ---------------------------------------------------------------
     def loose_path(self, digest: str) -> Path:
@@ -122,14 +155,7 @@ class ObjectStore:
     @property
     def index(self) -> PackIndex:
         if self._index is None:
-            try:
-                self._index = _index_decoder.decode(self._index_path.read_bytes())
-            except FileNotFoundError:
-                self._index = PackIndex()
-            except msgspec.DecodeError:
-                # A damaged index loses the way to packed objects, not the
-                # objects' correctness: they are rebuilt as cache misses.
-                self._index = PackIndex()
+            self._index = warm.load(self._index_path, _read_index)
         return self._index
 
     @contextmanager
@@ -158,7 +184,9 @@ class ObjectStore:
 
     def get(self, digest: str) -> bytes:
         """The object's bytes, verified; raises Missing/CorruptObjectError."""
-        known = self._verified.get(digest)
+        known = (
+            self._verified.get(digest) or self.pending.get(digest) or _resident_verified.get(digest)
+        )
         if known is not None:
             return known
         loc = self.index.objects.get(digest)
@@ -167,6 +195,9 @@ class ObjectStore:
                 data = bytes(self._pack_bytes(loc.pack)[loc.offset : loc.offset + loc.length])
             except FileNotFoundError:
                 data = None
+            if data is not None and loc.form == ASSEMBLY:
+                where = f"{os.path.join(self._packs, loc.pack)}@{loc.offset}"
+                return self._assemble(digest, data, where)
             if data is not None:
                 actual = _core.hash_bytes(data)
                 if actual != digest:
@@ -174,6 +205,8 @@ class ObjectStore:
                     where = f"{os.path.join(self._packs, loc.pack)}@{loc.offset}"
                     raise CorruptObjectError(digest, where, actual)
                 self._verified[digest] = data
+                if len(data) < _RESIDENT_MAX and self._resident:
+                    _resident_verified[digest] = data
                 return data
         path = self.loose_path(digest)
         try:
@@ -185,6 +218,28 @@ class ObjectStore:
             self._damaged.add(digest)
             raise CorruptObjectError(digest, str(path), actual)
         self._verified[digest] = data
+        return data
+
+    def _assemble(self, digest: str, record: bytes, where: str) -> bytes:
+        """An assembled object's bytes, verified (not kept: its members are)."""
+        from vega_dag.store.assembly import AssemblyFormatError, assemble, decode_assembly
+
+        try:
+            data, actual = assemble(decode_assembly(record), self.get)
+        except AssemblyFormatError as err:
+            self._damaged.add(digest)
+            raise CorruptObjectError(digest, where, "", str(err)) from None
+        except (MissingObjectError, CorruptObjectError) as err:
+            self._damaged.add(digest)
+            raise CorruptObjectError(
+                digest, where, "", f"its member {err.digest} cannot be read: {err}"
+            ) from None
+        except VegaError as err:  # a damaged name the archive writer refuses
+            self._damaged.add(digest)
+            raise CorruptObjectError(digest, where, "", str(err)) from None
+        if actual != digest:
+            self._damaged.add(digest)
+            raise CorruptObjectError(digest, where, actual)
         return data
 
     def verified(self, digest: str) -> bool:
@@ -202,26 +257,32 @@ class ObjectStore:
             write_durably(path, data)
         return digest
 
-    def put_pack(self, objects: Iterable[tuple[str, bytes]]) -> None:
+    def put_pack(
+        self,
+        objects: Iterable[tuple[str, bytes]],
+        assemblies: Iterable[tuple[str, bytes]] = (),
+    ) -> None:
         """Store (digest, bytes) pairs: one new pack, then the index.
 
         The caller vouches for the digests (they were computed from the same
-        bytes); large objects go loose.
+        bytes); large objects go loose. ``assemblies`` are (digest, assembly
+        record) pairs, whose members are in the store or among ``objects``.
         """
         chunks: list[bytes] = []
         size = 0
-        locations: dict[str, tuple[int, int]] = {}
-        for digest, data in objects:
-            if digest in locations or (
-                digest in self.index.objects and digest not in self._damaged
-            ):
-                continue
-            if len(data) >= LOOSE_THRESHOLD:
-                self.put_loose(data)
-                continue
-            locations[digest] = (size, len(data))
-            chunks.append(data)
-            size += len(data)
+        locations: dict[str, tuple[int, int, int]] = {}
+        for form, items in ((BYTES, objects), (ASSEMBLY, assemblies)):
+            for digest, data in items:
+                if digest in locations or (
+                    digest in self.index.objects and digest not in self._damaged
+                ):
+                    continue
+                if form == BYTES and len(data) >= LOOSE_THRESHOLD:
+                    self.put_loose(data)
+                    continue
+                locations[digest] = (size, len(data), form)
+                chunks.append(data)
+                size += len(data)
         if not locations:
             return
         # Named by its members, not its bytes: hashing (or joining) hundreds
@@ -231,14 +292,20 @@ class ObjectStore:
             :32
         ]
         write_durably(self.root / "packs" / f"{name}.pack", chunks)
-        index = self.index
-        for digest, (offset, length) in locations.items():
-            index.objects[digest] = PackLocation(f"{name}.pack", offset, length)
+        # A new index object: one a resident process keeps (build.warm) is
+        # replaced only once its file is.
+        index = PackIndex(self.index.version, dict(self.index.objects))
+        for digest, (offset, length, form) in locations.items():
+            index.objects[digest] = PackLocation(f"{name}.pack", offset, length, form)
         # The pack is durable before the index names it; the index itself is
         # replaced atomically but not fsynced: after a power cut it may be the
         # previous one, whose objects are all still there, and what it lacks
         # is rebuilt as a cache miss. Two fsyncs are a third of a small build.
         write_durably(self._index_path, _encoder.encode(index), sync=False)
+        self._index = index
+        warm.wrote(self._index_path, index)
 
-    def put_many(self, objects: dict[str, bytes]) -> None:
-        self.put_pack(objects.items())
+    def put_many(
+        self, objects: dict[str, bytes], assemblies: dict[str, bytes] | None = None
+    ) -> None:
+        self.put_pack(objects.items(), (assemblies or {}).items())

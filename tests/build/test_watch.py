@@ -1,0 +1,165 @@
+"""The build daemon's file watcher: a build stats only files that had events,
+and walks the tree whenever an event is not a plain edit of a listed file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vega_dag.build import warm
+from vega_dag.build.pipeline import BuildError, build, scan_skip_dirs
+from vega_dag.config import load_config
+from vega_dag.scan import watch as watch_mod
+
+FILES = {
+    "lib/__init__.py": "",
+    "lib/util.py": "def twice(x):\n    return 2 * x\n",
+    "lib/names.py": "NAME = 'n'\n",
+    "api/index.py": "from lib.util import twice\n\n\ndef handler(request):\n"
+    "    return {'n': twice(2)}\n",
+    "api/names.py": "from lib import names\n\n\ndef handler(request):\n"
+    "    return {'name': names.NAME}\n",
+}
+
+
+@pytest.fixture
+def resident(monkeypatch):
+    """This test process behaves as the daemon does (warm caches, a watcher)."""
+    monkeypatch.setattr(warm, "_enabled", True)
+    monkeypatch.setattr(warm, "_files", {})
+    monkeypatch.setattr(warm, "_derived", {})
+    monkeypatch.setattr(watch_mod, "_watchers", {})
+    yield
+    for w in watch_mod._watchers.values():
+        w.close()
+
+
+def watched(root: Path, modules: int = len(FILES)) -> watch_mod.TreeWatcher:
+    config = load_config(root)
+    w = watch_mod.watch(config.root, scan_skip_dirs(config))
+    assert w is not None
+    first = build(root)
+    assert first.modules_compiled == modules and w.scans == 1
+    return w
+
+
+def fresh(root: Path, tmp_path: Path) -> str:
+    """The manifest a one-shot build of a copy of the tree gives (no watcher)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".vega"))
+    out = subprocess.run(
+        [sys.executable, "-m", "vega_dag", "build", "--json", str(copy)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import json
+
+    return json.loads(out.stdout)["manifest"]
+
+
+def test_an_edit_is_built_without_walking_the_tree(tree, resident, tmp_path):
+    root = tree(FILES)
+    w = watched(root)
+    assert build(root).noop and w.scans == 1
+    (root / "lib/util.py").write_text("def twice(x):\n    return x + x\n")
+    result = build(root)
+    assert result.compiled == ["lib/util.py"] and result.bundles_built == 1
+    assert w.scans == 1 and not w.dirty
+    # An editor's save by rename over the old name is an edit too.
+    tmp = root / "lib/.names.py.swp"
+    tmp.write_text("NAME = 'm'\n")
+    os.replace(tmp, root / "lib/names.py")
+    result = build(root)
+    assert result.compiled == ["lib/names.py"] and w.scans == 1
+    assert result.manifest == fresh(root, tmp_path)
+
+
+@pytest.mark.parametrize("change", ["new", "deleted", "ignored", "new-dir"])
+def test_other_events_walk_the_tree(tree, resident, tmp_path, change):
+    root = tree(FILES)
+    w = watched(root)
+    if change == "new":
+        (root / "lib/extra.py").write_text("E = 1\n")
+    elif change == "deleted":
+        (root / "api/names.py").unlink()
+    elif change == "ignored":
+        (root / ".vegaignore").write_text("api/names.py\n")
+    else:
+        (root / "lib/sub").mkdir()
+        (root / "lib/sub/deep.py").write_text("D = 1\n")
+    result = build(root)
+    assert w.scans == 2, w.last_reason
+    routes = set(result.routes)
+    assert routes == ({"/api"} if change in ("deleted", "ignored") else {"/api", "/api/names"})
+    assert result.manifest == fresh(root, tmp_path)
+    # Then edits are plain again, new directory included.
+    target = root / ("lib/sub/deep.py" if change == "new-dir" else "lib/util.py")
+    target.write_text(target.read_text() + "\nLATER = 2\n")
+    again = build(root)
+    assert again.modules_compiled == 1 and w.scans == 2, w.last_reason
+
+
+def test_a_failed_build_keeps_the_events_for_the_next(tree, resident, tmp_path):
+    root = tree(FILES)
+    w = watched(root)
+    (root / "lib/util.py").write_text("def twice(x):\n    return x * 2\n")
+    (root / "lib/names.py").write_text("NAME = (\n")
+    with pytest.raises(BuildError):
+        build(root)
+    (root / "lib/names.py").write_text("NAME = 'fixed'\n")
+    result = build(root)
+    assert result.compiled == ["lib/names.py", "lib/util.py"] and w.scans == 1
+    assert result.manifest == fresh(root, tmp_path)
+
+
+def test_a_build_by_another_process_is_noticed(tree, resident, tmp_path):
+    root = tree(FILES)
+    w = watched(root)
+    (root / "lib/util.py").write_text("def twice(x):\n    return 2 * x  # other\n")
+    subprocess.run(
+        [sys.executable, "-m", "vega_dag", "build", "-q", str(root)], check=True, env=os.environ
+    )
+    (root / "lib/names.py").write_text("NAME = 'later'\n")
+    result = build(root)
+    # The stat cache is another process's now: the tree is walked.
+    assert result.compiled == ["lib/names.py"] and w.scans == 2
+    assert "another build" in w.last_reason
+    assert result.manifest == fresh(root, tmp_path)
+
+
+def test_a_tree_with_symlinks_is_always_walked(tree, resident):
+    root = tree(FILES)
+    (root / "lib/alias.py").symlink_to(root / "lib/names.py")
+    w = watched(root, modules=len(FILES) + 1)
+    (root / "lib/names.py").write_text("NAME = 'through the link'\n")
+    result = build(root)
+    assert sorted(result.compiled) == ["lib/alias.py", "lib/names.py"]
+    assert w.scans == 2
+
+
+def test_resident_builds_match_one_shot_builds(tree, resident, tmp_path):
+    """Round after round of edits in one process: each manifest is the one a
+    fresh one-shot build of the same tree gives, and the counts are exact."""
+    root = tree(FILES)
+    w = watched(root)
+    rounds = [
+        # (file, new text, modules compiled, bundles rebuilt)
+        ("lib/util.py", "def twice(x):\n    return 2 * x  # a comment\n", 1, 0),
+        ("lib/util.py", "def twice(x):\n    return 3 * x\n", 1, 1),
+        ("lib/names.py", "from lib.util import twice\nNAME = twice('n')\n", 1, 1),  # new edge
+        ("api/index.py", "def handler(request):\n    return {'n': 0}\n", 1, 1),  # edge gone
+        ("lib/new.py", "NEW = 1\n", 1, 0),  # a new module (the tree is walked)
+        ("lib/util.py", "def twice(x):\n    return 4 * x\n", 1, 1),
+    ]
+    for i, (path, text, compiled, rebuilt) in enumerate(rounds):
+        (root / path).write_text(text)
+        result = build(root)
+        assert (result.modules_compiled, result.bundles_built) == (compiled, rebuilt), i
+        assert result.manifest == fresh(root, tmp_path / str(i)), i
+    assert w.scans == 2  # the first build and the new module's
