@@ -61,7 +61,7 @@ BYTES = 0
 ASSEMBLY = 1
 
 
-class PackLocation(msgspec.Struct, array_like=True, frozen=True, gc=False, omit_defaults=True):
+class PackLocation(msgspec.Struct, array_like=True, frozen=True, gc=False):
     pack: str
     offset: int
     length: int
