@@ -132,6 +132,17 @@ def detect_changes(
     between scan and hash raises ``FileNotFoundError`` naming it.
     """
 
+def refresh_paths(
+    root: _Path, cache: StatTable, taken_ns: int, paths: Sequence[str]
+) -> Changes | None:
+    """``detect_changes`` for a caller that knows which files may have changed
+    (the daemon's file watcher): only ``paths`` are stat'ed, and hashed when
+    their stat changed; every other entry of ``cache`` is carried over. None
+    when a path is no longer a regular file (then scan the tree). Reports no
+    removals and nothing skipped: use it only for a tree whose last scan
+    skipped nothing.
+    """
+
 def build_archive(
     entries: Iterable[tuple[str | bytes, bytes | _Path]],
     *,
