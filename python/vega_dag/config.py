@@ -139,9 +139,9 @@ def load_config(root: Path) -> ProjectConfig:
     vega_toml = root / "vega.toml"
     pyproject = root / "pyproject.toml"
     if vega_toml.is_file():
-        source, raw = vega_toml, warm.load_edited(vega_toml, _read_toml)
+        source, raw = vega_toml, warm.load(vega_toml, _read_toml, edited=True)
     elif pyproject.is_file():
-        data = warm.load_edited(pyproject, _read_toml)
+        data = warm.load(pyproject, _read_toml, edited=True)
         if "vega" in data.get("tool", {}):
             source, raw = pyproject, data["tool"]["vega"]
     try:

@@ -12,18 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.build.two_routes import FILES
 from vega_dag.daemon.client import call, project_of
 from vega_dag.daemon.paths import daemon_pid_file, daemon_socket
-
-FILES = {
-    "lib/__init__.py": "",
-    "lib/util.py": "def twice(x):\n    return 2 * x\n",
-    "lib/names.py": "NAME = 'n'\n",
-    "api/index.py": "from lib.util import twice\n\n\ndef handler(request):\n"
-    "    return {'n': twice(2)}\n",
-    "api/names.py": "from lib import names\n\n\ndef handler(request):\n"
-    "    return {'name': names.NAME}\n",
-}
 
 
 def vega(*args: str, cwd: Path, daemon: bool = True) -> subprocess.CompletedProcess[str]:

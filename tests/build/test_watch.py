@@ -3,6 +3,7 @@ and walks the tree whenever an event is not a plain edit of a listed file."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,20 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.build.two_routes import FILES
 from vega_dag.build import warm
 from vega_dag.build.pipeline import BuildError, build, scan_skip_dirs
 from vega_dag.config import load_config
 from vega_dag.scan import watch as watch_mod
-
-FILES = {
-    "lib/__init__.py": "",
-    "lib/util.py": "def twice(x):\n    return 2 * x\n",
-    "lib/names.py": "NAME = 'n'\n",
-    "api/index.py": "from lib.util import twice\n\n\ndef handler(request):\n"
-    "    return {'n': twice(2)}\n",
-    "api/names.py": "from lib import names\n\n\ndef handler(request):\n"
-    "    return {'name': names.NAME}\n",
-}
 
 
 @pytest.fixture
@@ -58,8 +50,6 @@ def fresh(root: Path, tmp_path: Path) -> str:
         text=True,
         check=True,
     )
-    import json
-
     return json.loads(out.stdout)["manifest"]
 
 
@@ -141,6 +131,18 @@ def test_a_tree_with_symlinks_is_always_walked(tree, resident):
     result = build(root)
     assert sorted(result.compiled) == ["lib/alias.py", "lib/names.py"]
     assert w.scans == 2
+
+
+def test_a_symlink_made_later_stops_trusting_events(tree, resident, tmp_path):
+    root = tree(FILES)
+    w = watched(root)
+    (root / "lib/alias.py").symlink_to(root / "lib/names.py")
+    assert build(root).compiled == ["lib/alias.py"] and w.scans == 2
+    # Editing the target has no event under the link's name: the tree is walked.
+    (root / "lib/names.py").write_text("NAME = 'seen through the link'\n")
+    result = build(root)
+    assert result.compiled == ["lib/alias.py", "lib/names.py"] and w.scans == 3
+    assert result.manifest == fresh(root, tmp_path)
 
 
 def test_resident_builds_match_one_shot_builds(tree, resident, tmp_path):

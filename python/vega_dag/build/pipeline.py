@@ -49,7 +49,7 @@ from vega_dag.config import ProjectConfig, load_config
 from vega_dag.errors import VegaError
 from vega_dag.scan.statcache import load_stat_cache, refresh, save_stat_cache, settled
 from vega_dag.store.actions import ActionCache, action_key
-from vega_dag.store.objects import CorruptObjectError, MissingObjectError, ObjectStore
+from vega_dag.store.objects import CorruptObjectError, MissingObjectError, ObjectStore, PackIndex
 
 if TYPE_CHECKING:
     from vega_dag.bundle.routes import RouteMeta
@@ -141,7 +141,7 @@ class _LastBuild:
     root: Path
     stat: _core.StatTable
     state: BuildState
-    index: object
+    index: PackIndex
     tables_key: tuple
     digests: dict[str, str]
     pyc: dict[str, str]
@@ -356,6 +356,8 @@ class _Build:
         self.new_actions: dict[str, str] = {}
         #: What a successful rebuild records last (see ``record``), or None.
         self.tail: Callable[[], None] | None = None
+        #: The stat cache this build's scan started from (set by ``run``).
+        self.base_stat: _core.StatTable | None = None
         self.explained: list[str] = []
         self.verify = False
         self.dry_run = False
@@ -427,7 +429,7 @@ class _Build:
         if (
             last is not None
             and last.root == self.root
-            and last.stat is getattr(self, "base_stat", None)
+            and last.stat is self.base_stat
             and last.state is state
             and not changes.removed
             and all(p in last.digests for p in changes.changed)
@@ -933,12 +935,6 @@ class _Build:
         else:
             self.why(f"{m.path}: not in the action cache")
 
-    def pyc_bytes(self, digest: str) -> bytes:
-        data = self.new_objects.get(digest)
-        if data is None:
-            data = self.store.get(digest)
-        return data
-
     def bundles(
         self,
         routes: dict[str, Route],
@@ -1035,7 +1031,7 @@ class _Build:
     def member_bytes(self, m: Module, d: str) -> bytes:
         """The compiled bytes ``d`` of ``m``, recompiled here if the stored copy is damaged."""
         try:
-            return self.pyc_bytes(d)
+            return self.store.get(d)  # this build's outputs too (store.pending)
         except (CorruptObjectError, MissingObjectError):
             from vega_dag.compile.bytecode import CompileError, compile_file
 

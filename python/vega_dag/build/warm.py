@@ -8,7 +8,12 @@ process can keep all of that in memory. Nothing here is trusted blindly:
   is the one it had when it was read or written by this process (state files
   are replaced by rename, so another writer — a build without the daemon, a
   deploy, a bisection — always changes the inode);
-- a derived value is keyed by exactly the inputs it is computed from.
+- a derived value is keyed by exactly the inputs it is computed from;
+- what a build ``remember``s for the next (its tables) is used only while
+  the files that build loads are the very objects it wrote (the pipeline
+  checks);
+- work ``defer``red while answering the client (recording the caches) runs
+  right after the answer, before the next request.
 
 Off unless ``enable()`` was called: a test process running hundreds of
 builds keeps nothing.
@@ -16,8 +21,10 @@ builds keeps nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Hashable
+import time
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,43 +56,28 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def load(path: Path, read: Callable[[Path], T]) -> T:
-    """``read(path)``, or the object this process last read or wrote there if unchanged."""
+def load(path: Path, read: Callable[[Path], T], *, edited: bool = False) -> T:
+    """``read(path)``, or the object this process last read or wrote there if unchanged.
+
+    For a file people edit (``edited``: configuration), a read of a file
+    modified within ``RACY_NS`` of the read is not reused: it may change again
+    within one timestamp tick without its stat changing (git's "racy" entries).
+    """
     if not _enabled:
         return read(path)
     sig = _signature(path)
     hit = _files.get(str(path))
-    if sig is not None and hit is not None and hit[0] == sig:
-        return hit[1]
-    value = read(path)
-    if sig is not None:
-        _files[str(path)] = (sig, value)
-    return value
-
-
-#: A file modified this close to when it was read may change again within
-#: the file system's timestamp granularity without its stat changing (git's
-#: "racy" entries): such a read is not reused.
-RACY_NS = 2_000_000_000
-
-
-def load_edited(path: Path, read: Callable[[Path], T]) -> T:
-    """``load`` for a file people edit (configuration): racy reads are not reused."""
-    if not _enabled:
-        return read(path)
-    import time
-
-    hit = _files.get(str(path))
-    sig = _signature(path)
     if sig is not None and hit is not None and hit[0] == sig:
         return hit[1]
     started = time.time_ns()
     value = read(path)
-    if sig is not None and sig[2] < started - RACY_NS and _signature(path) == sig:
+    if sig is not None and (not edited or (sig[2] < started - RACY_NS and _signature(path) == sig)):
         _files[str(path)] = (sig, value)
-    else:
-        _files.pop(str(path), None)
     return value
+
+
+#: See ``load(edited=True)``.
+RACY_NS = 2_000_000_000
 
 
 def wrote(path: Path, value: object) -> None:
@@ -124,16 +116,15 @@ _deferred: list[Callable[[], None]] = []
 _deferring = False
 
 
-class deferring:
+@contextlib.contextmanager
+def deferring() -> Iterator[None]:
     """While active, ``defer`` queues work instead of refusing it (the daemon
     answers the client first, then calls ``run_deferred``)."""
-
-    def __enter__(self) -> None:
-        global _deferring
-        _deferring = _enabled
-
-    def __exit__(self, *exc: object) -> None:
-        global _deferring
+    global _deferring
+    _deferring = _enabled
+    try:
+        yield
+    finally:
         _deferring = False
 
 

@@ -15,9 +15,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vega_dag import _core
 from vega_dag.build import warm
+
+if TYPE_CHECKING:
+    from vega_dag.scan.watch import TreeWatcher
 
 StatCache = _core.StatTable
 EMPTY = _core.StatTable()
@@ -47,6 +51,15 @@ def save_stat_cache(path: Path, cache: StatCache) -> None:
     warm.wrote(path, cache)
 
 
+def _watcher(root: Path) -> TreeWatcher | None:
+    """The daemon's watcher of ``root``; None elsewhere (without importing it)."""
+    if not warm.enabled():
+        return None
+    from vega_dag.scan.watch import watcher_for
+
+    return watcher_for(root)
+
+
 def refresh(
     root: Path, cache: StatCache, *, skip_dirs: list[str] | None = None
 ) -> tuple[_core.Changes, StatCache]:
@@ -56,15 +69,11 @@ def refresh(
     may have changed, and only those are looked at.
     """
     taken_ns = time.time_ns()
-    watcher = None
-    if warm.enabled():
-        from vega_dag.scan.watch import watcher_for
-
-        watcher = watcher_for(root)
-        if watcher is not None:
-            changes = watcher.refresh(cache, taken_ns)
-            if changes is not None:
-                return changes, changes.table
+    watcher = _watcher(root)
+    if watcher is not None:
+        changes = watcher.refresh(cache, taken_ns)
+        if changes is not None:
+            return changes, changes.table
     changes = _core.detect_changes(root, cache, taken_ns, skip_dirs=skip_dirs)
     if watcher is not None:
         watcher.scanned(changes)
@@ -73,9 +82,6 @@ def refresh(
 
 def settled(root: Path, table: StatCache, produced: StatCache) -> None:
     """The next build of ``root`` starts from ``table`` (see ``scan.watch``)."""
-    if warm.enabled():
-        from vega_dag.scan.watch import watcher_for
-
-        watcher = watcher_for(root)
-        if watcher is not None:
-            watcher.settled(table, produced)
+    watcher = _watcher(root)
+    if watcher is not None:
+        watcher.settled(table, produced)

@@ -61,7 +61,6 @@ class TreeWatcher:
         self._flags = flags
         self._inotify = INotify(nonblocking=True)
         self._dirs: dict[int, str] = {}
-        self._rewatch = False
         self._mask = (
             flags.MODIFY
             | flags.ATTRIB
@@ -84,8 +83,13 @@ class TreeWatcher:
         self._inotify.close()
 
     def _watch_tree(self) -> None:
-        """Watch every directory the scan enters (again: adding a watch twice is a no-op)."""
-        self._symlinks = False
+        """Watch every directory the scan enters (again: adding a watch twice is a no-op).
+
+        Events are not trusted (every build scans) while the tree holds a
+        symlink — an edit of its target has no event under the link's name —
+        or when a directory could not be watched.
+        """
+        self._untrusted = False
         skip = set(self.skip_dirs)
         for dirpath, dirnames, filenames in os.walk(self.root):
             rel = os.path.relpath(dirpath, self.root)
@@ -96,27 +100,27 @@ class TreeWatcher:
                 # Out of watches (fs.inotify.max_user_watches), or raced
                 # with a deletion: scanning stays correct, only slower.
                 self.rescan = True
-                self._symlinks = True  # i.e. never trust the events
+                self._untrusted = True
                 return
             self._dirs[wd] = rel
             kept = []
             for name in dirnames:
                 full = os.path.join(dirpath, name)
                 if os.path.islink(full):
-                    self._symlinks = True
+                    self._untrusted = True
                 elif name not in skip and not name.startswith("."):
                     kept.append(name)
             dirnames[:] = kept
-            if not self._symlinks and any(
+            if not self._untrusted and any(
                 os.path.islink(os.path.join(dirpath, n)) for n in filenames
             ):
-                self._symlinks = True
+                self._untrusted = True
 
     def _drain(self) -> None:
         f = self._flags
         for event in self._inotify.read(timeout=0):
             if event.mask & (f.Q_OVERFLOW | f.IGNORED | f.DELETE_SELF | f.MOVE_SELF):
-                self._need_scan("the watch queue overflowed or a directory went away", True)
+                self._need_scan("the watch queue overflowed or a directory went away")
                 continue
             base = self._dirs.get(event.wd)
             if base is None:
@@ -124,7 +128,7 @@ class TreeWatcher:
             name = event.name
             if event.mask & f.ISDIR:
                 if not name.startswith("."):
-                    self._need_scan(f"directory event on {os.path.join(base, name)}", True)
+                    self._need_scan(f"directory event on {os.path.join(base, name)}")
                 continue
             if name in IGNORE_FILES:
                 self._need_scan(f"{os.path.join(base, name)} changed")
@@ -139,22 +143,21 @@ class TreeWatcher:
             else:
                 self.dirty.add(path)
 
-    def _need_scan(self, reason: str, rewatch: bool = False) -> None:
+    def _need_scan(self, reason: str) -> None:
         if not self.rescan:
             self.last_reason = reason
         self.rescan = True
-        self._rewatch = self._rewatch or rewatch
 
     def refresh(self, cache: _core.StatTable, taken_ns: int) -> _core.Changes | None:
         """The changes since ``cache``, or None: then scan the tree (and call ``scanned``)."""
         self._drain()
-        if self.rescan or self._symlinks or cache is not self.baseline:
+        if self.rescan or self._untrusted or cache is not self.baseline:
             if cache is not self.baseline and not self.rescan:
                 self.last_reason = "the stat cache was written by another build"
-            if self._rewatch:
+            if self.rescan:
                 # Watch first, then scan: an event in a new directory is
-                # either queued or seen by the scan.
-                self._rewatch = False
+                # either queued or seen by the scan, and a new symlink is
+                # found (the scan lists it as a file).
                 self._watch_tree()
             self.pending = None
             return None
@@ -170,7 +173,7 @@ class TreeWatcher:
     def scanned(self, changes: _core.Changes) -> None:
         """The tree was scanned into ``changes.table`` (after ``refresh`` said so)."""
         self.scans += 1
-        usable = not changes.skipped and not self._symlinks
+        usable = not changes.skipped and not self._untrusted
         self.pending = _Pending(changes.table, set(self.dirty), full=True) if usable else None
 
     def settled(self, table: _core.StatTable, produced: _core.StatTable) -> None:
