@@ -42,6 +42,8 @@ lint:
 	cargo clippy --quiet --all-targets -- -D warnings
 	$(PYTHON) -m ruff check python tests benches
 	$(PYTHON) -m ruff format --check python tests benches
+	$(PYTHON) -m mypy
+	$(PYTHON) -m mypy.stubtest vega_dag._core --allowlist .stubtest-allowlist
 
 bench-deps:         ## the peer tools the benchmarks compare against (Debian packages)
 	command -v b3sum >/dev/null || (apt-get update -qq && apt-get install -y -qq b3sum)

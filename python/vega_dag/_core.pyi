@@ -84,9 +84,9 @@ class StatTable:
     a format number, the time taken, the entries sorted by path).
     """
 
-    def __init__(
-        self, entries: Mapping[str, CacheEntry] | None = None, taken_ns: int = 0
-    ) -> None: ...
+    def __new__(
+        cls, entries: Mapping[str, CacheEntry] | None = None, taken_ns: int = 0
+    ) -> StatTable: ...
     @staticmethod
     def decode(data: bytes) -> StatTable:
         """Raises ``ValueError`` for bytes that are not exactly a stat cache of this format."""
@@ -99,7 +99,7 @@ class StatTable:
         """path -> content digest"""
     def digest(self, path: str) -> str | None:
         """The content digest of ``path``, or None if the table has no such file."""
-    def __contains__(self, path: str) -> bool: ...
+    def __contains__(self, path: str, /) -> bool: ...
 
 @final
 class Changes:

@@ -52,7 +52,7 @@ def collect(path: Path, probe: bool = False) -> dict:
             else:
                 health = "ok"
             row_probe: dict | None = None
-            if probe and health == "ok" and p is not None and name in urls:
+            if probe and health == "ok" and p is not None and p.deployment and name in urls:
                 row_probe = _probe(config, pointers, urls[name], p.deployment)
                 if row_probe["problems"]:
                     health = "routes failing"

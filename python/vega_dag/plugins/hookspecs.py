@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vega_dag.config import ProjectConfig
-    from vega_dag.regions.fleet import RegionInfo
+    from vega_dag.regions.fleet import RegionError, RegionInfo
 
 PROJECT = "vega_dag"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -32,7 +34,7 @@ class RegionTarget(Protocol):
     """
 
     name: str
-    db_path: object
+    db_path: Path
 
     def regions(self) -> list[RegionInfo]: ...
 
@@ -41,6 +43,10 @@ class RegionTarget(Protocol):
     def prefetch(self, region: RegionInfo, manifest: str) -> dict: ...
 
     def status(self, region: RegionInfo) -> dict: ...
+
+    def statuses(self, regions: list[RegionInfo]) -> dict[str, dict | RegionError]:
+        """Each region's status, or the error that reaching it raised (``vega-dag status``)."""
+        ...
 
     def wait_serving(
         self, region: RegionInfo, deployment: str | None, timeout: float = 30.0

@@ -357,8 +357,8 @@ def build_schedule(
         for name, _ in failed:
             outcome.regions[name].outcome = "prefetch-failed"
         if failed:
-            name, err = failed[0]
-            raise NodeFailed(f"prefetch:{name}", err.reason)
+            first, failure = failed[0]
+            raise NodeFailed(f"prefetch:{first}", failure.reason)
 
     everyone = [n for wave in waves for n in wave]
     previous = tuple(prefetch_keys)

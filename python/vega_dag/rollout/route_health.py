@@ -24,7 +24,7 @@ def probe_region(
     url: str, deployment: str, manifest: Manifest, health: HealthConfig
 ) -> tuple[str, list[str], float | None]:
     """(summary, problems, p99 ms) for one region serving ``deployment``."""
-    jobs = []
+    jobs: list[tuple[str, str, bool]] = []
     for route in manifest.routes:
         paths, configured = probe_paths(route, health)
         jobs.extend((route.pattern, path, configured) for path in paths)
