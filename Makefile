@@ -43,7 +43,7 @@ lint:
 	$(PYTHON) -m ruff check python tests benches
 	$(PYTHON) -m ruff format --check python tests benches
 	$(PYTHON) -m mypy
-	$(PYTHON) -m mypy.stubtest vega_dag._core --allowlist .stubtest-allowlist
+	$(PYTHON) -m mypy.stubtest vega_dag._core --allowlist .stubtest-allowlist --mypy-config-file pyproject.toml
 
 bench-deps:         ## the peer tools the benchmarks compare against (Debian packages)
 	command -v b3sum >/dev/null || (apt-get update -qq && apt-get install -y -qq b3sum)
