@@ -17,13 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.examples import REPO, SHOP, source_files
 from vega_dag.build.manifest import decode_manifest
 from vega_dag.graph.modules import route_pattern
 from vega_dag.store.objects import ObjectStore
-
-REPO = Path(__file__).resolve().parents[2]
-SHOP = REPO / "examples" / "shop-api"
-SKIP_PARTS = {".vega", ".ruff_cache", "__pycache__"}
 
 ENV_A = {
     "TZ": "UTC",
@@ -38,13 +35,6 @@ ENV_B = {
     "LANG": "tr_TR.UTF-8",
     "SOURCE_DATE_EPOCH": "1700000000",
 }
-
-
-def source_files(src: Path) -> list[Path]:
-    return sorted(
-        p for p in src.rglob("*")
-        if p.is_file() and not SKIP_PARTS & set(p.relative_to(src).parts)
-    )  # fmt: skip
 
 
 def copy_tree(src: Path, dest: Path, order: str, *, without: tuple[str, ...] = ()) -> None:
@@ -117,9 +107,10 @@ def test_shop_api_is_reproducible(tmp_path):
 
     ra = cli_build(a, ENV_A, 0o022)
     rb = cli_build(b, ENV_B, 0o077)
-    assert ra["modules_compiled"] == rb["modules_compiled"] == len(list(SHOP.rglob("*.py")))
+    assert ra["modules_compiled"] == rb["modules_compiled"] == len(source_files(SHOP, ".py"))
     patterns = {
-        route_pattern(p.relative_to(SHOP).as_posix(), "api") for p in SHOP.rglob("api/**/*.py")
+        route_pattern(p.relative_to(SHOP).as_posix(), "api")
+        for p in source_files(SHOP / "api", ".py")
     }
     assert set(ra["routes"]) == patterns - {None}
     assert_same_outputs(a, ra, b, rb)

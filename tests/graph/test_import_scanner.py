@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.examples import SHOP, source_files
 from vega_dag import _core
 from vega_dag.errors import SourceError
-
-REPO = Path(__file__).resolve().parents[2]
-SHOP = REPO / "examples" / "shop-api"
 
 
 def imports(source: str | bytes) -> list[tuple]:
@@ -467,7 +465,7 @@ def _stdlib_sample(count: int = 300) -> list[Path]:
 
 
 def test_corpus_shop_api_matches_ast():
-    files = sorted(SHOP.rglob("*.py"))
+    files = source_files(SHOP, ".py")
     assert len(files) >= 60
     for path in files:
         source = path.read_bytes()
