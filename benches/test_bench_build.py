@@ -1,6 +1,6 @@
 """Build benchmarks: whole `vega-dag build` processes, beside their peers.
 
-Groups (see README, "Performance"):
+Groups (see docs/performance.md):
 - build-217-incremental: the generated 217-module API with 3 modules changed.
 - build-20k-noop / build-20k-10changed: the generated 20,000-module project.
   Each of these three also runs with the build daemon (`*_daemon`): the same

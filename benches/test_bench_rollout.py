@@ -1,6 +1,6 @@
 """Rollout benchmarks: whole `vega-dag` processes against 24 local regions.
 
-Groups (see README, "Performance"):
+Groups (see docs/performance.md):
 - rollback-24: `vega-dag rollback` measured from the command's start until
   every region answers a route with the previous deployment's header
   (goal ≤ 1 s).

@@ -1,6 +1,6 @@
 """Toolchain-upgrade benchmarks: the suite a team runs before accepting an upgrade.
 
-Groups (see README, "Performance"):
+Groups (see docs/performance.md):
 - upgrade-example / upgrade-real: a cold `vega-dag build` of examples/shop-api,
   and of a real code base from PyPI, under the old and the new version of a compile step
   (python-minifier), side by side; the real code base is Django 5.1.4 (879
