@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from vega_dag import _core
-from vega_dag.build import warm
+from vega_dag.daemon import warm
 from vega_dag.errors import VegaError
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from vega_dag.build.pipeline import BuildError, build
-from vega_dag.build.state import load_state
 from vega_dag.graph.dag import closures, components, dependents, import_graph
+from vega_dag.pipeline import BuildError, build
+from vega_dag.store.state import load_state
 
 HANDLER = "\n\ndef handler(request):\n    return 'ok'\n"
 STATE = ".vega/state/build.msgpack"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from vega_dag.build.pipeline import build
+from vega_dag.pipeline import build
 from vega_dag.toolchain.bisect import bisect_toolchain
 
 VERSIONS = [f"1.{i}.0" for i in range(10)]

@@ -83,7 +83,7 @@ def collect(path: Path, probe: bool = False) -> dict:
 
 
 def _probe(config, pointers, url: str, deployment: str) -> dict:  # noqa: ANN001
-    from vega_dag.build.manifest import decode_manifest
+    from vega_dag.manifest import decode_manifest
     from vega_dag.rollout.route_health import probe_region
     from vega_dag.store.objects import ObjectStore
 

@@ -31,9 +31,9 @@ def _fail(err: Exception, as_json: bool) -> None:
 @json_output
 def show_cmd(path: Path, as_json: bool) -> None:
     """The active toolchain (every part of every cache key) and whether it matches the pin."""
-    from vega_dag.build.pipeline import project_toolchain
     from vega_dag.compile.toolchain import pin_problems
     from vega_dag.config import load_config
+    from vega_dag.pipeline.run import project_toolchain
 
     try:
         config = load_config(path)
@@ -93,8 +93,8 @@ def bisect_cmd(
     versions; each reuses the store's cache. Exit status: 0 when no version
     drifts, 1 when one does, 2 when the bisection could not run.
     """
-    from vega_dag.build.pipeline import BuildError
     from vega_dag.compile.steps.venv import index_versions
+    from vega_dag.pipeline.run import BuildError
     from vega_dag.toolchain.bisect import VersionBuild, bisect_toolchain
     from vega_dag.toolchain.report import to_markdown, write_reports
     from vega_dag.toolchain.versions import versions_between

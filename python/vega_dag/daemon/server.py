@@ -47,8 +47,8 @@ def _handle(request: dict, root: Path) -> tuple[dict, bool]:
     argv = request["argv"]
     if not argv or argv[0] != "build":
         return {"fallback": "only `build` runs in the daemon"}, True
-    from vega_dag.build import warm
     from vega_dag.cli import main as cli
+    from vega_dag.daemon import warm
 
     out, err = io.StringIO(), io.StringIO()
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
@@ -77,8 +77,8 @@ def _handle(request: dict, root: Path) -> tuple[dict, bool]:
 
 def _watch(root: Path) -> None:
     """Watch the project's tree, so builds stat only the files that had events."""
-    from vega_dag.build.pipeline import scan_skip_dirs
     from vega_dag.config import ConfigError, load_config
+    from vega_dag.pipeline.run import scan_skip_dirs
     from vega_dag.scan.watch import watch
 
     try:
@@ -89,13 +89,13 @@ def _watch(root: Path) -> None:
 
 
 def serve(root: Path, idle_timeout: float) -> None:
-    from vega_dag.build import warm
+    from vega_dag.daemon import warm
     from vega_dag.daemon.paths import daemon_pid_file, daemon_socket
 
     warm.enable()
     # Imported now, not by the first build.
-    import vega_dag.build.pipeline
-    import vega_dag.cli.build_cmd  # noqa: F401
+    import vega_dag.cli.build_cmd
+    import vega_dag.pipeline.run  # noqa: F401
 
     _watch(root)
 

@@ -37,14 +37,14 @@ def reachable(deps: dict[str, list[str]], root: str) -> list[str]:
 
 
 def run(root: Path, touched: list[str] | None, out: Path) -> dict:
-    from vega_dag.build.pipeline import BuildError, Reporter, _Build, check_skipped
-    from vega_dag.build.state import BuildState
     from vega_dag.bundle.routes import archive_name, build_bundle, bundle_inputs
     from vega_dag.compile.pool import compile_all
     from vega_dag.config import load_config
+    from vega_dag.pipeline.run import BuildError, Reporter, _Build, check_skipped
     from vega_dag.scan.statcache import EMPTY, refresh
     from vega_dag.store.actions import action_key
     from vega_dag.store.objects import ObjectStore
+    from vega_dag.store.state import BuildState
 
     config = load_config(root)
     b = _Build(config, ObjectStore(config.store_dir), False, None, Reporter(), time.perf_counter())
@@ -117,7 +117,7 @@ def run(root: Path, touched: list[str] | None, out: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from vega_dag.build.pipeline import BuildError
+    from vega_dag.pipeline.run import BuildError
 
     spec = json.loads(argv[1])
     try:

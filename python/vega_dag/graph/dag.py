@@ -6,7 +6,7 @@ route's closure (every module its bundle must hold) is computed once per
 component, bottom-up, instead of one traversal per route.
 
 networkx costs ~0.17 s to import, so this module is only imported when the
-graph's edges changed (see ``vega_dag.build``); an edit that keeps every
+graph's edges changed (see ``vega_dag.pipeline``); an edit that keeps every
 import as it was reuses the cached closures.
 """
 

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from vega_dag import _core
-from vega_dag.build.manifest import Manifest, decode_manifest
+from vega_dag.manifest import Manifest, decode_manifest
 from vega_dag.regions.runtime import RouteLoadError, Router, route_app
 from vega_dag.store.objects import ObjectStore, write_durably
 

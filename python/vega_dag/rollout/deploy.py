@@ -26,9 +26,9 @@ from typing import Any
 
 import msgspec
 
-from vega_dag.build.manifest import Manifest, RouteEntry, decode_manifest
 from vega_dag.config import ProjectConfig, RolloutConfig
 from vega_dag.errors import VegaError
+from vega_dag.manifest import Manifest, RouteEntry, decode_manifest
 from vega_dag.regions.fleet import RegionError, RegionInfo
 from vega_dag.rollout.health import GateReport, run_gate
 from vega_dag.rollout.pointers import Move, PointerStore, default_actor

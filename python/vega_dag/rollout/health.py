@@ -24,8 +24,8 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from vega_dag.build.manifest import RouteEntry
 from vega_dag.config import HealthConfig
+from vega_dag.manifest import RouteEntry
 from vega_dag.regions import DEPLOYMENT_HEADER
 from vega_dag.regions.fleet import RegionInfo, request
 

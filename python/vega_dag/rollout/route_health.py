@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from vega_dag.build.manifest import Manifest
 from vega_dag.config import HealthConfig
+from vega_dag.manifest import Manifest
 from vega_dag.regions import DEPLOYMENT_HEADER
 from vega_dag.regions.fleet import request
 from vega_dag.rollout.health import p99, probe_paths

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vega_dag import _core
-from vega_dag.build import warm
+from vega_dag.daemon import warm
 
 if TYPE_CHECKING:
     from vega_dag.scan.watch import TreeWatcher

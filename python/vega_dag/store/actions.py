@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from vega_dag import _core
-from vega_dag.build import warm
+from vega_dag.daemon import warm
 from vega_dag.store.objects import write_durably
 
 

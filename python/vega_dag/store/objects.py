@@ -29,7 +29,7 @@ from pathlib import Path
 import msgspec
 
 from vega_dag import _core
-from vega_dag.build import warm
+from vega_dag.daemon import warm
 from vega_dag.errors import VegaError
 
 #: Objects at least this large are stored loose rather than packed.
@@ -292,7 +292,7 @@ class ObjectStore:
             :32
         ]
         write_durably(self.root / "packs" / f"{name}.pack", chunks)
-        # A new index object: one a resident process keeps (build.warm) is
+        # A new index object: one a resident process keeps (daemon.warm) is
         # replaced only once its file is.
         index = PackIndex(self.index.version, dict(self.index.objects))
         for digest, (offset, length, form) in locations.items():

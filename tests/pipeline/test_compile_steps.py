@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vega_dag.build.manifest import decode_manifest
-from vega_dag.build.pipeline import build
 from vega_dag.config import ConfigError
+from vega_dag.manifest import decode_manifest
+from vega_dag.pipeline import build
 from vega_dag.plugins import hookimpl
 from vega_dag.plugins.manager import get_plugin_manager
 from vega_dag.store.objects import ObjectStore
@@ -115,7 +115,7 @@ def test_failing_step_names_the_file(tree, step):
         raise RuntimeError("bad transform")
 
     step.transform = boom  # type: ignore[method-assign]
-    from vega_dag.build.pipeline import BuildError
+    from vega_dag.pipeline import BuildError
 
     with pytest.raises(BuildError) as info:
         build(root)

@@ -20,12 +20,12 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from vega_dag import _core
-from vega_dag.build.pipeline import build
-from vega_dag.build.state import load_state
 from vega_dag.bundle.routes import BUNDLE_FORMAT, archive_name
 from vega_dag.compile.bytecode import compile_source
 from vega_dag.graph.modules import Module
+from vega_dag.pipeline import build
 from vega_dag.store.objects import ObjectStore
+from vega_dag.store.state import load_state
 
 FILES = {
     "rtlib/__init__.py": "from rtlib.version import VERSION\n",

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vega_dag.build.pipeline import BuildError, build
-from vega_dag.build.state import load_state
 from vega_dag.cli import main
+from vega_dag.pipeline import BuildError, build
+from vega_dag.store.state import load_state
 
 FILES = {
     "shared_a.py": "VALUE = 1  # the base value\n\n\ndef a():\n    return VALUE\n",

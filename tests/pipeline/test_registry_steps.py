@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from vega_dag.build.manifest import decode_manifest
-from vega_dag.build.pipeline import BuildError, build
 from vega_dag.compile.bytecode import compile_source
 from vega_dag.compile.steps import registry_steps, with_step_version
 from vega_dag.compile.steps.errors import (
@@ -31,6 +29,8 @@ from vega_dag.compile.steps.errors import (
 from vega_dag.compile.steps.runner import close_workers, decode_source, encode_output
 from vega_dag.compile.steps.venv import MARKER, ensure_venv, index_versions, venv_dir
 from vega_dag.config import CompileStepTable, ConfigError, load_config
+from vega_dag.manifest import decode_manifest
+from vega_dag.pipeline import BuildError, build
 from vega_dag.store.objects import ObjectStore
 
 

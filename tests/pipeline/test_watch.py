@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.two_routes import FILES
-from vega_dag.build import warm
-from vega_dag.build.pipeline import BuildError, build, scan_skip_dirs
+from tests.pipeline.two_routes import FILES
 from vega_dag.config import load_config
+from vega_dag.daemon import warm
+from vega_dag.pipeline import BuildError, build, scan_skip_dirs
 from vega_dag.scan import watch as watch_mod
 
 

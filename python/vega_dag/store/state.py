@@ -14,8 +14,8 @@ from pathlib import Path
 
 import msgspec
 
-from vega_dag.build import warm
 from vega_dag.compile.toolchain import Toolchain
+from vega_dag.daemon import warm
 from vega_dag.store.objects import write_durably
 
 STATE_VERSION = 4

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.examples import REPO, SHOP, source_files
-from vega_dag.build.manifest import decode_manifest
 from vega_dag.graph.modules import route_pattern
+from vega_dag.manifest import decode_manifest
 from vega_dag.store.objects import ObjectStore
 
 ENV_A = {

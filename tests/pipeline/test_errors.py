@@ -15,15 +15,15 @@ import pytest
 from click.testing import CliRunner
 
 from vega_dag import _core
-from vega_dag.build.pipeline import BuildError, Reporter, build
-from vega_dag.build.state import load_state
 from vega_dag.bundle.routes import RouteExportError
 from vega_dag.cli import main
 from vega_dag.compile.bytecode import compile_source
 from vega_dag.compile.toolchain import current_toolchain
 from vega_dag.config import ConfigError
+from vega_dag.pipeline import BuildError, Reporter, build
 from vega_dag.store.actions import ActionCache, action_key
 from vega_dag.store.objects import CorruptObjectError, ObjectStore
+from vega_dag.store.state import load_state
 
 HANDLER = "\n\ndef handler(request):\n    return 'ok'\n"
 FILES = {
@@ -243,7 +243,7 @@ class _CoreBetweenScanAndParse:
     ],
 )
 def test_file_vanished_or_changed_between_scan_and_parse(project, monkeypatch, act, message):
-    from vega_dag.build import pipeline
+    from vega_dag.pipeline import run as pipeline
 
     target = project / "lib/unused.py"
 

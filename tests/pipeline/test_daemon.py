@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.two_routes import FILES
+from tests.pipeline.two_routes import FILES
 from vega_dag.daemon.client import call, project_of
 from vega_dag.daemon.paths import daemon_pid_file, daemon_socket
 

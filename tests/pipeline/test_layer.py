@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from vega_dag import _core
-from vega_dag.build.manifest import decode_manifest
-from vega_dag.build.pipeline import build
 from vega_dag.bundle import layer as layer_mod
 from vega_dag.bundle.layer import LockError, read_lock
+from vega_dag.manifest import decode_manifest
+from vega_dag.pipeline import build
 from vega_dag.store.objects import ObjectStore
 
 

@@ -30,8 +30,14 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from vega_dag import _core
-from vega_dag.build import warm
-from vega_dag.build.state import (
+from vega_dag.compile.toolchain import Toolchain, check_pin, current_toolchain
+from vega_dag.config import ProjectConfig, load_config
+from vega_dag.daemon import warm
+from vega_dag.errors import VegaError
+from vega_dag.scan.statcache import load_stat_cache, refresh, save_stat_cache, settled
+from vega_dag.store.actions import ActionCache, action_key
+from vega_dag.store.objects import CorruptObjectError, MissingObjectError, ObjectStore, PackIndex
+from vega_dag.store.state import (
     BuildHead,
     BuildState,
     ModuleRecord,
@@ -44,12 +50,6 @@ from vega_dag.build.state import (
     save_parse_cache,
     save_state,
 )
-from vega_dag.compile.toolchain import Toolchain, check_pin, current_toolchain
-from vega_dag.config import ProjectConfig, load_config
-from vega_dag.errors import VegaError
-from vega_dag.scan.statcache import load_stat_cache, refresh, save_stat_cache, settled
-from vega_dag.store.actions import ActionCache, action_key
-from vega_dag.store.objects import CorruptObjectError, MissingObjectError, ObjectStore, PackIndex
 
 if TYPE_CHECKING:
     from vega_dag.bundle.routes import RouteMeta
@@ -133,7 +133,7 @@ class _LastBuild:
     """What a resident build process (the daemon) keeps of its last build.
 
     Trusted only while the stat cache and state the next build loads are
-    these very objects (``build.warm`` reloads a file another process
+    these very objects (``daemon.warm`` reloads a file another process
     replaced): then the scan's changed paths are exactly the modules whose
     source differs from the state, and the rest of these tables stand.
     """
@@ -219,7 +219,7 @@ def build(
             result = b.run()
             if b.tail is not None:
                 # The daemon answers first and records the caches after,
-                # still holding the store's lock (build.warm.defer).
+                # still holding the store's lock (daemon.warm.defer).
                 locked = stack.pop_all()
 
                 def finish(tail: Callable[[], None] = b.tail) -> None:
@@ -495,7 +495,7 @@ class _Build:
         state: BuildState,
         config_digest: str,
     ) -> BuildResult:
-        from vega_dag.build.manifest import MANIFEST_SCHEMA, Manifest, RouteEntry
+        from vega_dag.manifest import MANIFEST_SCHEMA, Manifest, RouteEntry
 
         a = self.analyze(changes, state)
         modules, routes, digests, parsed = a.modules, a.routes, a.digests, a.parsed
