@@ -1,7 +1,8 @@
 """vega-dag: deterministic, content-addressed builds and rollouts of Python APIs.
 
 The pipeline, one subpackage per stage: ``scan`` → ``graph`` → ``compile`` →
-``store`` → ``bundle`` → ``rollout``, driven by ``cli``. The hot path (hashing,
+``bundle`` → ``manifest`` → ``store``, run in that order by ``pipeline``; then
+``rollout`` to ``regions``, driven by ``cli``. The hot path (hashing,
 tree scans, archives, canonical bytecode, import scanning) is the Rust
 extension ``vega_dag._core``.
 """

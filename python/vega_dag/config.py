@@ -118,6 +118,11 @@ class ProjectConfig(msgspec.Struct, frozen=True):
         return None
 
 
+def config_digest(config: ProjectConfig) -> str:
+    """The digest of the ``[tool.vega]`` settings: in the manifest and the build's head."""
+    return _core.hash_bytes(msgspec.json.encode(config.vega, order="sorted"))
+
+
 def _read_toml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")

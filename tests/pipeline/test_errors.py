@@ -243,7 +243,7 @@ class _CoreBetweenScanAndParse:
     ],
 )
 def test_file_vanished_or_changed_between_scan_and_parse(project, monkeypatch, act, message):
-    from vega_dag.pipeline import run as pipeline
+    from vega_dag.graph import parse
 
     target = project / "lib/unused.py"
 
@@ -253,7 +253,7 @@ def test_file_vanished_or_changed_between_scan_and_parse(project, monkeypatch, a
         else:
             target.write_text("X = 'changed'\n")
 
-    monkeypatch.setattr(pipeline, "_core", _CoreBetweenScanAndParse(disturb))
+    monkeypatch.setattr(parse, "_core", _CoreBetweenScanAndParse(disturb))
     with pytest.raises(BuildError) as info:
         build(project)
     assert info.value.problems == [message]

@@ -15,8 +15,9 @@ import pytest
 from tests.pipeline.two_routes import FILES
 from vega_dag.config import load_config
 from vega_dag.daemon import warm
-from vega_dag.pipeline import BuildError, build, scan_skip_dirs
+from vega_dag.pipeline import BuildError, build
 from vega_dag.scan import watch as watch_mod
+from vega_dag.scan.project import scan_skip_dirs
 
 
 @pytest.fixture

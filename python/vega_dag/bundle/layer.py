@@ -15,9 +15,15 @@ import sysconfig
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vega_dag import _core
 from vega_dag.errors import VegaError
+from vega_dag.store.actions import action_key
+
+if TYPE_CHECKING:
+    from vega_dag.pipeline.context import BuildContext
+    from vega_dag.store.state import BuildState
 
 _PIN = re.compile(
     r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)\s*(;.*)?$"
@@ -111,3 +117,20 @@ def build_layer(pins: list[tuple[str, str]], lock_path: Path) -> bytes:
             entries.append((rel, path))
         data, _digest = _core.build_archive(entries, epoch=_core.DEFAULT_ARCHIVE_EPOCH)
         return data
+
+
+def dependency_layer(ctx: BuildContext, lock: Path, state: BuildState) -> tuple[str, str]:
+    """The layer step: (action key, layer digest) for ``lock``, built only on a cache miss."""
+    pins = read_lock(lock)
+    key = action_key("layer", pins, target_tag())
+    out = ctx.actions.get(key)
+    if out is not None and ctx.present(out):
+        return key, out
+    ctx.why(
+        f"layer: {'lock changed' if state.layer else 'first build of'} {lock.name} "
+        f"({len(pins)} pins)"
+    )
+    data = build_layer(pins, lock)
+    digest = _core.hash_bytes(data) if ctx.dry_run else ctx.store.put_loose(data)
+    ctx.new_actions[key] = digest
+    return key, digest

@@ -15,12 +15,20 @@ application, told apart when it is loaded) or ``handler`` (a plain
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
 from vega_dag import _core
 from vega_dag.bundle import BUNDLE_FORMAT
 from vega_dag.errors import VegaError
 from vega_dag.graph.modules import Module, Route
+from vega_dag.pipeline.result import BuildError
+from vega_dag.store.state import Parsed
+
+if TYPE_CHECKING:
+    from vega_dag.pipeline.context import BuildContext
+    from vega_dag.store.state import BuildState
 
 ENTRY_POINTS = ("app", "handler")
 
@@ -40,6 +48,36 @@ def entry_point(route: Route, top_level_names: list[str]) -> str:
         if name in top_level_names:
             return name
     raise RouteExportError(route.module.path, route.pattern)
+
+
+def route_entries(
+    ctx: BuildContext,
+    routes: dict[str, Route],
+    digests: dict[str, str],
+    parsed: dict[str, Parsed],
+    state: BuildState,
+) -> dict[str, str]:
+    """route pattern → its ``entry_point``; every route that exports nothing is a problem."""
+    entries, problems = {}, []
+    for pattern, route in routes.items():
+        digest = digests[route.module.path]
+        old = state.routes.get(pattern)
+        if digest not in parsed and old is not None and old.module == route.module.name:
+            # Not parsed this build: unchanged since the last one, whose
+            # record says how the route is called.
+            entries[pattern] = old.entry
+            continue
+        if digest not in parsed:
+            source = (ctx.root / route.module.path).read_bytes()
+            imports, names = _core.scan_imports(source, route.module.path)
+            parsed[digest] = Parsed(imports=imports, names=names)
+        try:
+            entries[pattern] = entry_point(route, parsed[digests[route.module.path]].names)
+        except VegaError as err:
+            problems.append(str(err))
+    if problems:
+        raise BuildError(problems)
+    return entries
 
 
 def archive_name(module: Module) -> str:

@@ -10,7 +10,7 @@ import click
 
 from vega_dag.cli.options import json_output, project_path, quiet
 from vega_dag.errors import VegaError
-from vega_dag.pipeline.run import BuildError, BuildResult, Reporter, build
+from vega_dag.pipeline import BuildError, BuildResult, Reporter, build
 
 #: Cold builds with more modules than this to compile show a progress bar.
 PROGRESS_THRESHOLD = 200

@@ -30,7 +30,7 @@ def graph_cmd(path: Path, output: Path | None, why_module: str | None) -> None:
     """Show the project's first-party import graph (nothing is compiled or written)."""
     from vega_dag.errors import VegaError
     from vega_dag.graph.dag import components, dependents, import_graph, to_dot
-    from vega_dag.pipeline.run import BuildError, analyze_project
+    from vega_dag.pipeline import BuildError, analyze_project
 
     try:
         analysis = analyze_project(path)

@@ -16,7 +16,7 @@ from vega_dag.errors import VegaError
 def make_plan(path: Path) -> dict:
     """What a deploy would do, computed exactly by a dry-run build (nothing is written)."""
     from vega_dag.manifest import decode_manifest
-    from vega_dag.pipeline.run import build
+    from vega_dag.pipeline import build
     from vega_dag.plugins.manager import region_target
     from vega_dag.regions import REGION_NAMES
     from vega_dag.rollout.deploy import changed_routes, plan_waves

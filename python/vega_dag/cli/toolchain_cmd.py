@@ -31,9 +31,8 @@ def _fail(err: Exception, as_json: bool) -> None:
 @json_output
 def show_cmd(path: Path, as_json: bool) -> None:
     """The active toolchain (every part of every cache key) and whether it matches the pin."""
-    from vega_dag.compile.toolchain import pin_problems
+    from vega_dag.compile.toolchain import pin_problems, project_toolchain
     from vega_dag.config import load_config
-    from vega_dag.pipeline.run import project_toolchain
 
     try:
         config = load_config(path)
@@ -94,7 +93,7 @@ def bisect_cmd(
     drifts, 1 when one does, 2 when the bisection could not run.
     """
     from vega_dag.compile.steps.venv import index_versions
-    from vega_dag.pipeline.run import BuildError
+    from vega_dag.pipeline import BuildError
     from vega_dag.toolchain.bisect import VersionBuild, bisect_toolchain
     from vega_dag.toolchain.report import to_markdown, write_reports
     from vega_dag.toolchain.versions import versions_between

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -46,6 +47,61 @@ class Toolchain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             for field in self.__struct_fields__
             if getattr(self, field) != getattr(other, field)
         ]
+
+
+def project_toolchain(
+    config: ProjectConfig, on_install: Callable[[str], None] | None = None
+) -> tuple[list, Toolchain]:
+    """The project's compile steps, and the toolchain they are part of (in every cache key)."""
+    steps = compile_steps_for(config, on_install)
+    return steps, current_toolchain(config.vega.optimize, [(s.name, s.version) for s in steps])
+
+
+def compile_steps_for(
+    config: ProjectConfig, on_install: Callable[[str], None] | None = None
+) -> list:
+    """The compile steps ``[tool.vega] compile_steps`` lists, in order.
+
+    A name is a plugin step; ``"dist==version"`` or a table is a step from
+    the package index, installed into its cached virtualenv on first use
+    (``on_install`` gets one line then; default stderr). Plugins are looked
+    up only when steps are named by plugin: discovering entry points costs
+    more than a whole no-op build.
+    """
+    entries = config.vega.compile_steps
+    if not entries:
+        return []
+    from vega_dag.compile.steps.errors import StepSpecError
+    from vega_dag.compile.steps.spec import parse_entry
+    from vega_dag.config import ConfigError
+
+    try:
+        specs = [parse_entry(e) for e in entries]
+    except StepSpecError as err:
+        raise ConfigError(config.source or config.root, str(err)) from err
+    names = [e for e, spec in zip(entries, specs, strict=True) if spec is None]
+    available: dict = {}
+    if names:
+        from vega_dag.plugins.manager import compile_steps
+
+        available = {step.name: step for step in compile_steps(config)}
+        missing = [n for n in names if n not in available]
+        if missing:
+            known = ", ".join(sorted(available)) or "none"
+            raise ConfigError(
+                config.source or config.root,
+                f"compile step(s) {', '.join(map(repr, missing))} not provided by any installed "
+                f"plugin (installed steps: {known})",
+            )
+    steps = []
+    for entry, spec in zip(entries, specs, strict=True):
+        if spec is None:
+            steps.append(available[entry])
+        else:
+            from vega_dag.compile.steps.runner import load_registry_step
+
+            steps.append(load_registry_step(spec, on_install=on_install))
+    return steps
 
 
 def current_toolchain(optimize: int = 0, steps: list[tuple[str, str]] | None = None) -> Toolchain:

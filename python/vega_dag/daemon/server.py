@@ -78,7 +78,7 @@ def _handle(request: dict, root: Path) -> tuple[dict, bool]:
 def _watch(root: Path) -> None:
     """Watch the project's tree, so builds stat only the files that had events."""
     from vega_dag.config import ConfigError, load_config
-    from vega_dag.pipeline.run import scan_skip_dirs
+    from vega_dag.scan.project import scan_skip_dirs
     from vega_dag.scan.watch import watch
 
     try:
@@ -95,7 +95,7 @@ def serve(root: Path, idle_timeout: float) -> None:
     warm.enable()
     # Imported now, not by the first build.
     import vega_dag.cli.build_cmd
-    import vega_dag.pipeline.run  # noqa: F401
+    import vega_dag.pipeline  # noqa: F401
 
     _watch(root)
 

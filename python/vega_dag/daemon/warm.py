@@ -9,9 +9,9 @@ process can keep all of that in memory. Nothing here is trusted blindly:
   are replaced by rename, so another writer — a build without the daemon, a
   deploy, a bisection — always changes the inode);
 - a derived value is keyed by exactly the inputs it is computed from;
-- what a build ``remember``s for the next (its tables) is used only while
-  the files that build loads are the very objects it wrote (the pipeline
-  checks);
+- what a build ``remember``s for the next (its tables, ``LastBuild``) is
+  used only while the files that build loads are the very objects it wrote
+  (``last_build`` checks);
 - work ``defer``red while answering the client (recording the caches) runs
   right after the answer, before the next request.
 
@@ -25,8 +25,14 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from vega_dag import _core
+    from vega_dag.store.objects import PackIndex
+    from vega_dag.store.state import BuildState
 
 T = TypeVar("T")
 
@@ -147,3 +153,54 @@ def run_deferred() -> None:
             work()
         except Exception:  # the reply is sent: report, keep serving
             traceback.print_exc(file=sys.stderr)
+
+
+@dataclass
+class LastBuild:
+    """What a resident build process (the daemon) keeps of its last build.
+
+    Trusted only while the stat cache and state the next build loads are
+    these very objects (``load`` rereads a file another process replaced):
+    then the scan's changed paths are exactly the modules whose source
+    differs from the state, and the rest of these tables stand.
+    """
+
+    root: Path
+    stat: _core.StatTable
+    state: BuildState
+    index: PackIndex
+    tables_key: tuple
+    digests: dict[str, str]
+    pyc: dict[str, str]
+    deps: dict[str, list[str]]
+    #: sorted (path, digest) of every module (the manifest's ``source``)
+    source_items: list[tuple[str, str]]
+
+
+def last_build(
+    root: Path, stat: _core.StatTable, state: BuildState, changes: _core.Changes
+) -> LastBuild | None:
+    """This process's last build of ``root``, if this build starts from what it wrote.
+
+    ``stat`` and ``state`` are what this build loaded; ``changes`` what its
+    scan found. None outside a resident process, after another writer, or
+    when a file the last build did not list is involved.
+    """
+    last: LastBuild | None = recall("last-build")
+    if (
+        last is not None
+        and last.root == root
+        and last.stat is stat
+        and last.state is state
+        and not changes.removed
+        and all(p in last.digests for p in changes.changed)
+    ):
+        return last
+    return None
+
+
+def restat_last_build(old: _core.StatTable, new: _core.StatTable) -> None:
+    """A build that changed nothing re-read files (same digests): the stat cache is ``new``."""
+    last: LastBuild | None = recall("last-build")
+    if last is not None and last.stat is old:
+        last.stat = new

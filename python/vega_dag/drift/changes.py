@@ -49,9 +49,9 @@ def _git_changes(root: Path) -> set[str] | None:
 
 def _changes_since_build(config: ProjectConfig) -> set[str] | None:
     """What the build's own stat-cache scan would call changed (new, edited or removed)."""
-    from vega_dag.pipeline.run import scan_skip_dirs, state_paths
+    from vega_dag.scan.project import scan_skip_dirs
     from vega_dag.scan.statcache import load_stat_cache, refresh
-    from vega_dag.store.state import load_head
+    from vega_dag.store.state import load_head, state_paths
 
     stat_path, _, head_path = state_paths(config)
     if load_head(head_path).manifest is None:

@@ -79,10 +79,10 @@ def check_drift(
     conditions: tuple[Conditions, ...] | None = None,
 ) -> DriftReport:
     """Rebuild what the change touches (or everything) under varied conditions; compare."""
-    from vega_dag.compile.toolchain import check_pin
+    from vega_dag.compile.toolchain import check_pin, project_toolchain
     from vega_dag.config import load_config
     from vega_dag.drift.changes import touched_files
-    from vega_dag.pipeline.run import project_toolchain, scan_skip_dirs
+    from vega_dag.scan.project import scan_skip_dirs
     from vega_dag.store.actions import ActionCache
     from vega_dag.store.objects import ObjectStore
 

@@ -37,23 +37,25 @@ def reachable(deps: dict[str, list[str]], root: str) -> list[str]:
 
 
 def run(root: Path, touched: list[str] | None, out: Path) -> dict:
-    from vega_dag.bundle.routes import archive_name, build_bundle, bundle_inputs
+    from vega_dag.bundle.routes import archive_name, build_bundle, bundle_inputs, route_entries
     from vega_dag.compile.pool import compile_all
     from vega_dag.config import load_config
-    from vega_dag.pipeline.run import BuildError, Reporter, _Build, check_skipped
+    from vega_dag.graph.analysis import analyze
+    from vega_dag.pipeline import BuildContext, BuildError
+    from vega_dag.scan.project import check_skipped
     from vega_dag.scan.statcache import EMPTY, refresh
     from vega_dag.store.actions import action_key
     from vega_dag.store.objects import ObjectStore
     from vega_dag.store.state import BuildState
 
     config = load_config(root)
-    b = _Build(config, ObjectStore(config.store_dir), False, None, Reporter(), time.perf_counter())
+    b = BuildContext.create(config, ObjectStore(config.store_dir), time.perf_counter())
     changes, _ = refresh(root, EMPTY, skip_dirs=b.skip_dirs)
     problems = check_skipped(changes)
     if problems:
         raise BuildError(problems)
     state = BuildState()
-    a = b.analyze(changes, state, with_closures=False)
+    a = analyze(b, changes, state, with_closures=False)
     closures = {p: reachable(a.deps, r.module.name) for p, r in a.routes.items()}
     if touched is None:
         routes = a.routes
@@ -63,7 +65,7 @@ def run(root: Path, touched: list[str] | None, out: Path) -> dict:
         focus = {by_path[p] for p in touched if p in by_path}
         routes = {p: r for p, r in a.routes.items() if not focus.isdisjoint(closures[p])}
         wanted = focus.union(*(closures[p] for p in routes))
-    entries = b.entry_points(routes, a.digests, a.parsed, state)
+    entries = route_entries(b, routes, a.digests, a.parsed, state)
 
     jobs = sorted((a.modules[n].path, a.digests[a.modules[n].path]) for n in wanted)
     by_file = {a.modules[n].path: n for n in wanted}
@@ -117,7 +119,7 @@ def run(root: Path, touched: list[str] | None, out: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from vega_dag.pipeline.run import BuildError
+    from vega_dag.pipeline import BuildError
 
     spec = json.loads(argv[1])
     try:

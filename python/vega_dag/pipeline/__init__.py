@@ -1,12 +1,14 @@
-"""The build: scan → graph → compile → store → bundle → manifest, driven as one pipeline."""
+"""The build: scan → graph → compile → bundle → manifest → commit, driven as one pipeline.
 
-from vega_dag.pipeline.run import (
-    BuildError,
-    BuildResult,
-    Reporter,
-    analyze_project,
-    build,
-    scan_skip_dirs,
-)
+Each stage lives in its own package; this one runs them:
 
-__all__ = ["BuildError", "BuildResult", "Reporter", "analyze_project", "build", "scan_skip_dirs"]
+    run.py       ``build()`` and the orchestrator that calls the stages in order
+    context.py   ``BuildContext``: what every stage is given, and adds to
+    result.py    ``BuildResult``, ``BuildError``, ``Reporter``
+"""
+
+from vega_dag.pipeline.context import BuildContext
+from vega_dag.pipeline.result import BuildError, BuildResult, Reporter
+from vega_dag.pipeline.run import analyze_project, build
+
+__all__ = ["BuildContext", "BuildError", "BuildResult", "Reporter", "analyze_project", "build"]

@@ -11,6 +11,7 @@ importing networkx, and so that ``--explain`` can say what changed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -18,7 +19,17 @@ from vega_dag.compile.toolchain import Toolchain
 from vega_dag.daemon import warm
 from vega_dag.store.objects import write_durably
 
+if TYPE_CHECKING:
+    from vega_dag.config import ProjectConfig
+
 STATE_VERSION = 4
+
+
+def state_paths(config: ProjectConfig, state_dir: Path | None = None) -> tuple[Path, Path, Path]:
+    """The stat cache, state and head of the project's builds (or of ``state_dir``'s)."""
+    state_dir = state_dir or config.store_dir / "state"
+    return state_dir / "stat.cache", state_dir / "build.msgpack", state_dir / "head.msgpack"
+
 
 #: (module, level, names, line, type_checking, guarded, in_function)
 ImportTuple = tuple[str, int, list[str], int, bool, bool, bool]

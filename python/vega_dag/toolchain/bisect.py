@@ -91,8 +91,8 @@ def build_version(
 ) -> tuple[VersionBuild, ProjectConfig]:
     """Build with ``component`` at ``version``; its outputs and the config used."""
     from vega_dag.compile.steps import with_step_version
-    from vega_dag.pipeline.run import build, state_paths
-    from vega_dag.store.state import load_state
+    from vega_dag.pipeline import build
+    from vega_dag.store.state import load_state, state_paths
 
     cfg = with_step_version(config, component, version)
     state_dir = config.store_dir / "toolchain-bisect" / f"{component}-{version}"
@@ -121,7 +121,7 @@ _Steps = tuple[str, list]
 
 
 def _steps_of(cfg: ProjectConfig) -> _Steps:
-    from vega_dag.pipeline.run import compile_steps_for
+    from vega_dag.compile.toolchain import compile_steps_for
 
     steps = compile_steps_for(cfg)
     return " ".join(f"{s.name}=={s.version}" for s in steps), steps

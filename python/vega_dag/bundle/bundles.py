@@ -1,0 +1,188 @@
+"""The bundle step: which route bundles must be rebuilt, and building them.
+
+A bundle whose members' compiled bytes did not change stands without even
+computing its key (early cutoff); otherwise its key (``bundle_inputs``) is
+looked up in the action cache, and the misses are built in one pass of the
+archive writer (``_core.stored_archive_digests``) and stored as assemblies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vega_dag import _core
+from vega_dag.bundle.routes import (
+    BUNDLE_EPOCH,
+    RouteMeta,
+    archive_name,
+    archive_name_of,
+    bundle_assembly,
+    bundle_inputs,
+    route_inline,
+)
+from vega_dag.daemon import warm
+from vega_dag.pipeline.context import short
+from vega_dag.pipeline.result import BuildError
+from vega_dag.store.actions import action_key
+from vega_dag.store.objects import CorruptObjectError, MissingObjectError
+from vega_dag.store.state import RouteRecord
+
+if TYPE_CHECKING:
+    from vega_dag.compile.dirty import Compiled
+    from vega_dag.graph.analysis import Analysis
+    from vega_dag.graph.modules import Module
+    from vega_dag.pipeline.context import BuildContext
+    from vega_dag.store.state import BuildState
+
+
+@dataclass
+class Bundled:
+    #: route pattern → its record (module, entry, bundle digest), for every route
+    records: dict[str, RouteRecord]
+    #: the routes whose bundle was built now
+    rebuilt: set[str]
+
+
+def build_bundles(
+    ctx: BuildContext,
+    a: Analysis,
+    entries: dict[str, str],
+    compiled: Compiled,
+    state: BuildState,
+) -> Bundled:
+    """Every route's bundle: the last build's where no member changed, else built."""
+    routes, closures, modules, pyc = a.routes, a.closures, a.modules, compiled.pyc
+    records: dict[str, RouteRecord] = {}
+    rebuilt: set[str] = set()
+    same_toolchain = state.toolchain == ctx.toolchain
+    changed = {
+        n for n in compiled.checked if (old := state.modules.get(n)) is None or old.pyc != pyc[n]
+    }
+    names = warm.derived(
+        "archive-names",
+        a.tables_key,
+        lambda: {n: archive_name(m) for n, m in modules.items()},
+    )
+    todo: list[tuple[str, RouteMeta, list[tuple[str, str]], str, list[str]]] = []
+    index = {} if ctx.verify else ctx.store.index.objects
+    old_closures = state.closures
+    for pattern, route in routes.items():
+        closure_names = closures[pattern]
+        old = state.routes.get(pattern)
+        if (
+            same_toolchain
+            and old is not None
+            and old.module == route.module.name
+            and old.entry == entries[pattern]
+            and ((prev := old_closures.get(pattern)) is closure_names or prev == closure_names)
+            and changed.isdisjoint(closure_names)
+            and (old.bundle in index or ctx.present(old.bundle))
+        ):
+            # No member's compiled bytes changed: the bundle stands
+            # (early cutoff), without even computing its key.
+            records[pattern] = old
+            continue
+        meta, members = bundle_inputs(route, entries[pattern], closure_names, names, pyc)
+        key = action_key("bundle", meta, members, ctx.tc_key)
+        out = ctx.actions.get(key)
+        if out is not None and ctx.present(out):
+            records[pattern] = RouteRecord(module=route.module.name, entry=meta.entry, bundle=out)
+            continue
+        explain_bundle(ctx, pattern, members, out, state)
+        todo.append((pattern, meta, members, key, closure_names))
+    if todo:
+        jobs = [(meta, members, c) for _, meta, members, _, c in todo]
+        made = make_bundles(ctx, jobs, pyc, modules)
+        for (pattern, meta, _, key, _), digest in zip(todo, made, strict=True):
+            ctx.new_actions[key] = digest
+            records[pattern] = RouteRecord(module=meta.module, entry=meta.entry, bundle=digest)
+            rebuilt.add(pattern)
+    return Bundled(records, rebuilt)
+
+
+def make_bundles(
+    ctx: BuildContext,
+    jobs: list[tuple[RouteMeta, list[tuple[str, str]], list[str]]],
+    pyc: dict[str, str],
+    modules: dict[str, Module],
+) -> list[str]:
+    """Each job's bundle digest; the bundles are stored as their assemblies.
+
+    The digests are computed in one parallel pass of the archive writer
+    over every member's (verified) bytes; the store keeps each bundle as
+    the writer's inputs (store.assembly), so an edit to a shared module
+    costs a hash of the bundles it is in, not a copy and fsync of each.
+    """
+    blobs: dict[str, bytes] = {}
+    for _, _, closure_names in jobs:
+        for name in closure_names:
+            d = pyc[name]
+            if d not in blobs:
+                blobs[d] = member_bytes(ctx, modules[name], d)
+    inline = [route_inline(meta) for meta, _, _ in jobs]
+    digests = _core.stored_archive_digests(
+        [(i, members) for i, (_, members, _) in zip(inline, jobs, strict=True)],
+        blobs,
+        epoch=BUNDLE_EPOCH,
+    )
+    for i, (_, members, _), digest in zip(inline, jobs, digests, strict=True):
+        ctx.new_assemblies[digest] = bundle_assembly(i, members)
+    return digests
+
+
+def member_bytes(ctx: BuildContext, m: Module, d: str) -> bytes:
+    """The compiled bytes ``d`` of ``m``, recompiled here if the stored copy is damaged."""
+    try:
+        return ctx.store.get(d)  # this build's outputs too (store.pending)
+    except (CorruptObjectError, MissingObjectError):
+        from vega_dag.compile.bytecode import CompileError, compile_file
+
+        ctx.why(f"{m.path}: stored output {short(d)} is damaged; recompiled")
+        digest_src = _core.hash_file(ctx.root / m.path)
+        try:
+            _, fresh = compile_file(
+                str(ctx.root), m.path, digest_src, ctx.config.vega.optimize, ctx.steps
+            )
+        except CompileError as err:
+            raise BuildError([str(err)]) from None
+        ctx.new_objects[d] = fresh
+        return fresh
+
+
+def explain_bundle(
+    ctx: BuildContext,
+    pattern: str,
+    members: list[tuple[str, str]],
+    cached_out: str | None,
+    state: BuildState,
+) -> None:
+    """Why the bundle of route ``pattern`` is built (``--explain``)."""
+    if not ctx.explain:
+        return
+    old = state.routes.get(pattern)
+    if cached_out is not None:
+        ctx.why(f"route {pattern}: cached bundle {short(cached_out)} is missing from the store")
+        return
+    if old is None:
+        ctx.why(f"route {pattern}: new route")
+        return
+    before = {
+        archive_name_of(n, rec.path): rec.pyc
+        for n in state.closures.get(pattern, [])
+        if (rec := state.modules.get(n)) is not None
+    }
+    after = dict(members)
+    changed = sorted(n for n in after if n in before and before[n] != after[n])
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    parts = []
+    if changed:
+        parts.append("compiled output changed: " + ", ".join(changed))
+    if added:
+        parts.append("added: " + ", ".join(added))
+    if removed:
+        parts.append("removed: " + ", ".join(removed))
+    if not parts and state.toolchain != ctx.toolchain:
+        parts.append("toolchain changed")
+    ctx.why(f"route {pattern}: " + ("; ".join(parts) or "route metadata changed"))

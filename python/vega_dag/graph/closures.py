@@ -1,0 +1,27 @@
+"""The closure step: every module each route's bundle must hold.
+
+Computed over the condensation of the import graph (``graph.dag``), and only
+when the edges or the routes changed: networkx is imported only then.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vega_dag.graph.modules import Route
+    from vega_dag.store.state import BuildState
+
+
+def route_closures(
+    routes: dict[str, Route], deps: dict[str, list[str]], edges_digest: str, state: BuildState
+) -> dict[str, list[str]]:
+    """route pattern → the sorted modules of its closure (the last build's, if they stand)."""
+    wanted = {p: r.module.name for p, r in routes.items()}
+    if state.edges == edges_digest and set(state.closures) == set(wanted):
+        return state.closures
+    # Only here is networkx imported: the edges changed.
+    from vega_dag.graph.dag import closures, import_graph
+
+    by_module = closures(import_graph(deps), sorted(set(wanted.values())))
+    return {p: by_module[m] for p, m in sorted(wanted.items())}

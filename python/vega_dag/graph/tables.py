@@ -1,0 +1,63 @@
+"""The module and route tables of a build, and the digest of its module set.
+
+They are derived from the scanned file list alone, so a resident build
+process (the daemon) keeps them while the list is the same (``tables_key``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from vega_dag import _core
+from vega_dag.daemon import warm
+from vega_dag.graph.modules import module_table, route_table
+
+if TYPE_CHECKING:
+    from vega_dag.config import VegaConfig
+    from vega_dag.daemon.warm import LastBuild
+    from vega_dag.graph.modules import Module, Route
+
+#: Bump when import resolution changes: cached edges are then recomputed.
+RESOLVER_VERSION = 2
+
+
+def scanned_files(
+    changes: _core.Changes, vega: VegaConfig, last: LastBuild | None
+) -> tuple[dict[str, str], tuple]:
+    """path → content digest of every scanned file, and the key of the tables built from them.
+
+    After ``last`` (see ``daemon.warm.last_build``) only the changed paths
+    differ from its tables.
+    """
+    if last is not None:
+        digests = dict(last.digests)
+        table = changes.table
+        for path in changes.changed:
+            digests[path] = table.digest(path)
+        return digests, last.tables_key
+    digests = changes.table.digests()
+    files = tuple(sorted(digests))
+    return digests, (files, tuple(vega.source_roots), vega.routes)
+
+
+def project_tables(
+    vega: VegaConfig, tables_key: tuple
+) -> tuple[dict[str, Module], dict[str, Route], str]:
+    """The module table, the route table and the module set's digest, for ``tables_key``."""
+
+    def tables() -> tuple[dict[str, Module], dict[str, Route], str]:
+        modules = module_table(list(tables_key[0]), vega.source_roots, vega.routes)
+        module_set = _core.hash_bytes(
+            msgspec.json.encode(
+                [
+                    RESOLVER_VERSION,
+                    sorted((m.name, m.path, m.is_package) for m in modules.values()),
+                ]
+            )
+        )
+        return modules, route_table(modules, vega.routes), module_set
+
+    # A resident build process keeps them while the file list is the same.
+    return warm.derived("tables", tables_key, tables)

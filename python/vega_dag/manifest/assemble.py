@@ -1,0 +1,72 @@
+"""The manifest step: the manifest of a build, from what the other stages produced."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from vega_dag import _core
+from vega_dag.daemon import warm
+from vega_dag.manifest.schema import MANIFEST_SCHEMA, Manifest, RouteEntry
+
+if TYPE_CHECKING:
+    from vega_dag.daemon.warm import LastBuild
+    from vega_dag.graph.analysis import Analysis
+    from vega_dag.pipeline.context import BuildContext
+    from vega_dag.store.state import RouteRecord
+
+
+def source_items(a: Analysis, last: LastBuild | None) -> list[tuple[str, str]]:
+    """Sorted (path, digest) of every module: what the manifest's ``source`` hashes."""
+    modules, digests = a.modules, a.digests
+    if last is None or a.edited is None:
+        return sorted((m.path, digests[m.path]) for m in modules.values())
+    items = list(last.source_items)
+    position = warm.derived(
+        "source-positions", a.tables_key, lambda: {p: i for i, (p, _) in enumerate(items)}
+    )
+    for name in a.edited:
+        path = modules[name].path
+        items[position[path]] = (path, digests[path])
+    return items
+
+
+def assemble_manifest(
+    ctx: BuildContext,
+    a: Analysis,
+    module_items: list[tuple[str, str]],
+    routes: dict[str, RouteRecord],
+    layer: tuple[str, str] | None,
+    config_digest: str,
+) -> tuple[bytes, str]:
+    """The manifest's canonical bytes and digest (the build's identity).
+
+    ``module_items`` are the modules' ``source_items``; the lock file, when
+    there is one, is part of the source too.
+    """
+    lock = ctx.config.lock_path
+    items = list(module_items)
+    if lock is not None and lock.is_file():
+        rel = lock.relative_to(ctx.root).as_posix()
+        items.append((rel, a.digests.get(rel) or _core.hash_file(lock)))
+    manifest = Manifest(
+        schema=MANIFEST_SCHEMA,
+        toolchain=ctx.toolchain,
+        source=_core.hash_bytes(msgspec.json.encode(items)),
+        config=config_digest,
+        layer=layer[1] if layer else None,
+        routes=[
+            RouteEntry(
+                pattern=p,
+                module=r.module,
+                file=a.modules[r.module].path,
+                entry=r.entry,
+                bundle=r.bundle,
+            )
+            for p, r in sorted(routes.items())
+        ],
+        env=dict(sorted(ctx.config.vega.env.items())),
+    )
+    data = manifest.encode()
+    return data, _core.hash_bytes(data)
