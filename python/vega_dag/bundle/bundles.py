@@ -57,7 +57,9 @@ def build_bundles(
     rebuilt: set[str] = set()
     same_toolchain = state.toolchain == ctx.toolchain
     changed = {
-        n for n in compiled.checked if (old := state.modules.get(n)) is None or old.pyc != pyc[n]
+        n
+        for n in compiled.checked
+        if (record := state.modules.get(n)) is None or record.pyc != pyc[n]
     }
     names = warm.derived(
         "archive-names",

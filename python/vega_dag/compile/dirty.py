@@ -64,9 +64,9 @@ def compile_modules(
         # probed directly (the loop below handles the rest).
         index = ctx.store.index.objects
         todo = []
-        for name, old in state.modules.items():
-            if name not in edited and old.pyc in index:
-                pyc[name] = old.pyc
+        for name, record in state.modules.items():
+            if name not in edited and record.pyc in index:
+                pyc[name] = record.pyc
             else:
                 todo.append(name)
     for name in todo:

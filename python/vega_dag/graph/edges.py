@@ -36,7 +36,7 @@ def resolve_edges(
 ) -> tuple[dict[str, list[str]], str]:
     """module → the first-party modules it imports at run time; and the digest of those edges."""
     packages = first_party = None
-    problems = []
+    problems: list[str] = []
     if edited is not None:
         # The module set is the same: every record's edges stand but the
         # edited modules'.

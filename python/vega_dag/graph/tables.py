@@ -6,7 +6,7 @@ process (the daemon) keeps them while the list is the same (``tables_key``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 
@@ -35,7 +35,7 @@ def scanned_files(
         digests = dict(last.digests)
         table = changes.table
         for path in changes.changed:
-            digests[path] = table.digest(path)
+            digests[path] = cast(str, table.digest(path))  # the scan just listed it
         return digests, last.tables_key
     digests = changes.table.digests()
     files = tuple(sorted(digests))

@@ -135,7 +135,7 @@ def run(ctx: BuildContext) -> tuple[BuildResult, Callable[[], None] | None]:
         and head.config == digest_of_config
         and ctx.store.verified(head.manifest)  # a few KB: a damaged manifest is rebuilt
     ):
-        return _unchanged(ctx, changes, base_stat, new_stat, head), None
+        return _unchanged(ctx, changes, base_stat, new_stat, head, head.manifest), None
     return rebuild(ctx, changes, base_stat, new_stat, digest_of_config)
 
 
@@ -145,8 +145,9 @@ def _unchanged(
     base_stat: _core.StatTable,
     new_stat: _core.StatTable,
     head: BuildHead,
+    manifest: str,
 ) -> BuildResult:
-    """The result of a build that changed nothing: the head's."""
+    """The result of a build that changed nothing: the head's (``manifest`` is its manifest)."""
     if changes.hashed and not ctx.dry_run:
         save_stat_cache(ctx.stat_path, new_stat)
         settled(ctx.root, new_stat, new_stat)
@@ -154,7 +155,7 @@ def _unchanged(
     elif not changes.hashed:
         settled(ctx.root, base_stat, new_stat)  # the same entries
     return BuildResult(
-        manifest=head.manifest,
+        manifest=manifest,
         modules_compiled=0,
         modules_cached=head.modules,
         bundles_built=0,
