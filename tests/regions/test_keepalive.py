@@ -73,13 +73,17 @@ def test_fifty_kept_alive_requests_do_not_stall(project: Path) -> None:
             assert conn.sock is sock
     finally:
         conn.close()
-    # Nagle meeting delayed ACKs (the bug this guards against) holds every
-    # kept-alive response for at least DELAYED_ACK_S: a floor, not noise, so
-    # it shows in the *fastest* of the 49. Noise only adds time, and for the
-    # fastest of 49 to pass 40 ms without the stall, every one of them would
-    # have to be delayed that long, on loopback, by ~1 ms of work each.
-    fastest = min(seconds[1:])
-    assert fastest < DELAYED_ACK_S, f"fastest kept-alive request took {fastest * 1000:.1f} ms"
+    # Nagle meeting delayed ACKs (the bug this guards against) holds a
+    # kept-alive response until the client's delayed-ACK timer fires: at
+    # least DELAYED_ACK_S, a floor no fast machine gets under (Linux quick-ACKs
+    # now and then, so most requests, not all, pay it; the median of 49 does).
+    # Without the stall each takes about a millisecond of work on loopback:
+    # noise only adds time, and for the median to reach 40 ms it would have to
+    # hold more than half of them back by 40 ms each. The structural checks
+    # (TCP_NODELAY on the handed-over socket, one write per response) are in
+    # test_handoff.py.
+    median = sorted(seconds[1:])[24]
+    assert median < DELAYED_ACK_S, f"the median kept-alive request took {median * 1000:.1f} ms"
 
 
 def test_a_kept_alive_connection_follows_the_pointer(tmp_path: Path) -> None:
