@@ -143,38 +143,52 @@ async def hold(event: asyncio.Event, scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
-def test_a_worker_serves_handed_over_connections_and_gives_them_back(tmp_path: Path):
-    async def main():
-        release = asyncio.Event()
-        host = WorkerHost(lambda scope, receive, send: hold(release, scope, receive, send))
-        config = uvicorn.Config(host, lifespan="off", log_level="warning", http="h11")
+class Worker:
+    """A WorkerHost on this loop, its front's end of the channel, and a TCP port to connect to."""
+
+    async def start(self, tmp_path: Path, app) -> Worker:
+        self.host = WorkerHost(app)
+        config = uvicorn.Config(self.host, lifespan="off", log_level="warning", http="h11")
         config.load()
-        state = ServerState()
-        state.default_headers = [(b"date", b"today"), (b"server", b"uvicorn")]
+        self.state = ServerState()
+        self.state.default_headers = [(b"date", b"today"), (b"server", b"uvicorn")]
         listening = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         listening.bind(str(tmp_path / "w.sock"))
         listening.listen(1)
-        host.start(config, state, listening)
-        inbox = Inbox()
-        control = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        control.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(control, str(tmp_path / "w.sock"))
-        front = Channel(control, inbox)
-        front.send({"op": "serve", "deployment": "dpl_a", "region": "fra"})
+        self.host.start(config, self.state, listening)
+        self.inbox = Inbox()
+        self.control = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.control.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(self.control, str(tmp_path / "w.sock"))
+        self.front = Channel(self.control, self.inbox)
+        self.front.send({"op": "serve", "deployment": "dpl_a", "region": "fra"})
+        self.tcp = listen(0)
+        return self
 
-        tcp = listen(0)
-        port = tcp.getsockname()[1]
+    async def connect(self, first: bytes):
+        """A client connection, handed to the worker with ``first`` already read."""
+        port = self.tcp.getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(first)
+        await writer.drain()
+        accepted, _ = self.tcp.accept()
+        read = accepted.recv(65536)
+        self.front.send({"op": "conn"}, read, accepted.fileno())
+        accepted.close()
+        return reader, writer
 
-        async def connect(first: bytes):
-            """A client connection, handed to the worker with ``first`` already read."""
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(first)
-            await writer.drain()
-            accepted, _ = tcp.accept()
-            read = accepted.recv(65536)
-            front.send({"op": "conn"}, read, accepted.fileno())
-            accepted.close()
-            return reader, writer
+    def close(self) -> None:
+        self.tcp.close()
+        self.front.close()
+
+
+def test_a_worker_serves_handed_over_connections_and_gives_them_back(tmp_path: Path):
+    async def main():
+        release = asyncio.Event()
+        worker = await Worker().start(
+            tmp_path, lambda scope, receive, send: hold(release, scope, receive, send)
+        )
+        state, inbox, front, connect = worker.state, worker.inbox, worker.front, worker.connect
 
         reader, writer = await connect(REQUEST)
         status, headers, body = await read_response(reader)
@@ -230,9 +244,32 @@ def test_a_worker_serves_handed_over_connections_and_gives_them_back(tmp_path: P
         assert data == b"" and not state.connections
         busy_writer.write(REQUEST)
         assert busy_sock.recv(100) == REQUEST
-        for s in (idle_sock, busy_sock, tcp, control):
-            s.close()
+        for sock in (idle_sock, busy_sock):
+            sock.close()
         for w in (idle_writer, busy_writer):
             w.close()
+        worker.close()
+
+    asyncio.run(main())
+
+
+def test_a_connection_goes_back_only_once_its_last_write_is_out(tmp_path: Path):
+    async def main():
+        worker = await Worker().start(tmp_path, lambda *a: hold(asyncio.Event(), *a))
+        reader, writer = await worker.connect(REQUEST)
+        await read_response(reader)
+        (protocol,) = worker.state.connections
+        # Bytes written this turn wait in the coalescing buffer: a drain now
+        # must not let go of the connection before they are in the socket.
+        protocol.transport.write(b"late")
+        worker.host.draining = True
+        worker.host.release(protocol)
+        assert worker.inbox.queue.empty() and worker.state.connections
+        assert await asyncio.wait_for(reader.readexactly(4), 5) == b"late"
+        _, data, sock = await worker.inbox.next()
+        assert data == b"" and not worker.state.connections
+        sock.close()
+        writer.close()
+        worker.close()
 
     asyncio.run(main())

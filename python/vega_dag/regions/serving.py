@@ -217,8 +217,9 @@ class WorkerHost:
         """
         if not self.draining or protocol.raw is None or not protocol.idle():
             return  # busy: on_response_complete calls again
-        if protocol.raw.get_write_buffer_size():
-            # The last response is not all in the socket yet: closing now would cut it.
+        if protocol.transport.get_write_buffer_size():
+            # The last response is not all in the socket yet (or not even
+            # flushed from this turn's writes): letting go now would cut it.
             later = min(retry * 2, RELEASE_RETRY_MAX)
             self.loop.call_later(retry, self.release, protocol, later)
             return
