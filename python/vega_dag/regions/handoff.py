@@ -165,11 +165,11 @@ class Channel:
                     self._protocol_error(conn, "a descriptor in the middle of a message")
                     return
                 self._partial[1].extend(packet)
-            header, data, conn = self._partial
-            if len(data) >= header["size"]:
+            header, received, conn = self._partial
+            if len(received) >= header["size"]:
                 self._partial = None
                 try:
-                    self.on_message(header, bytes(data), conn)
+                    self.on_message(header, bytes(received), conn)
                 except Exception:
                     traceback.print_exc(file=sys.stderr)
                     if conn is not None:
@@ -202,7 +202,7 @@ class Channel:
             self.on_close()
 
 
-def hand_over(channel: Channel | None, transport: asyncio.BaseTransport, data: bytes) -> bool:
+def hand_over(channel: Channel | None, transport: asyncio.Transport, data: bytes) -> bool:
     """Send ``transport``'s connection (and ``data``, read from it) over ``channel``; then let go.
 
     The descriptor is duplicated into the message before the transport

@@ -198,9 +198,9 @@ class WorkerHost:
         elif op == "drain":
             self.draining = True
             assert self.state is not None
-            for protocol in list(self.state.connections):
-                if isinstance(protocol, WorkerProtocol):
-                    self.release(protocol)
+            for connection in list(self.state.connections):
+                if isinstance(connection, WorkerProtocol):
+                    self.release(connection)
         elif sock is not None:
             sock.close()
 
