@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "daemon": "vega_dag.cli.daemon_cmd:daemon_cmd",
     "deploy": "vega_dag.cli.deploy_cmd:deploy_cmd",
     "drift": "vega_dag.cli.drift_cmd:drift_cmd",
+    "gc": "vega_dag.cli.gc_cmd:gc_cmd",
     "graph": "vega_dag.cli.graph_cmd:graph_cmd",
     "hash": "vega_dag.cli.hash_cmd:hash_cmd",
     "history": "vega_dag.cli.history_cmd:history_cmd",
@@ -25,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "regions": "vega_dag.cli.regions_cmd:regions_cmd",
     "rollback": "vega_dag.cli.rollback_cmd:rollback_cmd",
     "status": "vega_dag.cli.status_cmd:status_cmd",
+    "store": "vega_dag.cli.store_cmd:store_cmd",
     "toolchain": "vega_dag.cli.toolchain_cmd:toolchain_cmd",
 }
 
