@@ -233,3 +233,31 @@ def test_gc_keeps_every_reachable_rollback_working(tmp_path: Path):
     finally:
         stop_fleet(root)
     assert os.path.isdir(load_config(root).store_dir)
+
+
+def test_builds_in_the_daemon_after_gc_match_one_shot_builds(tree, tmp_path: Path):
+    """A resident build process keeps verified bytes; after gc it must not trust deleted ones."""
+    from tests.pipeline.test_daemon import built as daemon_built
+    from tests.pipeline.test_daemon import vega as entry
+    from tests.pipeline.two_routes import FILES
+    from vega_dag.daemon.client import call
+
+    root = tree(FILES)
+    twin = tree(FILES, tmp_path / "twin")
+    try:
+        assert entry("daemon", "start", str(root), cwd=root).returncode == 0
+        versions = ["def twice(x):\n    return 2 * x\n", "def twice(x):\n    return x + x\n"]
+        for text in [*versions, versions[0]]:
+            for r in (root, twin):
+                (r / "lib/util.py").write_text(text)
+            daemon_built(entry("build", "--json", "--verify", cwd=root))
+            gc = entry("gc", "--keep-deployments", "0", "--json", cwd=root)
+            assert gc.returncode == 0, gc.stderr
+        ours = daemon_built(entry("build", "--json", "--verify", cwd=root))
+        theirs = daemon_built(entry("build", "--json", cwd=twin, daemon=False))
+        assert ours["manifest"] == theirs["manifest"]
+        store_dir = load_config(root).store_dir
+        assert verify(store_dir).damaged == []
+        _objects_of(store_dir, ours["manifest"])
+    finally:
+        call(root.resolve(), {"stop": True}, timeout=10)

@@ -55,6 +55,7 @@ from vega_dag.store.state import load_head, load_state, state_paths
 
 if TYPE_CHECKING:
     from vega_dag.config import ProjectConfig
+    from vega_dag.rollout.pointers import PointerStore
 
 #: A pack whose dead bytes are at least this share of it is rewritten.
 COMPACT_DEAD_SHARE = 0.5
@@ -240,7 +241,7 @@ def collect(
 def _collect_locked(
     config: ProjectConfig,
     store: ObjectStore,
-    pointers: Any,
+    pointers: PointerStore | None,
     policy: GcPolicy,
     dry_run: bool,
 ) -> GcReport:
