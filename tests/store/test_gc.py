@@ -126,6 +126,8 @@ def test_policy_keeps_newest_and_max_size_drops_oldest(built):
     # v5 served, v4 its rollback target, and the newest three besides (v3)
     assert set(keep3.kept_deployments) == set(ids[2:])
     assert sorted(keep3.dropped_deployments) == sorted(ids[:2])
+    young = collect(config, GcPolicy(keep_deployments=0, keep_days=1), dry_run=True)
+    assert set(young.kept_deployments) == set(ids) and young.dropped_deployments == []
     tight = collect(config, GcPolicy(keep_deployments=10, max_size=1), dry_run=True)
     assert set(tight.kept_deployments) == set(ids[3:])  # never the pinned ones
     assert any("exceed --max-size" in n for n in tight.notes)
