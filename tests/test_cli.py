@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from vega_dag import __version__, _core
@@ -24,6 +26,28 @@ def test_version_and_help():
 def test_console_script_is_installed():
     out = subprocess.run(["vega-dag", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"vega-dag, version {__version__}"
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["-V"], ["--version", "build"], ["-V", "--help"]], ids=" ".join
+)
+def test_the_version_fast_path_says_what_click_says(args: list[str]) -> None:
+    """`vega-dag --version` answers without importing click: same text, same status."""
+    fast = subprocess.run(
+        [sys.executable, "-c", "from vega_dag.entry import main; main()", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    slow = CliRunner().invoke(main, args, prog_name="vega-dag")
+    assert (fast.returncode, fast.stdout, fast.stderr) == (slow.exit_code, slow.output, "")
+
+
+def test_version_imports_no_click() -> None:
+    code = "import sys; sys.argv = ['vega-dag', '--version']; from vega_dag.entry import main; "
+    code += "main(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "[]"
 
 
 def test_hash_prints_digests_in_order(tmp_path: Path):
