@@ -96,6 +96,10 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     toolchain: ToolchainPin = ToolchainPin()
     rollout: RolloutConfig = RolloutConfig()
     health: HealthConfig = HealthConfig()
+    #: Whether a build, deploy or drift check may start the project's build
+    #: daemon in the background (see vega_dag.daemon.autostart). Not part
+    #: of the build's identity: outputs are the same either way.
+    daemon: bool = True
 
 
 class ProjectConfig(msgspec.Struct, frozen=True):
@@ -120,7 +124,10 @@ class ProjectConfig(msgspec.Struct, frozen=True):
 
 def config_digest(config: ProjectConfig) -> str:
     """The digest of the ``[tool.vega]`` settings: in the manifest and the build's head."""
-    return _core.hash_bytes(msgspec.json.encode(config.vega, order="sorted"))
+    settings = msgspec.to_builtins(config.vega)
+    # How a build runs, not what it makes: the digest is the one from before the key existed.
+    settings.pop("daemon")
+    return _core.hash_bytes(msgspec.json.encode(settings, order="sorted"))
 
 
 def _read_toml(path: Path) -> dict:

@@ -11,6 +11,7 @@ import importlib
 import click
 
 from vega_dag import __version__
+from vega_dag.entry import PROG, VERSION_FLAGS, VERSION_MESSAGE
 
 #: command name -> "module:attribute" of the click command implementing it
 COMMANDS: dict[str, str] = {
@@ -48,6 +49,6 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="vega-dag")
+@click.version_option(__version__, *VERSION_FLAGS, prog_name=PROG, message=VERSION_MESSAGE)
 def main() -> None:
     """Deterministic builds and multi-region rollouts for file-routed Python APIs."""
