@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vega_dag import _core
 from vega_dag.manifest import Manifest, decode_manifest
-from vega_dag.regions.runtime import RouteLoadError, Router, route_app
+from vega_dag.regions.runtime import RouteLoadError, Router, import_route, route_app
 from vega_dag.store.objects import ObjectStore, write_durably
 
 
@@ -132,10 +132,12 @@ def load_deployment(store_root: Path, fleet: Path, manifest_digest: str) -> Rout
     importlib.invalidate_caches()
     os.environ.update(manifest.env)
     router = Router()
+    for rewrite in manifest.rewrites:
+        router.add_rewrite(rewrite.source, rewrite.destination)
     problems = []
     for route in manifest.routes:
         try:
-            module = importlib.import_module(route.module)
+            module = import_route(route.module, route.file)
             app, kind = route_app(module, route.entry, route.pattern)
         except Exception as err:
             problems.append(
