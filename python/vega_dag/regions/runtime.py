@@ -70,12 +70,25 @@ _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path\??))?\}")
 
 
 class RouteLoadError(VegaError):
-    """A route module could not be imported, or exports nothing the runtime can call."""
+    """A route module could not be imported, or exports nothing the runtime can call.
 
-    def __init__(self, pattern: str, module: str, reason: str) -> None:
-        super().__init__(f"route {pattern} ({module}): {reason}")
+    ``frames`` are the last lines of the traceback, quoted after the reason.
+    """
+
+    def __init__(
+        self,
+        pattern: str,
+        module: str,
+        reason: str,
+        *,
+        file: str | None = None,
+        frames: list[str] | None = None,
+    ) -> None:
+        quoted = "".join(f"\n    {line}" for line in frames or [])
+        super().__init__(f"route {pattern} ({file or module}) did not load: {reason}{quoted}")
         self.pattern = pattern
         self.module = module
+        self.file = file
         self.reason = reason
 
 
