@@ -19,6 +19,7 @@ can reach.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -222,6 +223,16 @@ def _clash(shape: str, claims: list[tuple[Route, bool]]) -> str:
     return f"{files}: {both} the paths of {' and '.join(patterns)} ({fix})"
 
 
+def _first_module_below(ordered: list[str], prefix: str) -> str | None:
+    """The first .py file of the sorted ``ordered`` whose path starts with ``prefix``."""
+    i = bisect.bisect_left(ordered, prefix)
+    while i < len(ordered) and ordered[i].startswith(prefix):
+        if ordered[i].endswith(".py"):
+            return ordered[i]
+        i += 1
+    return None
+
+
 def layout_problems(files: list[str], modules: dict[str, Module], routes_dir: str) -> list[str]:
     """Files that cannot be imported as the build names them, each with the reason.
 
@@ -232,15 +243,12 @@ def layout_problems(files: list[str], modules: dict[str, Module], routes_dir: st
     """
     routes_prefix = routes_dir.strip("/") + "/"
     problems = []
-    below: dict[str, str] = {}  # directory → the first .py file below it
-    for path in files:
-        if path.endswith(".py"):
-            parts = path.split("/")
-            for i in range(1, len(parts)):
-                below.setdefault("/".join(parts[:i]), path)
+    ordered = sorted(files)  # already sorted from the scan: a linear pass
     for module in modules.values():
+        if module.is_package:
+            continue
         stem = module.path.removesuffix(".py")
-        other = below.get(stem) if not module.is_package else None
+        other = _first_module_below(ordered, stem + "/")
         if other is not None:
             if module.path.startswith(routes_prefix):
                 fix = f"move it to {stem}/index.py, the same route"
