@@ -177,7 +177,8 @@ def _chunked_end(data: bytes | bytearray, pos: int) -> int | None:
 
 
 def _dechunk(data: bytes) -> bytes:
-    out, pos = [], 0
+    out: list[bytes] = []
+    pos = 0
     while True:
         end = data.find(b"\r\n", pos)
         if end < 0:
@@ -231,10 +232,10 @@ def request_many(
                 sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
                 _nodelay(sock)
                 sock.setblocking(False)
-                err = sock.connect_ex(address)
-                if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                code = sock.connect_ex(address)
+                if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
                     sock.close()
-                    raise ConnectionRefusedError(err, os.strerror(err))
+                    raise ConnectionRefusedError(code, os.strerror(code))
             except (OSError, ValueError) as err:
                 results[i] = err if isinstance(err, OSError) else OSError(str(err))
                 continue
@@ -244,14 +245,15 @@ def request_many(
             if left <= 0:
                 break
             for key, events in sel.select(left):
-                sock, state = key.fileobj, key.data
-                assert isinstance(sock, socket.socket)
+                ready, state = key.fileobj, key.data
+                assert isinstance(ready, socket.socket)
+                sock = ready
                 i = state[0]
                 try:
                     if events & selectors.EVENT_WRITE:
-                        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                        if err:
-                            raise ConnectionRefusedError(err, os.strerror(err))
+                        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        if code:
+                            raise ConnectionRefusedError(code, os.strerror(code))
                         sent = sock.send(state[1])
                         state[1] = state[1][sent:]
                         if not state[1]:

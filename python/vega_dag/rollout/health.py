@@ -166,8 +166,8 @@ def run_gate(
                 jobs.append((regions[(offset + i) % len(regions)], route, path, configured))
             offset += health.min_samples
     for i in range(offset, len(regions)):  # a region no probe reached yet
-        route = routes[i % len(routes)] if routes else None
-        if route is not None:
+        if routes:
+            route = routes[i % len(routes)]
             paths, configured = probe_paths(route, health)
             jobs.append((regions[i], route, paths[0], configured))
 
