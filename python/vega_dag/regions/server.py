@@ -190,9 +190,11 @@ class Region:
             raise WorkerLoadError(f"the region's zygote is gone (see {self.log_hint})")
         return int(json.loads(line)["pid"])
 
-    def _worker_call(self, request: dict) -> tuple[int, bool]:
-        """A worker's pid, and whether it is cloned by the host's loader (already
-        loaded) rather than forked by this region's zygote (loading now)."""
+    def _worker_call(self, request: dict) -> int:
+        """A worker's pid: cloned by the host's loader, else forked by this region's zygote.
+
+        WorkerLoadError when the loader's template did not load the deployment.
+        """
         from vega_dag.regions.loader import TemplateLoadError, request_worker
 
         # The loader answers once its template has loaded (or given up), and
@@ -204,7 +206,7 @@ class Region:
             )
         except TemplateLoadError as err:
             raise WorkerLoadError(str(err)) from None
-        return (pid, True) if pid is not None else (self._zygote_call(request), False)
+        return pid if pid is not None else self._zygote_call(request)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -278,7 +280,7 @@ class Region:
         assert self.zygote_lock is not None
         async with self.zygote_lock:
             loop = asyncio.get_running_loop()
-            handle.pid, _ = await loop.run_in_executor(None, self._worker_call, request)
+            handle.pid = await loop.run_in_executor(None, self._worker_call, request)
         deadline = time.monotonic() + handle.load_timeout
         delay = 0.002
         while True:
