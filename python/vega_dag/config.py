@@ -46,6 +46,11 @@ class RolloutConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         default_factory=lambda: [["fra"], ["iad", "sfo", "lhr"], ["*"]]
     )
     regions: int = 24
+    #: What a deploy does when a region of the fleet is down: "fail" or "skip".
+    on_region_down: str = "fail"
+
+
+ON_REGION_DOWN = ("fail", "skip")
 
 
 class ToolchainPin(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -141,7 +146,11 @@ class ProjectConfig(msgspec.Struct, frozen=True):
 #: Keys added after manifests were first pinned: hashed only when set, so a
 #: project that does not use one keeps its config digest (and so its manifest
 #: digest, and an unchanged deploy stays "unchanged").
-_HASHED_WHEN_SET = {("rewrites",): [], ("health", "load_timeout_s"): 10.0}
+_HASHED_WHEN_SET = {
+    ("rewrites",): [],
+    ("health", "load_timeout_s"): 10.0,
+    ("rollout", "on_region_down"): "fail",
+}
 
 
 def config_digest(config: ProjectConfig) -> str:
@@ -220,6 +229,12 @@ def load_config(root: Path) -> ProjectConfig:
         raise ConfigError(source or root, f"{where} {err}".strip()) from err
     if vega.optimize not in (0, 1, 2):
         raise ConfigError(source or root, f"optimize must be 0, 1 or 2, not {vega.optimize}")
+    if vega.rollout.on_region_down not in ON_REGION_DOWN:
+        raise ConfigError(
+            source or root,
+            f'[tool.vega.rollout] on_region_down must be "fail" or "skip", '
+            f"not {vega.rollout.on_region_down!r}",
+        )
     if vega.compile_steps:
         from vega_dag.compile.steps.errors import StepSpecError
         from vega_dag.compile.steps.spec import parse_entry

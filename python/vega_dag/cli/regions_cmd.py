@@ -31,23 +31,39 @@ def _fleet(path: Path):
 )
 @json_output
 def up(path: Path, count: int | None, as_json: bool) -> None:
-    """Start N local region servers (default 24), unless they already run."""
+    """Start N local region servers (default 24), or the ones of the fleet that are missing."""
     try:
         fleet = _fleet(path)
-        regions, started = fleet.up(count or fleet.config.vega.rollout.regions)
+        wanted = count or fleet.config.vega.rollout.regions
+        if hasattr(fleet, "start_missing"):
+            regions, started = fleet.start_missing(wanted)
+        else:  # a plugin's target: all or nothing
+            regions, all_started = fleet.up(wanted)
+            started = [r.name for r in regions] if all_started else []
     except VegaError as err:
         click.secho(f"✗ {err}", fg="red", err=True)
         sys.exit(1)
     if as_json:
-        payload = {"started": started, "regions": [{"name": r.name, "url": r.url} for r in regions]}
+        payload = {
+            "started": bool(started),
+            "started_regions": started,
+            "regions": [{"name": r.name, "url": r.url} for r in regions],
+        }
         click.echo(json.dumps(payload))
         return
-    if started:
+    if started and len(started) == len(regions):
         click.echo(click.style("✓", fg="green") + f" Started {len(regions)} regions")
+    elif started:
+        click.echo(
+            click.style("✓", fg="green")
+            + f" Started {len(started)} missing region(s): {', '.join(started)}"
+            + f" ({len(regions) - len(started)} already running)"
+        )
     else:
         click.echo(f"= {len(regions)} regions are already running; nothing changed")
     for r in regions:
-        click.echo(f"  {r.name:<4} {r.url}")
+        mark = "  (started)" if r.name in started and len(started) < len(regions) else ""
+        click.echo(f"  {r.name:<4} {r.url}{mark}")
 
 
 @regions_cmd.command("down")

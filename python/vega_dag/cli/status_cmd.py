@@ -51,6 +51,9 @@ def show(data: dict) -> None:
         _print_table(data["regions"])
     else:
         click.echo(NO_REGIONS)
+    for row in data["regions"]:
+        if row.get("restarts") and row.get("last_restart"):
+            click.echo(_restart_line(row))
     for dpl in data["rolling"]:
         click.echo(f"… {dpl} is rolling out now")
     for dpl in data["interrupted"]:
@@ -59,6 +62,21 @@ def show(data: dict) -> None:
             f"complete deployment; finish with `vega-dag rollback {dpl}` or deploy again.",
             fg="yellow",
         )
+
+
+def _restart_line(row: dict) -> str:
+    import time
+
+    last = row["last_restart"]
+    at = time.strftime("%H:%M:%S UTC", time.gmtime(last["at"]))
+    text = (
+        f"↻ {row['name']} restarted {row['restarts']}× by the supervisor; last died at {at} "
+        f"({last['how']}, after {last['ran_seconds']:g}s)"
+    )
+    if last.get("serving_at") is not None:
+        took = last["serving_at"] - last["at"]
+        text += f", serving {last.get('deployment') or 'no deployment'} again {took:.1f}s later"
+    return text
 
 
 def _print_table(rows: list[dict]) -> None:

@@ -347,6 +347,13 @@ class _Stale(ConnectionError):
     """The connection was closed before any of the answer came: nothing was processed."""
 
 
+def _record_alive(path: Path) -> bool:
+    try:
+        return pid_alive(int(json.loads(path.read_text())["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 class LocalFleet:
     """Region processes on loopback ports; the first RegionTarget implementation."""
 
@@ -377,32 +384,139 @@ class LocalFleet:
 
     # -- lifecycle ------------------------------------------------------------
     def up(self, count: int) -> tuple[list[RegionInfo], bool]:
-        """Start ``count`` regions unless some run; (regions, whether they were started)."""
+        """Start ``count`` regions unless some run; (regions, whether they were started).
+
+        What a deploy calls: it starts a fleet, never a part of one (a region
+        that is down is the supervisor's to bring back, or ``start_missing``'s,
+        and the deploy's ``on_region_down`` policy says what to do meanwhile).
+        """
         running = self.regions()
         if running:
             return running, False
-        if not 1 <= count <= len(REGION_NAMES):
-            raise RegionError("fleet", f"a local fleet has 1 to {len(REGION_NAMES)} regions")
+        regions, _ = self.start_missing(count)
+        return regions, True
+
+    def wanted(self) -> list[str]:
+        """The regions of this fleet (what ``up`` started), running or not."""
+        from vega_dag.regions.supervisor import read_wanted
+
+        wanted = read_wanted(self.dir)
+        if wanted is None:  # a fleet started before there was a supervisor
+            return [r.name for r in self.regions()]
+        return wanted
+
+    def start_missing(self, count: int) -> tuple[list[RegionInfo], list[str]]:
+        """Start the fleet's regions that do not run (all ``count``, when none does).
+
+        (the running regions, the names started). A fleet keeps the size it
+        was started with until ``down``.
+        """
+        from vega_dag.regions import supervisor
+
+        running = self.regions()
+        wanted = self.wanted() if running else []
+        if not wanted:
+            if not 1 <= count <= len(REGION_NAMES):
+                raise RegionError("fleet", f"a local fleet has 1 to {len(REGION_NAMES)} regions")
+            wanted = list(REGION_NAMES[:count])
+        missing = [n for n in wanted if n not in {r.name for r in running}]
         from vega_dag.rollout.pointers import PointerStore
 
         PointerStore(self.db_path).close()  # the schema exists before any region polls it
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.dir / "regions").mkdir(parents=True, exist_ok=True)
+        supervisor.write_wanted(self.dir, wanted)
         env = dict(os.environ)
         # The regions run this very vega-dag, wherever it was imported from.
         here = str(Path(vega_dag.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
         env.pop("VEGA_DAG_TEST_KILL_AT", None)
+        from vega_dag.regions.loader import loader_record
 
-        # The host's loader first: a region that asks before it listens
-        # loads with its own zygote instead (see vega_dag.regions.loader).
-        self._start("loader", ["vega_dag.regions.loader", "--fleet", str(self.dir)], env)
-        names = REGION_NAMES[:count]
-        for name in names:
-            args = ["vega_dag.regions.server", "--name", name, "--fleet", str(self.dir)]
-            self._start(name, [*args, "--store", str(self.config.store_dir)], env)
-        self.wait_ready(names)
-        return self.regions(), True
+        if not _record_alive(loader_record(self.dir)):
+            # The host's loader first: a region that asks before it listens
+            # loads with its own zygote instead (see vega_dag.regions.loader).
+            self._start("loader", ["vega_dag.regions.loader", "--fleet", str(self.dir)], env)
+        state = supervisor.read_state(self.dir)
+        if state is None:
+            # Its first pass starts every wanted region that does not run.
+            args = ["vega_dag.regions.supervisor", "--fleet", str(self.dir)]
+            self._start("supervisor", [*args, "--store", str(self.config.store_dir)], env)
+        elif missing:
+            # Now, whatever their backoff: someone asked.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(state["pid"]), signal.SIGHUP)
+        if missing:
+            self.wait_ready(missing)
+        return self.regions(), missing
+
+    def settle(self, regions: list[RegionInfo], timeout: float = 15.0) -> list[RegionInfo]:
+        """The running regions, once the ones the supervisor is bringing back answer.
+
+        A deploy asks first: a region killed a moment ago is not "down" for it
+        while it is being restarted (for at most ``timeout`` seconds).
+        """
+        from vega_dag.regions import supervisor
+
+        state = supervisor.read_state(self.dir)
+        if state is None:
+            return regions
+        running = {r.name for r in regions}
+        soon = time.time() + timeout / 2
+        pending = [
+            name
+            for name, rec in state.get("regions", {}).items()
+            if name not in running
+            and name in self.wanted()
+            and (
+                rec.get("state") in ("starting", "restarting")
+                or (rec.get("state") == "backoff" and (rec.get("next_start") or 0) <= soon)
+            )
+        ]
+        if pending:
+            with contextlib.suppress(RegionError):
+                self.wait_ready(pending, timeout)
+        return self.regions()
+
+    def down_regions(self, regions: list[RegionInfo]) -> dict[str, str]:
+        """The fleet's regions that do not run: name → what the supervisor knows of it."""
+        from vega_dag.regions import supervisor
+
+        running = {r.name for r in regions}
+        state = supervisor.read_state(self.dir)
+        records = state.get("regions", {}) if state else {}
+        out = {}
+        for name in self.wanted():
+            if name in running:
+                continue
+            rec = records.get(name) or {}
+            last = (rec.get("history") or [{}])[-1]
+            if state is None:
+                why = "no supervisor runs"
+            elif rec.get("state") == "backoff" and rec.get("next_start"):
+                left = max(0.0, rec["next_start"] - time.time())
+                why = f"the supervisor restarts it in {left:.0f}s"
+            else:
+                why = "the supervisor has not restarted it"
+            if last.get("how"):
+                why = f"{last['how']}, {rec.get('restarts', 0)} restart(s); {why}"
+            out[name] = why
+        return out
+
+    def converge_later(self, skipped: list[str], deployment: str, moved: list[str]) -> None:
+        """Remember that ``skipped`` should serve ``deployment`` once they are back.
+
+        Called holding the deploy lock; the supervisor converges each one once
+        it serves again (see vega_dag.regions.supervisor).
+        """
+        from vega_dag.regions import supervisor
+
+        pending = supervisor.read_converge(self.dir)
+        for name in moved:
+            pending.pop(name, None)
+        for name in skipped:
+            pending[name] = deployment
+        supervisor.write_converge(self.dir, pending)
 
     def _start(self, log_name: str, module_args: list[str], env: dict[str, str]) -> None:
         """``python -m MODULE_ARGS`` in its own session, logging to logs/LOG_NAME.log."""
@@ -419,8 +533,10 @@ class LocalFleet:
                 cwd=str(self.dir),
             )
 
-    def wait_ready(self, names: tuple[str, ...] | list[str]) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+    def wait_ready(
+        self, names: tuple[str, ...] | list[str], timeout: float = START_TIMEOUT
+    ) -> None:
+        deadline = time.monotonic() + timeout
         pending = set(names)
         while pending:
             for info in self.regions():
@@ -433,12 +549,28 @@ class LocalFleet:
             if time.monotonic() > deadline:
                 log = self.dir / "logs" / f"{sorted(pending)[0]}.log"
                 raise RegionError(
-                    ", ".join(sorted(pending)), f"did not start within {START_TIMEOUT:.0f}s ({log})"
+                    ", ".join(sorted(pending)), f"did not start within {timeout:.0f}s ({log})"
                 )
             time.sleep(0.05)
 
     def down(self) -> list[str]:
         """Stop every region (and its zygote and workers); the names stopped."""
+        from vega_dag.regions import supervisor
+
+        # The supervisor first, so it restarts nothing it sees stop: without
+        # wanted.json it starts nothing, and it is gone before any region is.
+        supervisor.wanted_path(self.dir).unlink(missing_ok=True)
+        state = supervisor.read_state(self.dir)
+        if state is not None:
+            pid = int(state["pid"])
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5.0
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        supervisor.state_path(self.dir).unlink(missing_ok=True)
         regions = self.regions()
         for info in regions:
             with contextlib.suppress(ProcessLookupError, PermissionError):

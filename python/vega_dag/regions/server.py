@@ -386,6 +386,10 @@ class Region:
                 self._notify()
             return
         try:
+            if manifest not in self.verified:
+                # A pointer this process never prefetched (it was restarted):
+                # it serves only what it has verified itself, as after a prefetch.
+                await self._verify(manifest)
             await self.ensure_worker(manifest)
         except WorkerLoadError as err:
             # Never switch to what did not load: the old deployment keeps serving.
@@ -461,15 +465,7 @@ class Region:
         if self._loaded(manifest):
             self.prefetched = manifest
             return True
-        if manifest not in self.verified:
-            from vega_dag.regions.worker import prepare
-
-            loop = asyncio.get_running_loop()
-            try:
-                await loop.run_in_executor(None, prepare, self.store, self.fleet, manifest)
-            except Exception as err:
-                raise WorkerLoadError(str(err) or type(err).__name__) from None
-            self.verified.add(manifest)
+        await self._verify(manifest)
         self.prefetched = manifest
         if wait:
             _, cached = await self.ensure_worker(manifest, retry=False)
@@ -478,6 +474,19 @@ class Region:
         if handle is None or (handle.ready.done() and handle.ready.exception() is not None):
             self._spawn(self._preload(manifest))
         return False
+
+    async def _verify(self, manifest: str) -> None:
+        """Verify every blob of ``manifest`` (and lay out its code), once per process."""
+        if manifest in self.verified:
+            return
+        from vega_dag.regions.worker import prepare
+
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, prepare, self.store, self.fleet, manifest)
+        except Exception as err:
+            raise WorkerLoadError(str(err) or type(err).__name__) from None
+        self.verified.add(manifest)
 
     async def _preload(self, manifest: str) -> None:
         with contextlib.suppress(WorkerLoadError):

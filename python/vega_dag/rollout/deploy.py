@@ -73,6 +73,8 @@ class DeployOutcome:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     started_regions: bool = False
+    #: regions that were down and not deployed to (``on_region_down = "skip"``)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +87,7 @@ class DeployOutcome:
             "regions": [r.to_json() for r in self.regions.values()],
             "gates": [g.to_json() for g in self.gates],
             "problems": self.problems,
+            "skipped": [{"name": n, "why": w} for n, w in self.skipped.items()],
         }
 
 
@@ -161,34 +164,58 @@ class Rollout:
         if self.events.on_message:
             self.events.on_message(text)
 
-    def preflight(self, regions: list[RegionInfo]) -> None:
-        """Every region that has (or will get) a pointer must run and answer, before anything."""
+    def preflight(self, regions: list[RegionInfo]) -> dict[str, str]:
+        """Every region that has (or will get) a pointer must run and answer, before anything.
+
+        A region that is down fails the deploy here (``on_region_down =
+        "fail"``), or is skipped (``"skip"``): the regions skipped, name → why.
+        """
         problems = [
             str(e) for e in self.target.statuses(regions).values() if isinstance(e, Exception)
         ]
+        running = {r.name for r in regions}
+        down: dict[str, str] = {}
+        if hasattr(self.target, "down_regions"):
+            down = dict(self.target.down_regions(regions))
         pointers = PointerStore(self.target.db_path)
         try:
-            running = {r.name for r in regions}
             for name, p in sorted(pointers.pointers().items()):
                 if name not in running and p.deployment is not None:
-                    problems.append(
-                        f"region {name}: down (it serves {p.deployment}); restart the fleet: "
-                        "`vega-dag regions down && vega-dag regions up`"
-                    )
+                    why = down.get(name) or "not running"
+                    down[name] = f"it serves {p.deployment}; {why}"
         finally:
             pointers.close()
         if problems:
             raise DeployError("; ".join(problems) + " (nothing was changed)")
+        rollout = self.config.vega.rollout
+        if down and (rollout.on_region_down != "skip" or rollout.canary in down):
+            names = ", ".join(sorted(down))
+            detail = "; ".join(f"region {n}: down ({w})" for n, w in sorted(down.items()))
+            if rollout.on_region_down == "skip":
+                advice = "the canary is never skipped: bring it back with `vega-dag regions up`"
+            else:
+                advice = (
+                    f"bring {names} back with `vega-dag regions up` (it starts only what is "
+                    'missing), or set [tool.vega.rollout] on_region_down = "skip" to deploy '
+                    "to the others"
+                )
+            raise DeployError(f"{detail} — {advice} (nothing was changed)")
+        return down
 
     def run(self) -> DeployOutcome:
         started = time.perf_counter()
         regions, started_regions = self.target.up(self.config.vega.rollout.regions)
+        if hasattr(self.target, "settle"):
+            regions = self.target.settle(regions)
         by_name = {r.name: r for r in regions}
-        self.preflight(regions)
+        skipped = self.preflight(regions)
         outcome = DeployOutcome(
             None, self.manifest_digest, "rolling", started_regions=started_regions
         )
         outcome.regions = {r.name: RegionOutcome(r.name, r.url) for r in regions}
+        outcome.skipped = skipped
+        for name in skipped:
+            self.say(f"! Skipping {name}: down ({skipped[name]})")
         pointers = PointerStore(self.target.db_path)
         try:
             with pointers.deploy_lock(f"deploy by {self.actor}", self.lock_timeout) as _took_over:
@@ -198,6 +225,15 @@ class Rollout:
                         pointers.set_status(d.id, "interrupted", "its deploy process died")
                         self.say(f"! {d.id}'s deploy was interrupted; this deploy supersedes it")
                 self._run_locked(pointers, regions, by_name, outcome)
+                if outcome.status in ("live", "unchanged") and hasattr(
+                    self.target, "converge_later"
+                ):
+                    # Skipped regions serve it once back (the supervisor moves
+                    # their pointers after they verified and loaded it).
+                    live = outcome.deployment
+                    moved = [n for n, r in outcome.regions.items() if r.outcome == "promoted"]
+                    if live is not None:
+                        self.target.converge_later(sorted(skipped), live, moved)
         finally:
             outcome.seconds = time.perf_counter() - started
             pointers.close()

@@ -23,6 +23,7 @@ def collect(path: Path, probe: bool = False) -> dict:
     config = load_config(path)
     target = region_target(config)
     regions = target.regions()
+    supervised = _supervised(target)
     statuses = target.statuses(regions) if regions else {}
     if not regions and not target.db_path.exists():
         # Never deployed, nothing running: nothing to open (sqlite would create the file).
@@ -36,13 +37,24 @@ def collect(path: Path, probe: bool = False) -> dict:
         rolling = [d for d in pointers.deployments(20) if d.status == "rolling"]
         now = time.time()
         rows = []
-        names = [r.name for r in regions] + sorted(set(ptrs) - {r.name for r in regions})
+        known = {r.name for r in regions}
+        names = [r.name for r in regions] + sorted((set(ptrs) | set(supervised)) - known)
         urls = {r.name: r.url for r in regions}
         for name in names:
             p = ptrs.get(name)
             st = statuses.get(name)
+            sup = supervised.get(name) or {}
             if st is None:
                 health = "down"
+                if sup.get("state") == "backoff" and sup.get("next_start") is not None:
+                    health = "down (the supervisor restarts it)"
+            elif (
+                isinstance(st, dict)
+                and sup.get("state") == "restarting"
+                and (st.get("deployment") != (p.deployment if p else None))
+            ):
+                # Counted healthy only once it serves its pointer's deployment again.
+                health = "restarting"
             elif isinstance(st, RegionError):
                 health = "unreachable"
             elif st.get("error"):
@@ -65,6 +77,8 @@ def collect(path: Path, probe: bool = False) -> dict:
                     "generation": p.generation if p else 0,
                     "health": health,
                     "age_seconds": round(now - p.updated_at, 1) if p else None,
+                    "restarts": sup.get("restarts", 0),
+                    "last_restart": (sup.get("history") or [None])[-1],
                     **({"probe": row_probe} if row_probe is not None else {}),
                 }
             )
@@ -80,6 +94,15 @@ def collect(path: Path, probe: bool = False) -> dict:
         }
     finally:
         pointers.close()
+
+
+def _supervised(target) -> dict[str, dict]:  # noqa: ANN001
+    """The supervisor's record of each region (restarts, state), if one runs."""
+    from vega_dag.regions.supervisor import read_state
+
+    fleet_dir = getattr(target, "dir", None)
+    state = read_state(fleet_dir) if fleet_dir is not None else None
+    return dict(state.get("regions", {})) if state else {}
 
 
 def _probe(config, pointers, url: str, deployment: str) -> dict:  # noqa: ANN001
