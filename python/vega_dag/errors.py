@@ -76,3 +76,64 @@ class SourceError(VegaError):
         self.path = path
         self.line = line
         self.reason = reason
+
+
+#: errno → (what happened, what to do), for the write failures that are the
+#: machine's, not the project's.
+_STORAGE_FAULTS = {
+    "ENOSPC": (
+        "no space left on the device",
+        "free space on that filesystem (`vega-dag gc` removes objects no build or "
+        "deployment needs), then run the command again",
+    ),
+    "EDQUOT": (
+        "disk quota exceeded",
+        "free space within your quota (`vega-dag gc` removes objects no build or "
+        "deployment needs), or raise the quota, then run the command again",
+    ),
+    "EROFS": (
+        "the filesystem is read-only",
+        "make it writable, or point [tool.vega] store at a writable directory",
+    ),
+}
+
+
+class StorageFullError(VegaError, OSError):
+    """A write failed for the machine's reason: the disk is full, a quota is hit, or read-only.
+
+    Raised from the store's write paths (``filename`` is the file being
+    written) instead of a bare OSError. What was half-written is removed
+    first, so the store stays valid: what it holds is what it held.
+    """
+
+    def __init__(self, path: str, err: OSError) -> None:
+        import errno as errno_names
+
+        name = errno_names.errorcode.get(err.errno or 0, str(err.errno))
+        what, todo = _STORAGE_FAULTS.get(name, (err.strerror or str(err), "run it again"))
+        super().__init__(err.errno, what, path)
+        self.path = path
+        self.message = (
+            f"{path}: {what} ({name}); {todo}. Nothing half-written was kept: "
+            "the store holds what it held before"
+        )
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple:
+        # Across a process pool too (OSError's own would call __init__ with its args).
+        return StorageFullError, (self.path, OSError(self.errno, self.strerror))
+
+
+def storage_error(err: BaseException, path: object = None) -> StorageFullError | None:
+    """``err`` as a StorageFullError, if it is one of the machine's write failures."""
+    import errno as errno_names
+
+    if isinstance(err, StorageFullError):
+        return err
+    if not isinstance(err, OSError) or err.errno is None:
+        return None
+    if errno_names.errorcode.get(err.errno) not in _STORAGE_FAULTS:
+        return None
+    return StorageFullError(str(err.filename or path or "?"), err)

@@ -38,6 +38,20 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as err:
+            from vega_dag.errors import storage_error
+
+            # A full disk (or quota, or read-only filesystem) met outside the
+            # store's own write paths: the same clear error, never a traceback.
+            full = storage_error(err)
+            if full is None:
+                raise
+            click.secho(f"✗ {full}", fg="red", err=True)
+            ctx.exit(1)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
         if target is None:

@@ -30,7 +30,7 @@ import msgspec
 
 from vega_dag import _core
 from vega_dag.daemon import warm
-from vega_dag.errors import VegaError
+from vega_dag.errors import VegaError, storage_error
 
 #: Objects at least this large are stored loose rather than packed.
 LOOSE_THRESHOLD = 4 << 20
@@ -105,9 +105,9 @@ def write_durably(
     rebuilt when lost (after a crash they may be empty, never wrong), where
     two fsyncs would cost more than the rest of an incremental build.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             if isinstance(data, list):
                 f.writelines(data)
@@ -117,8 +117,12 @@ def write_durably(
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        full = storage_error(err, path)
+        if full is not None:
+            # A bare "[Errno 28]" names neither the file nor what to do.
+            raise full from None
         raise
     if sync:
         # The rename is durable once the directory entry is.
