@@ -189,3 +189,33 @@ def test_a_deploy_skips_a_region_that_is_down_and_converges_it_when_it_is_back(t
         from tests.rollout.helpers import stop_fleet
 
         stop_fleet(project)
+
+
+def test_a_crash_looping_region_backs_off_exponentially(tmp_path):
+    sup = supervisor.Supervisor(tmp_path, tmp_path)
+    front = supervisor.Front("fra", pid=-1)
+    waits = []
+    for _ in range(12):
+        front.started_at = time.time()  # each one dies at once
+        front.pid = -1  # (no process: nothing to kill)
+        sup._died(front, supervisor.describe_exit(-signal.SIGSEGV))
+        waits.append(round(front.next_start - time.monotonic()))
+    assert waits == [1, 2, 4, 8, 16, 30, 30, 30, 30, 30, 30, 30]
+    assert front.state == "backoff" and front.history[-1]["how"] == "killed by SIGSEGV"
+    front.started_at = time.time() - 2 * supervisor.STABLE_SECONDS  # it ran a while: at once
+    sup._died(front, supervisor.describe_exit(3))
+    assert (
+        front.next_start <= time.monotonic() and front.history[-1]["how"] == "exited with status 3"
+    )
+    assert len(front.history) == supervisor.HISTORY
+
+
+def test_on_region_down_must_be_fail_or_skip(tmp_path):
+    project = write_project(tmp_path / "proj")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("regions = 3", 'regions = 3\non_region_down = "wait"')
+    )
+    proc = vega("deploy", str(project))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert 'on_region_down must be "fail" or "skip", not \'wait\'' in proc.stderr

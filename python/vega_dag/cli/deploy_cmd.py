@@ -166,5 +166,12 @@ def deploy_cmd(
             + f" Deployed to {moved} regions in {outcome.seconds:.2f}s"
             + f"   ({len(outcome.changed_routes)} changed routes probed)"
         )
+    if outcome.skipped and outcome.deployment:
+        names = ", ".join(outcome.skipped)
+        click.secho(
+            f"! Skipped {names} (down): converged to {outcome.deployment} once serving again "
+            "(`vega-dag regions up` brings a region back now)",
+            fg="yellow",
+        )
     if first is not None and outcome.deployment:
         click.echo(f"→ {first.url}     (rollback: vega-dag rollback {outcome.deployment})")

@@ -54,6 +54,12 @@ def show(data: dict) -> None:
     for row in data["regions"]:
         if row.get("restarts") and row.get("last_restart"):
             click.echo(_restart_line(row))
+    if not data.get("supervised", True):
+        click.secho(
+            "! No supervisor runs for these regions: one that dies stays down "
+            "(`vega-dag regions up` starts the supervisor and what is missing)",
+            fg="yellow",
+        )
     for dpl in data["rolling"]:
         click.echo(f"… {dpl} is rolling out now")
     for dpl in data["interrupted"]:

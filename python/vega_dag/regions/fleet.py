@@ -462,12 +462,13 @@ class LocalFleet:
         if state is None:
             return regions
         running = {r.name for r in regions}
+        wanted = set(self.wanted())
         soon = time.time() + timeout / 2
         pending = [
             name
             for name, rec in state.get("regions", {}).items()
             if name not in running
-            and name in self.wanted()
+            and name in wanted
             and (
                 rec.get("state") in ("starting", "restarting")
                 or (rec.get("state") == "backoff" and (rec.get("next_start") or 0) <= soon)

@@ -57,6 +57,8 @@ TICK_SECONDS = 0.1
 STABLE_SECONDS = 10.0
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
+#: How often a starting front is asked whether it serves its pointer's deployment yet.
+READY_POLL_SECONDS = 0.25
 #: Deaths kept per region in supervisor.json.
 HISTORY = 10
 
@@ -153,6 +155,8 @@ class Front:
     converged: dict[str, Any] | None = None
     #: no convergence is tried again before this (monotonic), after one failed
     converge_after: float = 0.0
+    #: when its readiness was last asked (monotonic): a front that cannot load is asked less
+    checked_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -269,8 +273,8 @@ class Supervisor:
         front.error = None
         front.quick_deaths = front.quick_deaths + 1 if ran < STABLE_SECONDS else 0
         delay = 0.0
-        if front.quick_deaths > 1:
-            delay = min(BACKOFF_FIRST * 2 ** (front.quick_deaths - 2), BACKOFF_MAX)
+        if front.quick_deaths:
+            delay = min(BACKOFF_FIRST * 2 ** (front.quick_deaths - 1), BACKOFF_MAX)
         front.next_start = time.monotonic() + delay
         front.state = "backoff"
 
@@ -308,6 +312,10 @@ class Supervisor:
     # -- readiness ------------------------------------------------------------
     def _check_ready(self, front: Front) -> None:
         """``running`` once the front serves the deployment its pointer names."""
+        now = time.monotonic()
+        if now - front.checked_at < READY_POLL_SECONDS:
+            return
+        front.checked_at = now
         try:
             rec = json.loads((self.fleet / "regions" / f"{front.name}.json").read_text())
         except (OSError, ValueError):

@@ -91,6 +91,8 @@ def collect(path: Path, probe: bool = False) -> dict:
             "regions": rows,
             "rolling": [d.id for d in rolling if d.id not in interrupted],
             "interrupted": interrupted,
+            # Whether a region that dies is restarted (False: a local fleet without its supervisor).
+            "supervised": bool(supervised) or not hasattr(target, "dir") or not regions,
         }
     finally:
         pointers.close()
