@@ -117,6 +117,8 @@ def test_regions_up_starts_only_what_is_missing(project):
     until("iad is down", lambda: region(project, "iad") is None)
     kept = {r.name: r.pid for r in LocalFleet(load_config(project)).regions()}
     assert set(kept) == {"fra", "sfo"}
+    assert vega_json("status", str(project))["supervised"] is False
+    assert "No supervisor runs for these regions" in vega("status", str(project)).stdout
 
     up = vega("regions", "up", str(project))
     assert up.returncode == 0, up.stderr

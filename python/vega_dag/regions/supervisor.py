@@ -120,7 +120,23 @@ def read_state(fleet: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(state, dict) or not pid_alive(int(state.get("pid", 0))):
         return None
+    if not _lock_held(fleet):
+        return None  # the pid is another process's now: the supervisor is gone
     return state
+
+
+def _lock_held(fleet: Path) -> bool:
+    """Whether a supervisor holds this fleet's lock (as it does for its whole life)."""
+    try:
+        with open(lock_path(fleet), "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return False
 
 
 def describe_exit(code: int) -> str:
@@ -221,7 +237,26 @@ class Supervisor:
             self._converge_next(now)
             self._write()
             time.sleep(TICK_SECONDS)
+        if read_wanted(self.fleet) is None:
+            self._stop_unrecorded()
         self._write(final=True)
+
+    def _stop_unrecorded(self) -> None:
+        """Kill the fronts started so lately they have no record yet.
+
+        ``regions down`` stops the regions it finds records of, once this
+        process is gone; one started a moment before would outlive it.
+        """
+        for front in self.fronts.values():
+            if front.proc is None or front.proc.poll() is not None:
+                continue
+            try:
+                rec = json.loads((self.fleet / "regions" / f"{front.name}.json").read_text())
+            except (OSError, ValueError):
+                rec = {}
+            if rec.get("pid") != front.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(front.pid, signal.SIGKILL)
 
     def _stop(self, *_: Any) -> None:
         self.stopping = True
