@@ -452,6 +452,10 @@ class Supervisor:
             with store.deploy_lock(f"converge {front.name} by the supervisor", 60.0):
                 if read_converge(self.fleet).get(front.name) != deployment:
                     return None  # a deploy since has decided for this region
+                now = store.deployment(deployment)
+                if now is None or now.status not in ("live", "unchanged"):
+                    self._forget(front.name, deployment)  # rolled back while it loaded
+                    return None
                 p = store.pointer(front.name)
                 move = Move(front.name, p.generation, p.deployment, deployment)
                 store.swap([move], deployment, "converge", "supervisor")
