@@ -98,6 +98,11 @@ _STORAGE_FAULTS = {
 }
 
 
+#: sqlite's result codes for "database or disk is full" and "attempt to write a readonly database".
+_SQLITE_FULL = 13
+_SQLITE_READONLY = 8
+
+
 class StorageFullError(VegaError, OSError):
     """A write failed for the machine's reason: the disk is full, a quota is hit, or read-only.
 
@@ -132,6 +137,14 @@ def storage_error(err: BaseException, path: object = None) -> StorageFullError |
 
     if isinstance(err, StorageFullError):
         return err
+    if type(err).__module__ == "sqlite3" and getattr(err, "sqlite_errorcode", None) in (
+        _SQLITE_FULL,
+        _SQLITE_READONLY,
+    ):
+        # The pointer store (``.vega/fleet/pointers.sqlite``): sqlite names no file.
+        code = errno_names.ENOSPC if err.sqlite_errorcode == _SQLITE_FULL else errno_names.EROFS  # type: ignore[attr-defined]
+        where = str(path or "the pointer store (.vega/fleet/pointers.sqlite)")
+        return StorageFullError(where, OSError(code, str(err)))
     if not isinstance(err, OSError) or err.errno is None:
         return None
     if errno_names.errorcode.get(err.errno) not in _STORAGE_FAULTS:

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,12 @@ def test_storage_error_maps_only_the_machines_faults():
     assert "read-only" in str(storage_error(OSError(errno.EROFS, "ro", "/s")))
     assert storage_error(OSError(errno.ENOENT, "gone", "/s")) is None
     assert storage_error(ValueError("no")) is None
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = 13  # what sqlite3 sets on SQLITE_FULL
+    assert "pointers.sqlite): no space left on the device (ENOSPC)" in str(storage_error(full))
+    other = sqlite3.OperationalError("no such table: pointers")
+    other.sqlite_errorcode = 1
+    assert storage_error(other) is None
     import pickle
 
     err = storage_error(OSError(errno.ENOSPC, "full", "/s/p"))

@@ -41,7 +41,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except OSError as err:
+        except Exception as err:
             from vega_dag.errors import storage_error
 
             # A full disk (or quota, or read-only filesystem) met outside the
