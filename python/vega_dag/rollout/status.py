@@ -48,17 +48,15 @@ def collect(path: Path, probe: bool = False) -> dict:
                 health = "down"
                 if sup.get("state") == "backoff" and sup.get("next_start") is not None:
                     health = "down (the supervisor restarts it)"
-            elif (
-                isinstance(st, dict)
-                and sup.get("state") == "restarting"
-                and (st.get("deployment") != (p.deployment if p else None))
-            ):
-                # Counted healthy only once it serves its pointer's deployment again.
-                health = "restarting"
             elif isinstance(st, RegionError):
                 health = "unreachable"
             elif st.get("error"):
                 health = f"degraded: {st['error']}"
+            elif sup.get("state") == "restarting" and (
+                st.get("deployment") != (p.deployment if p else None)
+            ):
+                # Counted healthy only once it serves its pointer's deployment again.
+                health = "restarting"
             elif p is not None and st.get("deployment") != p.deployment:
                 health = "switching"
             else:
