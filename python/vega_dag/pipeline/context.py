@@ -22,6 +22,7 @@ from vega_dag.store.state import state_paths
 if TYPE_CHECKING:
     from vega_dag.config import ProjectConfig
     from vega_dag.store.objects import ObjectStore
+    from vega_dag.store.remote import RemoteCache
 
 
 @dataclass
@@ -58,6 +59,13 @@ class BuildContext:
     new_assemblies: dict[str, bytes] = field(default_factory=dict)
     #: action key → output digest, recorded after the objects are durable
     new_actions: dict[str, str] = field(default_factory=dict)
+    #: The shared store (``s3://…``), or None for the embedded default alone.
+    remote_url: str | None = None
+    #: action key → output digest, for the outputs fetched from the remote
+    remote_hits: dict[str, str] = field(default_factory=dict)
+    #: Problems that did not fail the build (a remote that is down), for stderr.
+    warnings: list[str] = field(default_factory=list)
+    _remote: RemoteCache | None = None
 
     @classmethod
     def create(
@@ -72,6 +80,7 @@ class BuildContext:
         verify: bool = False,
         dry_run: bool = False,
         state_dir: Path | None = None,
+        store_url: str | None = None,
     ) -> BuildContext:
         """The context of a build of ``config``'s project; fails on an unpinned toolchain.
 
@@ -101,6 +110,9 @@ class BuildContext:
             verify=verify,
             dry_run=dry_run,
         )
+        from vega_dag.store.remote import store_url as remote_store_url
+
+        ctx.remote_url = remote_store_url(config, store_url)
         # Reads during the build (a verified bundle's members) see its outputs.
         store.pending = ctx.new_objects
         return ctx
@@ -108,6 +120,24 @@ class BuildContext:
     @property
     def root(self) -> Path:
         return self.config.root
+
+    @property
+    def remote(self) -> RemoteCache | None:
+        """The shared store, opened on first use (a build of local hits never opens it)."""
+        if self.remote_url is None or self.dry_run:
+            return None
+        if self._remote is None:
+            from vega_dag.store.remote import RemoteCache
+
+            self._remote = RemoteCache(self.remote_url)
+        return self._remote if self._remote.down is None else None
+
+    def remote_down(self) -> None:
+        """Warn once that the remote could not be reached (the build goes on locally)."""
+        if self._remote is not None and self._remote.down is not None:
+            line = f"{self._remote.down}; building locally"
+            if line not in self.warnings:
+                self.warnings.append(line)
 
     def present(self, digest: str) -> bool:
         """Whether the store holds ``digest`` (read back and checked, with --verify)."""

@@ -34,6 +34,38 @@ def put_outputs(ctx: BuildContext) -> None:
     ctx.store.put_many(ctx.new_objects, ctx.new_assemblies)
 
 
+def push_outputs(ctx: BuildContext, manifest_digest: str) -> None:
+    """Share what this build made on the remote store: objects first, then their entries.
+
+    The compile and layer entries only: a bundle is an archive of objects the
+    reader already holds, cheaper to assemble than to fetch and verify (which
+    would mean assembling it). What came from the remote is not sent back.
+    """
+    if ctx.remote_url is None or ctx.dry_run:
+        return
+    actions = {
+        k: d
+        for k, d in ctx.new_actions.items()
+        if k not in ctx.remote_hits and d not in ctx.new_assemblies
+    }
+    manifest = ctx.new_objects.get(manifest_digest)
+    remote = ctx.remote
+    if remote is None or (not actions and manifest_digest in remote.known):
+        ctx.remote_down()
+        return
+    objects = {d: ctx.new_objects.get(d) or ctx.store.get(d) for d in actions.values()}
+    if manifest is not None:
+        objects[manifest_digest] = manifest
+    done = remote.upload(objects, actions)
+    ctx.remote_down()
+    if done.refused is not None:
+        ctx.warnings.append(f"{done.refused}; nothing more was uploaded")
+    ctx.why(
+        f"remote cache {remote.url}: uploaded {done.objects} objects and {done.actions} "
+        f"entries ({done.present} already there)"
+    )
+
+
 def record(
     ctx: BuildContext,
     state: BuildState,
