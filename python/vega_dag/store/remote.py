@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from vega_dag import _core
 from vega_dag.errors import VegaError
@@ -172,6 +172,8 @@ class RemoteCache:
         self.down: str | None = None
         #: Digests this process knows the remote holds (fetched or written).
         self.known: set[str] = set()
+        #: Digests whose remote copy failed its BLAKE3 check: an upload repairs them.
+        self.damaged: set[str] = set()
 
     def where(self) -> str:
         return f"store {self.url} (endpoint {self.endpoint})"
@@ -217,6 +219,9 @@ class RemoteCache:
 
     def _put_once(self, item: tuple[str, bytes]) -> bool | None:
         """Write ``item`` unless the key exists: True written, False present, None failed."""
+        return self._put(item, "create")
+
+    def _put(self, item: tuple[str, bytes], mode: Literal["create", "overwrite"]) -> bool | None:
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
@@ -224,7 +229,7 @@ class RemoteCache:
         if self.down is not None:
             return None
         try:
-            obstore.put(self._store, path, data, mode="create")
+            obstore.put(self._store, path, data, mode=mode)
         except (AlreadyExistsError, PreconditionError):
             return False
         except Exception as err:
@@ -233,6 +238,9 @@ class RemoteCache:
         return True
 
     # -- the cache ------------------------------------------------------------
+    def _mode(self, digest: str) -> Literal["create", "overwrite"]:
+        return "overwrite" if digest in self.damaged else "create"
+
     def lookup(self, keys: Iterable[str]) -> Fetched:
         """Each key's output from ``ac/``, fetched from ``cas/`` and verified (BLAKE3)."""
         keys = list(dict.fromkeys(keys))
@@ -262,6 +270,7 @@ class RemoteCache:
                 continue
             actual = _core.hash_bytes(data)
             if actual != digest:
+                self.damaged.add(digest)
                 found.misses[key] = (
                     f"object cas/{_hex(digest)[:12]} is damaged (its bytes hash to "
                     f"{_hex(actual)[:12]}): refused"
@@ -289,7 +298,12 @@ class RemoteCache:
 
     def _upload(self, objects: dict[str, bytes], actions: dict[str, str], done: Uploaded) -> None:
         items = [(d, data) for d, data in objects.items() if d not in self.known]
-        results = self._map(self._put_once, [(f"cas/{_hex(d)}", b) for d, b in items])
+        results = self._map(
+            # A damaged copy is the one thing a write replaces: its key says
+            # what its bytes must be, and these are (the caller made them).
+            lambda i: self._put((f"cas/{_hex(i[0])}", i[1]), self._mode(i[0])),
+            items,
+        )
         for (digest, _), ok in zip(items, results, strict=True):
             if ok is None:
                 continue
