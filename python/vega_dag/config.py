@@ -87,13 +87,15 @@ class Rewrite(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class BackendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Where a build's outputs are shared (``[tool.vega.backend]``): unset is local only."""
+    """Where a build's outputs are shared (``[tool.vega.backend]``): unset is local only.
+
+    Pointers stay in the project's SQLite file: a ``pointers`` key (NATS) is
+    not accepted yet.
+    """
 
     #: "s3://BUCKET/PREFIX": a shared object store and action cache on S3
     #: (store.remote); ``--store`` and VEGA_DAG_STORE override it.
     store: str | None = None
-    #: Reserved for the pointer store on NATS: not supported yet.
-    pointers: str | None = None
 
 
 class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -249,13 +251,6 @@ def load_config(root: Path) -> ProjectConfig:
         if problem is not None:
             where = "[tool.vega] " if source == pyproject else ""
             raise ConfigError(source or root, f"{where}rewrites[{i}]: {problem}")
-    if vega.backend.pointers is not None:
-        where = "[tool.vega.backend] " if source == pyproject else "[backend] "
-        raise ConfigError(
-            source or root,
-            f"{where}pointers: a shared pointer store is not supported yet "
-            "(pointers stay in the project's SQLite file); remove the key",
-        )
     if vega.backend.store is not None:
         from vega_dag.store.remote import RemoteConfigError, parse_store_url
 

@@ -138,11 +138,10 @@ def from_remote(ctx: BuildContext, keys: list[str], what: str) -> dict[str, str]
     A hit's object is verified before it counts (store.remote); it enters
     the local store with the build's commit, and its entry the local cache.
     """
-    remote = ctx.remote if keys else None
-    if remote is None:
+    found = ctx.remote_lookup(keys) if keys and ctx.remote_url and not ctx.dry_run else None
+    if found is None:
         ctx.remote_down()
         return {}
-    found = remote.lookup(keys)
     for key, (digest, data) in found.hits.items():
         ctx.new_objects[digest] = data
         ctx.new_actions[key] = digest
@@ -150,7 +149,7 @@ def from_remote(ctx: BuildContext, keys: list[str], what: str) -> dict[str, str]
     ctx.remote_down()
     if found.hits:
         ctx.why(
-            f"{len(found.hits)} {what} fetched from the remote cache {remote.url} (BLAKE3-verified)"
+            f"{len(found.hits)} {what} fetched from the remote cache {ctx.remote_url} (verified)"
         )
     return found.misses
 

@@ -8,6 +8,7 @@ are written only by the commit, once every stage has succeeded.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ from vega_dag.store.state import state_paths
 if TYPE_CHECKING:
     from vega_dag.config import ProjectConfig
     from vega_dag.store.objects import ObjectStore
-    from vega_dag.store.remote import RemoteCache
+    from vega_dag.store.remote import Fetched, RemoteCache
 
 
 @dataclass
@@ -66,6 +67,10 @@ class BuildContext:
     #: Problems that did not fail the build (a remote that is down), for stderr.
     warnings: list[str] = field(default_factory=list)
     _remote: RemoteCache | None = None
+    #: A cold build's lookups, started before the stages that need them.
+    _prefetch: threading.Thread | None = None
+    _prefetched: Fetched | None = None
+    _prefetch_error: BaseException | None = None
 
     @classmethod
     def create(
@@ -131,6 +136,54 @@ class BuildContext:
 
             self._remote = RemoteCache(self.remote_url)
         return self._remote if self._remote.down is None else None
+
+    def prefetch(self, keys: list[str]) -> None:
+        """Start looking ``keys`` up in the shared store, in the background.
+
+        A cold build knows its compile keys once the scan has hashed the
+        files; the graph stage (imports, closures) runs meanwhile, so the
+        round trips cost the build nothing.
+        """
+        if self.remote_url is None or self.dry_run or not keys:
+            return
+
+        def run() -> None:
+            try:
+                remote = self.remote
+                if remote is not None:
+                    self._prefetched = remote.lookup(keys)
+            except BaseException as err:  # re-raised by the stage that needs the answer
+                self._prefetch_error = err
+
+        self._prefetch = threading.Thread(target=run, name="vega-remote-prefetch", daemon=True)
+        self._prefetch.start()
+
+    def remote_lookup(self, keys: list[str]) -> Fetched | None:
+        """What the shared store holds for ``keys`` (verified), or None without a usable remote."""
+        from vega_dag.store.remote import Fetched
+
+        if self._prefetch is not None:
+            self._prefetch.join()
+            self._prefetch = None
+            if self._prefetch_error is not None:
+                raise self._prefetch_error
+        found, rest = Fetched(), []
+        early = self._prefetched
+        for key in keys:
+            if early is not None and key in early.hits:
+                found.hits[key] = early.hits[key]
+            elif early is not None and key in early.misses:
+                found.misses[key] = early.misses[key]
+            else:
+                rest.append(key)
+        remote = self.remote if rest else None
+        if rest and remote is None:
+            return found if early is not None else None
+        if remote is not None:
+            live = remote.lookup(rest)
+            found.hits.update(live.hits)
+            found.misses.update(live.misses)
+        return found
 
     def remote_down(self) -> None:
         """Warn once that the remote could not be reached (the build goes on locally)."""

@@ -188,6 +188,8 @@ def rebuild(
     from vega_dag.store.commit import push_outputs, put_outputs, record
 
     state = load_state(ctx.state_path)
+    if ctx.remote_url is not None and state.toolchain != ctx.toolchain and not ctx.dry_run:
+        ctx.prefetch(cold_keys(ctx, changes))
     last = warm.last_build(ctx.root, base_stat, state, changes)
     # 2. graph
     a = analyze(ctx, changes, state, last)
@@ -248,6 +250,25 @@ def rebuild(
     )
     result.seconds = time.perf_counter() - ctx.started
     return result, tail
+
+
+def cold_keys(ctx: BuildContext, changes: _core.Changes) -> list[str]:
+    """The action keys a build with nothing of its own to reuse will look up: every .py file's
+    compile key and the layer's (computed as compile.dirty and bundle.layer do)."""
+    from vega_dag.store.actions import action_key
+
+    keys = [
+        action_key("compile", digest, path, ctx.tc_key)
+        for path, digest in changes.table.digests().items()
+        if path.endswith(".py")
+    ]
+    lock = ctx.config.lock_path
+    if lock is not None:
+        from vega_dag.bundle.layer import LockError, read_lock, target_tag
+
+        with contextlib.suppress(LockError):  # the layer step reports it
+            keys.append(action_key("layer", read_lock(lock), target_tag()))
+    return keys
 
 
 def analyze_project(root: Path) -> Analysis:

@@ -29,9 +29,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from vega_dag import _core
@@ -136,6 +134,8 @@ class RemoteCache:
             raise RemoteConfigError(
                 url, "the S3 client is not installed: pip install 'vega-dag[s3]' (obstore)"
             ) from None
+        from datetime import timedelta
+
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         config: S3Config = {"endpoint": self.endpoint}
         if region:
@@ -201,6 +201,8 @@ class RemoteCache:
     def _map(self, fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
         if len(items) <= 1:
             return [fn(i) for i in items]
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(min(PARALLEL, len(items))) as pool:
             return list(pool.map(fn, items))
 
@@ -242,43 +244,42 @@ class RemoteCache:
         return "overwrite" if digest in self.damaged else "create"
 
     def lookup(self, keys: Iterable[str]) -> Fetched:
-        """Each key's output from ``ac/``, fetched from ``cas/`` and verified (BLAKE3)."""
+        """Each key's output from ``ac/``, fetched from ``cas/`` and verified (BLAKE3).
+
+        One worker takes a key from its entry to its object, so the two
+        round trips of a key overlap those of the others.
+        """
         keys = list(dict.fromkeys(keys))
         found = Fetched()
-        entries = self._map(lambda k: self._get(f"ac/{_hex(k)}"), keys)
-        wanted: dict[str, str] = {}
-        for key, entry in zip(keys, entries, strict=True):
-            if isinstance(entry, str):
-                found.misses[key] = f"no entry ac/{_hex(key)[:12]}" if entry == "absent" else entry
-                continue
-            digest = entry.decode("ascii", "replace").strip()
-            if _DIGEST.fullmatch(digest) is None:
-                found.misses[key] = f"entry ac/{_hex(key)[:12]} is not a digest: refused"
-                continue
-            wanted[key] = digest
-        digests = sorted(set(wanted.values()))
-        fetched = self._map(lambda d: self._get(f"cas/{_hex(d)}"), digests)
-        objects = dict(zip(digests, fetched, strict=True))
-        for key, digest in wanted.items():
-            data = objects[digest]
-            if isinstance(data, str):
-                found.misses[key] = (
-                    f"object {_hex(digest)[:12]} named by its entry is missing"
-                    if data == "absent"
-                    else data
-                )
-                continue
-            actual = _core.hash_bytes(data)
-            if actual != digest:
-                self.damaged.add(digest)
-                found.misses[key] = (
-                    f"object cas/{_hex(digest)[:12]} is damaged (its bytes hash to "
-                    f"{_hex(actual)[:12]}): refused"
-                )
-                continue
-            self.known.add(digest)
-            found.hits[key] = (digest, data)
+        for key, (digest, got) in zip(keys, self._map(self._fetch_one, keys), strict=True):
+            if isinstance(got, bytes):
+                self.known.add(digest)
+                found.hits[key] = (digest, got)
+            else:
+                found.misses[key] = got
         return found
+
+    def _fetch_one(self, key: str) -> tuple[str, bytes | str]:
+        """(output digest, its verified bytes), or (digest or "", why there are none)."""
+        entry = self._get(f"ac/{_hex(key)}")
+        if isinstance(entry, str):
+            return "", f"no entry ac/{_hex(key)[:12]}" if entry == "absent" else entry
+        digest = entry.decode("ascii", "replace").strip()
+        if _DIGEST.fullmatch(digest) is None:
+            return "", f"entry ac/{_hex(key)[:12]} is not a digest: refused"
+        data = self._get(f"cas/{_hex(digest)}")
+        if isinstance(data, str):
+            if data == "absent":
+                return digest, f"object {_hex(digest)[:12]} named by its entry is missing"
+            return digest, data
+        actual = _core.hash_bytes(data)
+        if actual != digest:
+            self.damaged.add(digest)
+            return digest, (
+                f"object cas/{_hex(digest)[:12]} is damaged (its bytes hash to "
+                f"{_hex(actual)[:12]}): refused"
+            )
+        return digest, data
 
     def upload(self, objects: dict[str, bytes], actions: dict[str, str]) -> Uploaded:
         """Write ``objects`` (digest → bytes), then the ``actions`` entries naming them.
