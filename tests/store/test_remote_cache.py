@@ -50,7 +50,7 @@ def test_a_second_machine_compiles_nothing(tmp_path, s3_env, store_url):
     first, second = machine(tmp_path, "a"), machine(tmp_path, "b")
     one = build(first, store_url=store_url, explain=True)
     assert one.modules_compiled == 68
-    assert any("uploaded 69 objects and 68 entries" in line for line in one.explain)
+    assert any("uploaded 71 objects and 70 entries" in line for line in one.explain)
 
     two = build(second, store_url=store_url, explain=True)
     assert (two.modules_compiled, two.modules_cached, two.modules_remote) == (0, 68, 68)
@@ -67,13 +67,23 @@ def test_a_damaged_remote_object_is_refused_and_rebuilt(tmp_path, s3_env, store_
     first, second, third = (machine(tmp_path, n) for n in "abc")
     one = build(first, store_url=store_url)
     digest = pyc_of(first, "lib.money")
+    original = ObjectStore(first / ".vega").get(digest)
+    # Substituted wherever the remote holds it: its own object, and the tree's pack.
     remote = RemoteCache(store_url)
-    obstore.put(remote._store, f"cas/{digest.removeprefix('blake3:')}", b"not bytecode")
+    substituted = 0
+    for batch in obstore.list(remote._store, "cas/"):
+        for meta in batch:
+            data = bytes(obstore.get(remote._store, meta["path"]).bytes())
+            if original in data:
+                obstore.put(remote._store, meta["path"], data.replace(original, b"not bytecode"))
+                substituted += 1
+    assert substituted == 2
 
     two = build(second, store_url=store_url, explain=True)
     assert two.compiled == ["lib/money.py"]
     (why,) = [line for line in two.explain if line.startswith("lib/money.py:")]
     assert "damaged" in why and "refused" in why, why
+    assert any(line.startswith("the tree's pack:") and "damaged" in line for line in two.explain)
     # What entered the second store is the module's real output, never the substitute.
     assert ObjectStore(second / ".vega").get(digest) != b"not bytecode"
     assert two.manifest == one.manifest

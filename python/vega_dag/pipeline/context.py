@@ -71,6 +71,10 @@ class BuildContext:
     _prefetch: threading.Thread | None = None
     _prefetched: Fetched | None = None
     _prefetch_error: BaseException | None = None
+    #: A cold build's key of the whole tree (its .py files' compile keys), and
+    #: whether the shared store had its pack (store.remote.lookup_pack).
+    tree_key: str | None = None
+    tree_found: bool = False
 
     @classmethod
     def create(
@@ -137,7 +141,7 @@ class BuildContext:
             self._remote = RemoteCache(self.remote_url)
         return self._remote if self._remote.down is None else None
 
-    def prefetch(self, keys: list[str]) -> None:
+    def prefetch(self, keys: list[str], tree_key: str | None = None) -> None:
         """Start looking ``keys`` up in the shared store, in the background.
 
         A cold build knows its compile keys once the scan has hashed the
@@ -146,12 +150,24 @@ class BuildContext:
         """
         if self.remote_url is None or self.dry_run or not keys:
             return
+        self.tree_key = tree_key
 
         def run() -> None:
             try:
                 remote = self.remote
-                if remote is not None:
+                if remote is None:
+                    return
+                if tree_key is None:
                     self._prefetched = remote.lookup(keys)
+                    return
+                # The pack of a cold build of this very tree, when there is one:
+                # two requests instead of two per key.
+                found = remote.lookup_pack(tree_key)
+                self.tree_found = tree_key not in found.misses
+                rest = remote.lookup([k for k in keys if k not in found.hits])
+                found.hits.update(rest.hits)
+                found.misses.update(rest.misses)
+                self._prefetched = found
             except BaseException as err:  # re-raised by the stage that needs the answer
                 self._prefetch_error = err
 
@@ -167,6 +183,11 @@ class BuildContext:
             self._prefetch = None
             if self._prefetch_error is not None:
                 raise self._prefetch_error
+            early = self._prefetched
+            if early is not None and self.tree_key in early.misses:
+                self.why(
+                    f"the tree's pack: {early.misses.pop(self.tree_key)}; looked up per module"
+                )
         found, rest = Fetched(), []
         early = self._prefetched
         for key in keys:

@@ -189,7 +189,8 @@ def rebuild(
 
     state = load_state(ctx.state_path)
     if ctx.remote_url is not None and state.toolchain != ctx.toolchain and not ctx.dry_run:
-        ctx.prefetch(cold_keys(ctx, changes))
+        keys, tree_key = cold_keys(ctx, changes)
+        ctx.prefetch(keys, tree_key)
     last = warm.last_build(ctx.root, base_stat, state, changes)
     # 2. graph
     a = analyze(ctx, changes, state, last)
@@ -252,23 +253,25 @@ def rebuild(
     return result, tail
 
 
-def cold_keys(ctx: BuildContext, changes: _core.Changes) -> list[str]:
-    """The action keys a build with nothing of its own to reuse will look up: every .py file's
-    compile key and the layer's (computed as compile.dirty and bundle.layer do)."""
+def cold_keys(ctx: BuildContext, changes: _core.Changes) -> tuple[list[str], str]:
+    """The action keys a build with nothing of its own to reuse will look up (every .py
+    file's compile key and the layer's, computed as compile.dirty and bundle.layer do), and
+    the key of the tree: of its compile keys, sorted."""
     from vega_dag.store.actions import action_key
 
-    keys = [
+    keys = sorted(
         action_key("compile", digest, path, ctx.tc_key)
         for path, digest in changes.table.digests().items()
         if path.endswith(".py")
-    ]
+    )
+    tree_key = action_key("tree", keys)
     lock = ctx.config.lock_path
     if lock is not None:
         from vega_dag.bundle.layer import LockError, read_lock, target_tag
 
         with contextlib.suppress(LockError):  # the layer step reports it
             keys.append(action_key("layer", read_lock(lock), target_tag()))
-    return keys
+    return keys, tree_key
 
 
 def analyze_project(root: Path) -> Analysis:

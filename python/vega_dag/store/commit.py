@@ -56,6 +56,22 @@ def push_outputs(ctx: BuildContext, manifest_digest: str) -> None:
     objects = {d: ctx.new_objects.get(d) or ctx.store.get(d) for d in actions.values()}
     if manifest is not None:
         objects[manifest_digest] = manifest
+    if ctx.tree_key is not None and not ctx.tree_found:
+        # A cold build (a CI runner's, say) also leaves its small outputs as one
+        # pack under the tree's key: the next cold build of the same tree
+        # fetches it in two requests.
+        from vega_dag.store.remote import PACK_LIMIT, encode_pack
+
+        small = {
+            k: (d, data)
+            for k, d in {**ctx.new_actions, **ctx.remote_hits}.items()
+            if (data := ctx.new_objects.get(d)) is not None and len(data) < (1 << 20)
+        }
+        if 0 < sum(len(b) for _, b in small.values()) <= PACK_LIMIT:
+            pack = encode_pack(small)
+            pack_digest = _core.hash_bytes(pack)
+            objects[pack_digest] = pack
+            actions[ctx.tree_key] = pack_digest
     done = remote.upload(objects, actions)
     ctx.remote_down()
     if done.refused is not None:

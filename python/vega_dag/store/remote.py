@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+import msgspec
+
 from vega_dag import _core
 from vega_dag.errors import VegaError
 
@@ -49,6 +51,9 @@ _R = TypeVar("_R")
 #: Requests in flight at once: enough to hide the round trip of small
 #: objects, few enough for a laptop's link and a 2-core CI runner.
 PARALLEL = 32
+#: A cold build's outputs are also shared as one pack when they add up to
+#: no more than this: a second machine then makes 2 requests, not 2 per module.
+PACK_LIMIT = 64 << 20
 #: The environment variable that overrides ``[tool.vega.backend] store``.
 STORE_ENV = "VEGA_DAG_STORE"
 #: A value of ``--store``/VEGA_DAG_STORE meaning the embedded default (no remote).
@@ -281,6 +286,28 @@ class RemoteCache:
             )
         return digest, data
 
+    def lookup_pack(self, tree_key: str) -> Fetched:
+        """The outputs a cold build of this tree made, as one pack (see ``encode_pack``).
+
+        The pack is an object like any other (its digest checked), and each
+        output in it is checked against its own digest before it counts.
+        """
+        digest, got = self._fetch_one(tree_key)
+        found = Fetched()
+        if not isinstance(got, bytes):
+            found.misses[tree_key] = got
+            return found
+        try:
+            entries = _pack_decoder.decode(got)
+        except (msgspec.DecodeError, ValueError):
+            found.misses[tree_key] = f"pack {_hex(digest)[:12]} is unreadable: refused"
+            return found
+        for key, out, data in entries:
+            if _core.hash_bytes(data) == out:
+                found.hits[key] = (out, data)
+                self.known.add(out)
+        return found
+
     def upload(self, objects: dict[str, bytes], actions: dict[str, str]) -> Uploaded:
         """Write ``objects`` (digest → bytes), then the ``actions`` entries naming them.
 
@@ -318,6 +345,14 @@ class RemoteCache:
         )
         done.actions = sum(1 for ok in results if ok)
         done.present += sum(1 for ok in results if ok is False)
+
+
+_pack_decoder = msgspec.msgpack.Decoder(list[tuple[str, str, bytes]])
+
+
+def encode_pack(entries: dict[str, tuple[str, bytes]]) -> bytes:
+    """A pack of (action key, output digest, output bytes), sorted by key."""
+    return msgspec.msgpack.encode([(k, d, b) for k, (d, b) in sorted(entries.items())])
 
 
 def _hex(digest: str) -> str:
