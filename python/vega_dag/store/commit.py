@@ -43,6 +43,7 @@ def push_outputs(ctx: BuildContext, manifest_digest: str) -> None:
     """
     if ctx.remote_url is None or ctx.dry_run:
         return
+    ctx.remote_lookup([])  # a prefetch no stage needed is settled before the remote is shared
     actions = {
         k: d
         for k, d in ctx.new_actions.items()
