@@ -153,3 +153,8 @@ def test_wrong_credentials_fail_an_in_process_build(tmp_path, s3_env, store_url,
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
     with pytest.raises(RemoteError, match="InvalidAccessKeyId"):
         build(machine(tmp_path, "a"), store_url=store_url)
+
+
+def test_a_bucket_that_does_not_exist_fails_naming_it(tmp_path, s3_env):
+    with pytest.raises(RemoteError, match="bucket vega-no-such-bucket does not exist"):
+        build(machine(tmp_path, "a"), store_url="s3://vega-no-such-bucket/x")

@@ -195,9 +195,11 @@ class RemoteCache:
             "AccessDenied",
         ):
             raise RemoteError(
-                f"{self.where()}: refused ({code}): check the credentials "
-                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the bucket's policy"
+                f"{self.where()}: refused ({code}): check the credentials (AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) and the bucket's policy"
             )
+        if code == "NoSuchBucket":
+            raise RemoteError(f"{self.where()}: bucket {self.bucket} does not exist (create it)")
         first = str(err).splitlines()[0] if str(err) else code
         if self.down is None:
             self.down = f"{self.where()} unreachable: {first}"
@@ -220,7 +222,7 @@ class RemoteCache:
         try:
             return bytes(obstore.get(self._store, path).bytes())
         except FileNotFoundError as err:
-            return "no such bucket" if _code(err) == "NoSuchBucket" else "absent"
+            return self._fail(err) if _code(err) == "NoSuchBucket" else "absent"
         except Exception as err:
             return self._fail(err)
 
