@@ -40,6 +40,8 @@ PAIRS: dict[str, list[tuple[str, str]]] = {
         ("test_region_kept_alive", "test_uvicorn_async_kept_alive"),
     ],
     "serve-fresh-connection": [("test_region_fresh_connection", "test_uvicorn_fresh_connection")],
+    # A second machine's cold build against a warm shared cache, beside a local no-op build.
+    "remote-cache-shop": [("test_build_shop_cold_remote", "test_build_shop_noop_local")],
     # GC against wiping the store and building the head cold (extra_info: bytes freed).
     "gc-2k-100builds": [("test_vega_gc", "test_wipe_and_rebuild_cold")],
 }

@@ -91,6 +91,18 @@ class Rewrite(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     destination: str
 
 
+class BackendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Where a build's outputs are shared (``[tool.vega.backend]``): unset is local only.
+
+    Pointers stay in the project's SQLite file: a ``pointers`` key (NATS) is
+    not accepted yet.
+    """
+
+    #: "s3://BUCKET/PREFIX": a shared object store and action cache on S3
+    #: (store.remote); ``--store`` and VEGA_DAG_STORE override it.
+    store: str | None = None
+
+
 class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Directory whose modules are routes, relative to the project root.
     routes: str = "api"
@@ -121,6 +133,9 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: daemon in the background (see vega_dag.daemon.autostart). Not part
     #: of the build's identity: outputs are the same either way.
     daemon: bool = True
+    #: Shared backends. Not part of the build's identity either: it says
+    #: where outputs live, not what they are.
+    backend: BackendConfig = BackendConfig()
 
 
 class ProjectConfig(msgspec.Struct, frozen=True):
@@ -158,6 +173,7 @@ def config_digest(config: ProjectConfig) -> str:
     data = msgspec.to_builtins(config.vega)
     # How a build runs, not what it makes: the digest is the one from before the key existed.
     data.pop("daemon")
+    data.pop("backend")
     for path, default in _HASHED_WHEN_SET.items():
         *tables, key = path
         table = data
@@ -250,6 +266,14 @@ def load_config(root: Path) -> ProjectConfig:
         if problem is not None:
             where = "[tool.vega] " if source == pyproject else ""
             raise ConfigError(source or root, f"{where}rewrites[{i}]: {problem}")
+    if vega.backend.store is not None:
+        from vega_dag.store.remote import RemoteConfigError, parse_store_url
+
+        try:
+            parse_store_url(vega.backend.store)
+        except RemoteConfigError as err:
+            where = "[tool.vega.backend] " if source == pyproject else "[backend] "
+            raise ConfigError(source or root, f"{where}store: {err.reason}") from None
     # The lock too: the scan that notices changes covers the project only, so
     # an edit to a lock outside it would leave a no-op build serving a stale layer.
     for rel in [vega.routes, *vega.source_roots, vega.store, *([vega.lock] if vega.lock else [])]:

@@ -126,10 +126,14 @@ def dependency_layer(ctx: BuildContext, lock: Path, state: BuildState) -> tuple[
     out = ctx.actions.get(key)
     if out is not None and ctx.present(out):
         return key, out
-    ctx.why(
-        f"layer: {'lock changed' if state.layer else 'first build of'} {lock.name} "
-        f"({len(pins)} pins)"
-    )
+    from vega_dag.compile.dirty import from_remote
+
+    remote_why = from_remote(ctx, [key], "dependency layer")
+    if key in ctx.remote_hits:
+        return key, ctx.remote_hits[key]
+    why = "lock changed" if state.layer else "first build of"
+    why = f"layer: {why} {lock.name} ({len(pins)} pins)"
+    ctx.why(why + (f"; remote: {remote_why[key]}" if key in remote_why else ""))
     data = build_layer(pins, lock)
     digest = _core.hash_bytes(data) if ctx.dry_run else ctx.store.put_loose(data)
     ctx.new_actions[key] = digest

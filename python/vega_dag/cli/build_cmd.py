@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vega_dag.cli.options import json_output, project_path, quiet
+from vega_dag.cli.options import json_output, project_path, quiet, store_url
 from vega_dag.errors import VegaError
 from vega_dag.pipeline import BuildError, BuildResult, Reporter, build
 
@@ -19,7 +19,14 @@ LIST_LIMIT = 20
 
 
 def run_build(
-    path: Path, *, as_json: bool, quiet: bool, explain: bool, jobs: int | None, verify: bool = False
+    path: Path,
+    *,
+    as_json: bool,
+    quiet: bool,
+    explain: bool,
+    jobs: int | None,
+    verify: bool = False,
+    store: str | None = None,
 ) -> BuildResult:
     """Build with the CLI's progress display; exit 1 with the problems on failure."""
     reporter = Reporter()
@@ -46,11 +53,17 @@ def run_build(
 
     ensure_started_for(path)  # for the next build: this one runs here
     try:
-        return build(path, explain=explain, workers=jobs, reporter=reporter, verify=verify)
+        result = build(
+            path, explain=explain, workers=jobs, reporter=reporter, verify=verify, store_url=store
+        )
     except BuildError as err:
         fail(err.problems, as_json)
     except VegaError as err:
         fail([str(err)], as_json)
+    else:
+        for line in result.warnings:
+            click.secho(f"warning: {line}", fg="yellow", err=True)
+        return result
     finally:
         if progress is not None:
             progress.stop()
@@ -100,12 +113,19 @@ def print_result(result: BuildResult, *, explain: bool) -> None:
     is_flag=True,
     help="Read back every reused output and check its digest; rebuild damaged ones.",
 )
+@store_url
 def build_cmd(
-    path: Path, as_json: bool, quiet: bool, explain: bool, jobs: int | None, verify: bool
+    path: Path,
+    as_json: bool,
+    quiet: bool,
+    explain: bool,
+    jobs: int | None,
+    verify: bool,
+    store: str | None,
 ) -> None:
     """Build the project at PATH (default: .): compile what changed, bundle each route."""
     result = run_build(
-        path, as_json=as_json, quiet=quiet, explain=explain, jobs=jobs, verify=verify
+        path, as_json=as_json, quiet=quiet, explain=explain, jobs=jobs, verify=verify, store=store
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))

@@ -23,3 +23,11 @@ lock_timeout = click.option(
     show_default=True,
     help="Seconds to wait for another deploy or rollback to release the pointer store.",
 )
+store_url = click.option(
+    "--store",
+    "store",
+    metavar="s3://BUCKET/PREFIX",
+    default=None,
+    help="Share outputs through this S3 store (over VEGA_DAG_STORE and [tool.vega.backend] "
+    "store); 'local': the project's store alone.",
+)

@@ -45,6 +45,7 @@ def compile_modules(
     jobs: list[tuple[str, str]] = []
     job_module: dict[str, str] = {}
     keys: dict[str, str] = {}
+    misses: list[tuple[str, Module, str, str | None]] = []
     same_toolchain = state.toolchain == ctx.toolchain
     todo: list[str] | dict[str, Module] = modules
     if (
@@ -91,9 +92,16 @@ def compile_modules(
         if out is not None and ctx.present(out):
             pyc[name] = out
             continue
+        misses.append((name, m, digest, out))
+    remote_why = from_remote(ctx, [keys[name] for name, *_ in misses], "compiled modules")
+    for name, m, digest, out in misses:
+        hit = ctx.remote_hits.get(keys[name])
+        if hit is not None:
+            pyc[name] = hit
+            continue
         jobs.append((m.path, digest))
         job_module[m.path] = name
-        explain_module(ctx, name, m, digest, out, state)
+        explain_module(ctx, name, m, digest, out, state, remote_why.get(keys[name]))
     compiled: list[str] = []
     if not jobs:
         return Compiled(pyc, compiled, todo)
@@ -124,24 +132,53 @@ def compile_modules(
     return Compiled(pyc, compiled, todo)
 
 
+def from_remote(ctx: BuildContext, keys: list[str], what: str) -> dict[str, str]:
+    """Look ``keys`` up in the shared store: hits join the build's outputs; why the rest missed.
+
+    A hit's object is verified before it counts (store.remote); it enters
+    the local store with the build's commit, and its entry the local cache.
+    """
+    found = ctx.remote_lookup(keys) if keys and ctx.remote_url and not ctx.dry_run else None
+    if found is None:
+        ctx.remote_down()
+        return {}
+    for key, (digest, data) in found.hits.items():
+        ctx.new_objects[digest] = data
+        ctx.new_actions[key] = digest
+        ctx.remote_hits[key] = digest
+    ctx.remote_down()
+    if found.hits:
+        ctx.why(
+            f"{len(found.hits)} {what} fetched from the remote cache {ctx.remote_url} (verified)"
+        )
+    return found.misses
+
+
 def explain_module(
-    ctx: BuildContext, name: str, m: Module, digest: str, cached_out: str | None, state: BuildState
+    ctx: BuildContext,
+    name: str,
+    m: Module,
+    digest: str,
+    cached_out: str | None,
+    state: BuildState,
+    remote_why: str | None = None,
 ) -> None:
     """Why module ``name`` is compiled (``--explain``)."""
     if not ctx.explain:
         return
     old = state.modules.get(name)
     if cached_out is not None:
-        ctx.why(f"{m.path}: cached output {short(cached_out)} is missing from the store")
+        why = f"cached output {short(cached_out)} is missing from the store"
     elif old is None:
-        ctx.why(f"{m.path}: new module")
+        why = "new module"
     elif old.source != digest:
-        ctx.why(f"{m.path}: source changed ({short(old.source)} → {short(digest)})")
+        why = f"source changed ({short(old.source)} → {short(digest)})"
     elif state.toolchain is not None and state.toolchain != ctx.toolchain:
-        ctx.why(
-            f"{m.path}: toolchain changed ({'; '.join(ctx.toolchain.differences(state.toolchain))})"
-        )
+        why = f"toolchain changed ({'; '.join(ctx.toolchain.differences(state.toolchain))})"
     elif old.path != m.path:
-        ctx.why(f"{m.path}: moved from {old.path}")
+        why = f"moved from {old.path}"
     else:
-        ctx.why(f"{m.path}: not in the action cache")
+        why = "not in the action cache"
+    if remote_why is not None:
+        why += f"; remote: {remote_why}"
+    ctx.why(f"{m.path}: {why}")

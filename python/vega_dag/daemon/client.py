@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 #: ``build`` options that take a value (the rest are flags).
-_VALUED = {"-j", "--jobs"}
+_VALUED = {"-j", "--jobs", "--store"}
 
 
 def project_of(args: list[str]) -> Path:

@@ -76,7 +76,7 @@ def analyze(
     deps, edges_digest = resolve_edges(
         ctx, modules, digests, parsed, edited, state, last, tables_key
     )
-    closures = route_closures(routes, deps, edges_digest, state) if with_closures else {}
+    closures = route_closures(routes, deps, edges_digest, state, ctx) if with_closures else {}
     return Analysis(
         modules,
         routes,

@@ -8,6 +8,7 @@ are written only by the commit, once every stage has succeeded.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from vega_dag.store.state import state_paths
 if TYPE_CHECKING:
     from vega_dag.config import ProjectConfig
     from vega_dag.store.objects import ObjectStore
+    from vega_dag.store.remote import Fetched, RemoteCache
 
 
 @dataclass
@@ -58,6 +60,21 @@ class BuildContext:
     new_assemblies: dict[str, bytes] = field(default_factory=dict)
     #: action key → output digest, recorded after the objects are durable
     new_actions: dict[str, str] = field(default_factory=dict)
+    #: The shared store (``s3://…``), or None for the embedded default alone.
+    remote_url: str | None = None
+    #: action key → output digest, for the outputs fetched from the remote
+    remote_hits: dict[str, str] = field(default_factory=dict)
+    #: Problems that did not fail the build (a remote that is down), for stderr.
+    warnings: list[str] = field(default_factory=list)
+    _remote: RemoteCache | None = None
+    #: A cold build's lookups, started before the stages that need them.
+    _prefetch: threading.Thread | None = None
+    _prefetched: Fetched | None = None
+    _prefetch_error: BaseException | None = None
+    #: A cold build's key of the whole tree (its .py files' compile keys), and
+    #: whether the shared store had its pack (store.remote.lookup_pack).
+    tree_key: str | None = None
+    tree_found: bool = False
 
     @classmethod
     def create(
@@ -72,6 +89,7 @@ class BuildContext:
         verify: bool = False,
         dry_run: bool = False,
         state_dir: Path | None = None,
+        store_url: str | None = None,
     ) -> BuildContext:
         """The context of a build of ``config``'s project; fails on an unpinned toolchain.
 
@@ -101,6 +119,9 @@ class BuildContext:
             verify=verify,
             dry_run=dry_run,
         )
+        from vega_dag.store.remote import store_url as remote_store_url
+
+        ctx.remote_url = remote_store_url(config, store_url)
         # Reads during the build (a verified bundle's members) see its outputs.
         store.pending = ctx.new_objects
         return ctx
@@ -108,6 +129,89 @@ class BuildContext:
     @property
     def root(self) -> Path:
         return self.config.root
+
+    @property
+    def remote(self) -> RemoteCache | None:
+        """The shared store, opened on first use (a build of local hits never opens it)."""
+        if self.remote_url is None or self.dry_run:
+            return None
+        if self._remote is None:
+            from vega_dag.store.remote import RemoteCache
+
+            self._remote = RemoteCache(self.remote_url)
+        return self._remote if self._remote.down is None else None
+
+    def prefetch(self, keys: list[str], tree_key: str | None = None) -> None:
+        """Start looking ``keys`` up in the shared store, in the background.
+
+        A cold build knows its compile keys once the scan has hashed the
+        files; the graph stage (imports, closures) runs meanwhile, so the
+        round trips cost the build nothing.
+        """
+        if self.remote_url is None or self.dry_run or not keys:
+            return
+        self.tree_key = tree_key
+
+        def run() -> None:
+            try:
+                remote = self.remote
+                if remote is None:
+                    return
+                if tree_key is None:
+                    self._prefetched = remote.lookup(keys)
+                    return
+                # The pack of a cold build of this very tree, when there is one:
+                # two requests instead of two per key.
+                found = remote.lookup_pack(tree_key)
+                self.tree_found = tree_key not in found.misses
+                rest = remote.lookup([k for k in keys if k not in found.hits])
+                found.hits.update(rest.hits)
+                found.misses.update(rest.misses)
+                self._prefetched = found
+            except BaseException as err:  # re-raised by the stage that needs the answer
+                self._prefetch_error = err
+
+        self._prefetch = threading.Thread(target=run, name="vega-remote-prefetch", daemon=True)
+        self._prefetch.start()
+
+    def remote_lookup(self, keys: list[str]) -> Fetched | None:
+        """What the shared store holds for ``keys`` (verified), or None without a usable remote."""
+        from vega_dag.store.remote import Fetched
+
+        if self._prefetch is not None:
+            self._prefetch.join()
+            self._prefetch = None
+            if self._prefetch_error is not None:
+                raise self._prefetch_error
+            early = self._prefetched
+            if early is not None and self.tree_key in early.misses:
+                self.why(
+                    f"the tree's pack: {early.misses.pop(self.tree_key)}; looked up per module"
+                )
+        found, rest = Fetched(), []
+        early = self._prefetched
+        for key in keys:
+            if early is not None and key in early.hits:
+                found.hits[key] = early.hits[key]
+            elif early is not None and key in early.misses:
+                found.misses[key] = early.misses[key]
+            else:
+                rest.append(key)
+        remote = self.remote if rest else None
+        if rest and remote is None:
+            return found if early is not None else None
+        if remote is not None:
+            live = remote.lookup(rest)
+            found.hits.update(live.hits)
+            found.misses.update(live.misses)
+        return found
+
+    def remote_down(self) -> None:
+        """Warn once that the remote could not be reached (the build goes on locally)."""
+        if self._remote is not None and self._remote.down is not None:
+            line = f"{self._remote.down}; building locally"
+            if line not in self.warnings:
+                self.warnings.append(line)
 
     def present(self, digest: str) -> bool:
         """Whether the store holds ``digest`` (read back and checked, with --verify)."""

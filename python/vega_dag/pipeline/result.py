@@ -29,6 +29,10 @@ class BuildResult:
     compiled: list[str] = field(default_factory=list)
     explain: list[str] = field(default_factory=list)
     noop: bool = False
+    #: Of ``modules_cached``, those fetched from the shared store (store.remote).
+    modules_remote: int = 0
+    #: What went wrong without failing the build (a remote store that is down).
+    warnings: list[str] = field(default_factory=list)
     #: The manifest's canonical bytes, when this build made it (not in JSON).
     manifest_data: bytes | None = None
 
@@ -45,6 +49,8 @@ class BuildResult:
             "layer": self.layer,
             "compiled": self.compiled,
             "explain": self.explain,
+            "modules_remote": self.modules_remote,
+            "warnings": self.warnings,
         }
 
 

@@ -59,6 +59,7 @@ def build(
     verify: bool = False,
     dry_run: bool = False,
     state_dir: Path | None = None,
+    store_url: str | None = None,
 ) -> BuildResult:
     """Build the project at ``root``; see the module docstring.
 
@@ -72,6 +73,9 @@ def build(
     ``state_dir`` keeps this build's state (what the next build compares
     with) apart from the project's, sharing the store and action cache: a
     toolchain bisection builds each version without moving the project's head.
+
+    ``store_url`` (``--store``) names the shared store (store.remote), over
+    VEGA_DAG_STORE and ``[tool.vega.backend] store``; "local" means none.
     """
     started = time.perf_counter()
     config = config or load_config(root)
@@ -94,6 +98,7 @@ def build(
                 verify=verify,
                 dry_run=dry_run,
                 state_dir=state_dir,
+                store_url=store_url,
             )
             result, tail = run(ctx)
             if tail is not None:
@@ -180,9 +185,12 @@ def rebuild(
     from vega_dag.compile.dirty import compile_modules
     from vega_dag.graph.analysis import analyze
     from vega_dag.manifest.assemble import assemble_manifest, source_items
-    from vega_dag.store.commit import put_outputs, record
+    from vega_dag.store.commit import push_outputs, put_outputs, record
 
     state = load_state(ctx.state_path)
+    if ctx.remote_url is not None and state.toolchain != ctx.toolchain and not ctx.dry_run:
+        keys, tree_key = cold_keys(ctx, changes)
+        ctx.prefetch(keys, tree_key)
     last = warm.last_build(ctx.root, base_stat, state, changes)
     # 2. graph
     a = analyze(ctx, changes, state, last)
@@ -220,9 +228,14 @@ def rebuild(
     )
     if ctx.dry_run:
         return result, None
+    remote_pyc = set(ctx.remote_hits.values())
     # 6. commit: objects first (durable before the build answers), then the
     # caches that point at them (after the answer, in the daemon).
     put_outputs(ctx)
+    # Before the build answers: a daemon's tail has no one to warn.
+    push_outputs(ctx, manifest_digest)
+    result.warnings = ctx.warnings
+    result.modules_remote = sum(1 for n in a.modules if compiled.pyc[n] in remote_pyc)
     tail = functools.partial(
         record,
         ctx,
@@ -238,6 +251,27 @@ def rebuild(
     )
     result.seconds = time.perf_counter() - ctx.started
     return result, tail
+
+
+def cold_keys(ctx: BuildContext, changes: _core.Changes) -> tuple[list[str], str]:
+    """The action keys a build with nothing of its own to reuse will look up (every .py
+    file's compile key and the layer's, computed as compile.dirty and bundle.layer do), and
+    the key of the tree: of its compile keys, sorted."""
+    from vega_dag.store.actions import action_key
+
+    keys = sorted(
+        action_key("compile", digest, path, ctx.tc_key)
+        for path, digest in changes.table.digests().items()
+        if path.endswith(".py")
+    )
+    tree_key = action_key("tree", keys)
+    lock = ctx.config.lock_path
+    if lock is not None:
+        from vega_dag.bundle.layer import LockError, read_lock, target_tag
+
+        with contextlib.suppress(LockError):  # the layer step reports it
+            keys.append(action_key("layer", read_lock(lock), target_tag()))
+    return keys, tree_key
 
 
 def analyze_project(root: Path) -> Analysis:

@@ -34,6 +34,55 @@ def put_outputs(ctx: BuildContext) -> None:
     ctx.store.put_many(ctx.new_objects, ctx.new_assemblies)
 
 
+def push_outputs(ctx: BuildContext, manifest_digest: str) -> None:
+    """Share what this build made on the remote store: objects first, then their entries.
+
+    The compile and layer entries only: a bundle is an archive of objects the
+    reader already holds, cheaper to assemble than to fetch and verify (which
+    would mean assembling it). What came from the remote is not sent back.
+    """
+    if ctx.remote_url is None or ctx.dry_run:
+        return
+    ctx.remote_lookup([])  # a prefetch no stage needed is settled before the remote is shared
+    actions = {
+        k: d
+        for k, d in ctx.new_actions.items()
+        if k not in ctx.remote_hits and d not in ctx.new_assemblies
+    }
+    manifest = ctx.new_objects.get(manifest_digest)
+    remote = ctx.remote
+    if remote is None or (not actions and manifest_digest in remote.known):
+        ctx.remote_down()
+        return
+    objects = {d: ctx.new_objects.get(d) or ctx.store.get(d) for d in actions.values()}
+    if manifest is not None:
+        objects[manifest_digest] = manifest
+    if ctx.tree_key is not None and not ctx.tree_found:
+        # A cold build (a CI runner's, say) also leaves its small outputs as one
+        # pack under the tree's key: the next cold build of the same tree
+        # fetches it in two requests.
+        from vega_dag.store.remote import PACK_LIMIT, encode_pack
+
+        small = {
+            k: (d, data)
+            for k, d in {**ctx.new_actions, **ctx.remote_hits}.items()
+            if (data := ctx.new_objects.get(d)) is not None and len(data) < (1 << 20)
+        }
+        if 0 < sum(len(b) for _, b in small.values()) <= PACK_LIMIT:
+            pack = encode_pack(small)
+            pack_digest = _core.hash_bytes(pack)
+            objects[pack_digest] = pack
+            actions[ctx.tree_key] = pack_digest
+    done = remote.upload(objects, actions)
+    ctx.remote_down()
+    if done.refused is not None:
+        ctx.warnings.append(f"{done.refused}; nothing more was uploaded")
+    ctx.why(
+        f"remote cache {remote.url}: uploaded {done.objects} objects and {done.actions} "
+        f"entries ({done.present} already there)"
+    )
+
+
 def record(
     ctx: BuildContext,
     state: BuildState,
