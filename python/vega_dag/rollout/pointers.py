@@ -15,6 +15,9 @@ small database is the whole truth of a rollout:
 - ``locks``: the deploy lock, one row naming its holder and pid. A second
   deploy waits for it, then fails naming the holder; a row whose process is
   gone (a deploy killed with -9) is taken over.
+
+Each pointer write touches ``pointers.sqlite-moved`` once committed, which
+wakes the regions watching it (``regions.wakeup``); they poll as well.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 from vega_dag.errors import VegaError
 from vega_dag.processes import pid_alive
+from vega_dag.regions.wakeup import signal_moved
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -303,6 +307,8 @@ class PointerStore:
                     "VALUES (?,?,?,?,?,?,?)",
                     (deployment, m.region, m.before, m.after, now, reason, actor),
                 )
+        # After the commit, never before: a region woken now reads the new pointer.
+        signal_moved(self.path)
         return now
 
     # -- history --------------------------------------------------------------
