@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import socket
 import sqlite3
 import time
@@ -162,6 +161,8 @@ class HistoryEntry:
 def new_deployment_id() -> str:
     # Time in the high digits keeps ids roughly sortable; the random low
     # digits keep two deploys in one millisecond apart.
+    import secrets  # only a deploy needs it (hashlib and random: ~5 ms of a rollback)
+
     n = (int(time.time() * 1000) % 36**5) * 36**3 + secrets.randbelow(36**3)
     digits = []
     for _ in range(8):
