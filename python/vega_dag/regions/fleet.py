@@ -26,7 +26,7 @@ import vega_dag
 from vega_dag.config import ProjectConfig
 from vega_dag.errors import VegaError
 from vega_dag.processes import pid_alive
-from vega_dag.regions import REGION_NAMES
+from vega_dag.regions import FALLBACK_LOAD_TIMEOUT, REGION_NAMES
 
 #: How long ``up`` waits for every region to answer.
 START_TIMEOUT = 60.0
@@ -537,9 +537,6 @@ class LocalFleet:
         if load_timeout is not None:
             body["load_timeout"] = load_timeout
         if timeout is None:
-            # Here, not at the top: the loader imports asyncio (~40 ms of a rollback).
-            from vega_dag.regions.loader import FALLBACK_LOAD_TIMEOUT
-
             # A region's load is bounded by its load timeout; the host's
             # loader may make it wait for one other load first.
             timeout = PREFETCH_VERIFY_SECONDS + 2 * (load_timeout or FALLBACK_LOAD_TIMEOUT) + 5.0

@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS history (
     reason TEXT NOT NULL,
     actor TEXT NOT NULL
 );
+-- A rollback reads one deployment's moves: without it, a scan of every move ever.
+CREATE INDEX IF NOT EXISTS history_by_deployment ON history (deployment, seq);
 CREATE TRIGGER IF NOT EXISTS history_no_update BEFORE UPDATE ON history
     BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS history_no_delete BEFORE DELETE ON history
