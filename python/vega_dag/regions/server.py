@@ -74,7 +74,18 @@ from vega_dag.unix_rpc import socket_dir
 #: (``regions.wakeup``); the poll is the fallback for a wake-up that never
 #: came, and idle polls of 24 regions every 20 ms cost a third of a core.
 #: ``VEGA_DAG_POINTER_POLL_S`` overrides it (the wake-up tests set an hour).
-POLL_SECONDS = float(os.environ.get("VEGA_DAG_POINTER_POLL_S") or 0.2)
+POLL_SECONDS = 0.2
+
+
+def _poll_seconds() -> float:
+    """The poll interval: ``VEGA_DAG_POINTER_POLL_S`` if it is a positive number."""
+    try:
+        value = float(os.environ.get("VEGA_DAG_POINTER_POLL_S") or POLL_SECONDS)
+    except ValueError:
+        return POLL_SECONDS
+    return min(value, 86400.0) if value > 0 else POLL_SECONDS
+
+
 #: A worker that has not loaded in this long is given up on, unless a
 #: prefetch asked for another time (a deploy asks for the project's
 #: ``load_timeout_s``; this is for loads no deploy asked for).
@@ -381,10 +392,11 @@ class Region:
         if wakeup is not None:
             loop = asyncio.get_running_loop()
             loop.add_reader(wakeup.fileno(), self._woken, wakeup)
+        interval = _poll_seconds()
         try:
             while True:
                 self.check_pointer()
-                await asyncio.sleep(POLL_SECONDS)
+                await asyncio.sleep(interval)
         finally:
             if wakeup is not None:
                 loop.remove_reader(wakeup.fileno())
