@@ -14,12 +14,12 @@ A gate passes only if, for every changed route:
 
 Probes (``min_samples`` per probe path, exactly: a gate stops as soon as its
 minimum is in) are dealt round-robin over the wave's regions, so every
-promoted region is probed at least once. They go to every region of the wave
-at once (``probes``), each over a connection kept alive, as browsers, API
-clients and load balancers do: a region's first probe opens a connection, the
-next ones reuse it, so the gate measures what users get on both (a stall on
-kept-alive connections is a p99 failure like any other). Plugins add checks
-(``vega_dag_health_checks``).
+promoted region is probed at least once. They go out from one thread, a few
+at a time with the wave's regions interleaved (``probes``), each region's over
+a connection kept alive, as browsers, API clients and load balancers do: a
+region's first probe opens a connection, the next ones reuse it, so the gate
+measures what users get on both (a stall on kept-alive connections is a p99
+failure like any other). Plugins add checks (``vega_dag_health_checks``).
 """
 
 from __future__ import annotations
@@ -172,9 +172,9 @@ def run_gate(
             paths, configured = probe_paths(route, health)
             jobs.append((regions[i], route, paths[0], configured))
 
-    # Every region of the wave at once, each over kept-alive connections
-    # (see probes); within a region, a few at a time at most: latency is what
-    # is measured, and a worker serves one request at a time.
+    # A few at a time over kept-alive connections, regions interleaved (see
+    # probes): latency is what is measured, and more at once than the machine
+    # has cores would measure queueing instead.
     answers = probe_all([(region.url, path) for region, _, path, _ in jobs], health.timeout_s)
     probes: list[tuple[Probe, bool]] = []
     for (region, route, path, configured), answer in zip(jobs, answers, strict=True):
