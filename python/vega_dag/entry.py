@@ -3,7 +3,8 @@
 Start-up is most of a short command's time (click and its dependencies alone
 import in ~40–65 ms), so what can be answered without click is answered here:
 ``--version``, ``status [PATH] [--json]`` with nothing to lay out in a table,
-and a ``build`` the project's daemon runs. Everything else, and any other
+``rollback`` (a rollback is timed from the command's start), and a ``build``
+the project's daemon runs. Everything else, and any other
 spelling (``--version`` among other arguments, ``--probe``, a PATH that is not
 a directory), goes to click, which prints the same text from the same code.
 """
@@ -28,6 +29,10 @@ def main() -> None:
         return
     if argv and argv[0] == "status" and _status(argv[1:]):
         return
+    if argv and argv[0] == "rollback":
+        code = _rollback(argv[1:])
+        if code is not None:
+            sys.exit(code)
     from vega_dag.daemon.client import run_via_daemon
 
     code = run_via_daemon(argv)
@@ -73,3 +78,77 @@ def _status(args: list[str]) -> bool:
         sys.stdout.write(NO_REGIONS + "\n")
     sys.stdout.flush()
     return True
+
+
+#: What click.echo strips from text for a stream that is not a terminal.
+_ANSI = r"\033\[[0-?]*[ -/]*[@-~]"
+_COLOURS = {"red": 31, "green": 32}
+
+
+def _style(text: str, fg: str) -> str:
+    """``click.style(text, fg=fg)`` for the two colours rollback uses."""
+    return f"\033[{_COLOURS[fg]}m{text}\033[0m"
+
+
+def _echo(text: str, err: bool = False) -> None:
+    """``click.echo``: a line on stdout (stderr), without colour unless it is a terminal."""
+    stream = sys.stderr if err else sys.stdout
+    if "\033" in text and not stream.isatty():
+        import re
+
+        text = re.sub(_ANSI, "", text)
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def _rollback(args: list[str]) -> int | None:
+    """``vega-dag rollback`` without click, for its plain forms; its exit status, or None.
+
+    None (click then runs it, and reports any mistake) for anything but
+    ``[DEPLOYMENT] [--path DIR] [--json] [-q|--quiet] [--lock-timeout S]``
+    with an existing DIR and a number S >= 0.
+    """
+    import os
+
+    deployment: str | None = None
+    path, as_json, quiet, lock_timeout = ".", False, False, 10.0
+    rest = iter(args)
+    for arg in rest:
+        name, eq, value = arg.partition("=")
+        if arg == "--json":
+            as_json = True
+        elif arg in ("-q", "--quiet"):
+            quiet = True
+        elif name in ("--path", "--lock-timeout") and arg.startswith("--"):
+            if not eq:
+                value = next(rest, "")
+                if not value or value.startswith("-"):
+                    return None
+            if name == "--path":
+                path = value
+                continue
+            try:
+                lock_timeout = float(value)
+            except ValueError:
+                return None
+            if not lock_timeout >= 0:
+                return None
+        elif arg.startswith("-") or deployment is not None:
+            return None
+        else:
+            deployment = arg
+    if not os.path.isdir(path):
+        return None
+    from pathlib import Path
+
+    from vega_dag.rollout.rollback import run_command
+
+    return run_command(
+        Path(path),
+        deployment,
+        as_json=as_json,
+        quiet=quiet,
+        lock_timeout=lock_timeout,
+        echo=_echo,
+        style=_style,
+    )

@@ -19,3 +19,8 @@ REGION_NAMES = (
 #: Response headers naming who answered.
 REGION_HEADER = "x-vega-region"
 DEPLOYMENT_HEADER = "x-vega-deployment"
+
+#: How long a deployment may take to load when nothing says: a region's
+#: restart, a rollback's prefetch. A deploy says the project's
+#: ``[tool.vega.health] load_timeout_s`` (10 s by default).
+FALLBACK_LOAD_TIMEOUT = 60.0

@@ -26,8 +26,7 @@ import vega_dag
 from vega_dag.config import ProjectConfig
 from vega_dag.errors import VegaError
 from vega_dag.processes import pid_alive
-from vega_dag.regions import REGION_NAMES
-from vega_dag.regions.loader import FALLBACK_LOAD_TIMEOUT
+from vega_dag.regions import FALLBACK_LOAD_TIMEOUT, REGION_NAMES
 
 #: How long ``up`` waits for every region to answer.
 START_TIMEOUT = 60.0

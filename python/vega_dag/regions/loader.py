@@ -47,12 +47,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from vega_dag.regions import FALLBACK_LOAD_TIMEOUT
+
 #: Templates kept (the newest deployments); older ones are stopped.
 KEEP_TEMPLATES = 4
-#: How long a deployment may take to load when nothing says: a region's
-#: restart, a rollback's prefetch. A deploy says the project's
-#: ``[tool.vega.health] load_timeout_s`` (10 s by default).
-FALLBACK_LOAD_TIMEOUT = 60.0
 
 
 def loader_socket(fleet: Path) -> Path:

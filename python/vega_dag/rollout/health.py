@@ -12,12 +12,14 @@ A gate passes only if, for every changed route:
 - at least ``health.min_samples`` probes completed: too few samples (probes
   that timed out or could not connect) is a failure of its own, never a pass.
 
-Probes (``min_samples`` per probe path) are dealt round-robin over the wave's
-regions, so every promoted region is probed at least once. Each prober keeps
-one connection per region alive, as browsers, API clients and load balancers
-do: a region's first probe opens a connection, the next ones reuse it, so the
-gate measures what users get on both (a stall on kept-alive connections is a
-p99 failure like any other). Plugins add checks (``vega_dag_health_checks``).
+Probes (``min_samples`` per probe path, exactly: a gate stops as soon as its
+minimum is in) are dealt round-robin over the wave's regions, so every
+promoted region is probed at least once. They go out from one thread, a few
+at a time with the wave's regions interleaved (``probes``), each region's over
+a connection kept alive, as browsers, API clients and load balancers do: a
+region's first probe opens a connection, the next ones reuse it, so the gate
+measures what users get on both (a stall on kept-alive connections is a p99
+failure like any other). Plugins add checks (``vega_dag_health_checks``).
 """
 
 from __future__ import annotations
@@ -25,15 +27,14 @@ from __future__ import annotations
 import math
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from vega_dag.config import HealthConfig
 from vega_dag.manifest import RouteEntry
 from vega_dag.regions import DEPLOYMENT_HEADER
 from vega_dag.regions.fleet import Connection, RegionInfo
+from vega_dag.rollout.probes import probe_all
 
-PROBE_CONCURRENCY = 4
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path\??)?\}")
 
 
@@ -171,30 +172,30 @@ def run_gate(
             paths, configured = probe_paths(route, health)
             jobs.append((regions[i], route, paths[0], configured))
 
-    def one(job: tuple[RegionInfo, RouteEntry, str, bool]) -> tuple[Probe, bool]:
-        region, route, path, configured = job
-        conn = connections.to(region.url)
-        reused = conn.reused
-        try:
-            status, headers, _, seconds = conn.request(path, timeout=health.timeout_s)
-        except TimeoutError:
-            return Probe(
-                region.name, route.pattern, path, None, health.timeout_s, "timed out"
-            ), configured
-        except OSError as err:
-            return Probe(
-                region.name, route.pattern, path, None, 0.0, f"unreachable: {err}"
-            ), configured
-        deployment_header = headers.get(DEPLOYMENT_HEADER)
-        kept = conn.reused > reused
-        return Probe(
-            region.name, route.pattern, path, status, seconds, None, deployment_header, kept
-        ), configured
-
-    # A few probes at a time: latency is what is measured, and more
-    # concurrency than the machine has cores would measure queueing instead.
-    with Connections() as connections, ThreadPoolExecutor(max_workers=PROBE_CONCURRENCY) as pool:
-        probes = list(pool.map(one, jobs))
+    # A few at a time over kept-alive connections, regions interleaved (see
+    # probes): latency is what is measured, and more at once than the machine
+    # has cores would measure queueing instead.
+    answers = probe_all([(region.url, path) for region, _, path, _ in jobs], health.timeout_s)
+    probes: list[tuple[Probe, bool]] = []
+    for (region, route, path, configured), answer in zip(jobs, answers, strict=True):
+        if isinstance(answer.error, TimeoutError):
+            probe = Probe(region.name, route.pattern, path, None, health.timeout_s, "timed out")
+        elif answer.error is not None or answer.response is None:
+            err = answer.error
+            probe = Probe(region.name, route.pattern, path, None, 0.0, f"unreachable: {err}")
+        else:
+            status, headers, _, seconds = answer.response
+            probe = Probe(
+                region.name,
+                route.pattern,
+                path,
+                status,
+                seconds,
+                None,
+                headers.get(DEPLOYMENT_HEADER),
+                answer.kept_alive,
+            )
+        probes.append((probe, configured))
 
     verdicts: dict[str, RouteVerdict] = {}
     problems: list[str] = []

@@ -15,6 +15,9 @@ small database is the whole truth of a rollout:
 - ``locks``: the deploy lock, one row naming its holder and pid. A second
   deploy waits for it, then fails naming the holder; a row whose process is
   gone (a deploy killed with -9) is taken over.
+
+Each pointer write touches ``pointers.sqlite-moved`` once committed, which
+wakes the regions watching it (``regions.wakeup``); they poll as well.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import socket
 import sqlite3
 import time
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from vega_dag.errors import VegaError
 from vega_dag.processes import pid_alive
+from vega_dag.regions.wakeup import signal_moved
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -61,6 +64,8 @@ CREATE TABLE IF NOT EXISTS history (
     reason TEXT NOT NULL,
     actor TEXT NOT NULL
 );
+-- A rollback reads one deployment's moves: without it, a scan of every move ever.
+CREATE INDEX IF NOT EXISTS history_by_deployment ON history (deployment, seq);
 CREATE TRIGGER IF NOT EXISTS history_no_update BEFORE UPDATE ON history
     BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS history_no_delete BEFORE DELETE ON history
@@ -158,6 +163,8 @@ class HistoryEntry:
 def new_deployment_id() -> str:
     # Time in the high digits keeps ids roughly sortable; the random low
     # digits keep two deploys in one millisecond apart.
+    import secrets  # only a deploy needs it (hashlib and random: ~5 ms of a rollback)
+
     n = (int(time.time() * 1000) % 36**5) * 36**3 + secrets.randbelow(36**3)
     digits = []
     for _ in range(8):
@@ -303,6 +310,8 @@ class PointerStore:
                     "VALUES (?,?,?,?,?,?,?)",
                     (deployment, m.region, m.before, m.after, now, reason, actor),
                 )
+        # After the commit, never before: a region woken now reads the new pointer.
+        signal_moved(self.path)
         return now
 
     # -- history --------------------------------------------------------------

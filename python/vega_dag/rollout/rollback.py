@@ -12,7 +12,6 @@ idempotent.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +91,8 @@ def reverse(
             if regions:
                 target.prefetch_many(regions, manifests)
         else:
+            from concurrent.futures import ThreadPoolExecutor  # a plugin's target only
+
             with ThreadPoolExecutor(max_workers=min(32, len(manifests) or 1)) as pool:
                 list(pool.map(lambda n: target.prefetch(by_name[n], manifests[n]), manifests))
     except RegionError as err:
@@ -107,6 +108,7 @@ def reverse(
                 raise answer
         result.seconds = {m.region: answers[m.region] for m in moves}
     else:
+        from concurrent.futures import ThreadPoolExecutor
 
         def wait(move: Move) -> tuple[str, float]:
             return move.region, target.wait_serving(by_name[move.region], move.after)
@@ -145,3 +147,52 @@ def rollback(
         pointers.close()
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def run_command(
+    path: Any,
+    deployment: str | None,
+    *,
+    as_json: bool,
+    quiet: bool,
+    lock_timeout: float,
+    echo: Any,
+    style: Any,
+) -> int:
+    """``vega-dag rollback``: its output through ``echo(text, err=False)``; the exit status.
+
+    One source for both the click command and the console script's fast
+    path (``entry``), which pass click's ``echo``/``style`` or their
+    equivalents without click.
+    """
+    import json
+
+    from vega_dag.config import load_config
+    from vega_dag.plugins.manager import region_target
+
+    try:
+        config = load_config(path)
+        target = region_target(config)
+        result = rollback(config, target, deployment, lock_timeout=lock_timeout)
+    except VegaError as err:
+        if as_json:
+            echo(json.dumps({"error": str(err)}))
+        else:
+            echo(style(f"✗ Rollback failed: {err}", fg="red"), err=True)
+        return 1
+    if as_json:
+        echo(json.dumps(result.to_json(), sort_keys=True))
+        return 0
+    if quiet:
+        return 0
+    if not result.targets:
+        echo(f"= {result.deployment} is not live in any region: nothing to roll back")
+        return 0
+    for name, to in result.targets.items():
+        echo(f"  {name:<4} → {to or '(no deployment)'}   {result.seconds[name] * 1000:.0f}ms")
+    echo(
+        style("✓", fg="green")
+        + f" Rolled back {result.deployment} in {len(result.targets)} regions"
+        + f" in {result.total_seconds:.2f}s"
+    )
+    return 0

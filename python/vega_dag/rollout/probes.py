@@ -1,0 +1,243 @@
+"""A gate's probes, sent from one thread over kept-alive connections, regions interleaved.
+
+Each region of the wave gets its connections (``lanes``: several for a
+narrow wave, one each for a wide one), and each lane sends its share of that
+region's probes one after another on its kept-alive connection, as an HTTP
+client would. One selector multiplexes the lanes: at most ``CONCURRENCY``
+probes are in flight, and a lane that has its answer yields to a waiting
+lane of another region, its connection kept open for its next probe. This
+replaced a pool of 4 threads that each kept one connection per region: on a
+wide wave about half the probes opened a new connection (up to 4 per region)
+and each paid a thread hand-off.
+
+The answer of one probe is what ``Connection.request`` gives: a GET that
+finds its kept-alive connection closed before any of the answer arrived is
+sent once more on a new connection (its time counted from that connection);
+``TimeoutError`` after ``timeout`` seconds of one attempt; another
+``OSError`` when the region cannot be reached or answers something that is
+not HTTP.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import selectors
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from vega_dag.regions.fleet import Response, _nodelay, _prepare, _Reply
+
+#: Probes in flight at once. Latency is what a gate measures: more at once than
+#: the machine has cores (regions here are local) would measure queueing.
+CONCURRENCY = 4
+
+
+@dataclass
+class Answer:
+    """One probe's outcome: the response, or the error it met."""
+
+    response: Response | None = None
+    error: OSError | None = None
+    #: answered on a connection an earlier probe had opened
+    kept_alive: bool = False
+
+
+@dataclass
+class _Lane:
+    url: str
+    jobs: deque[tuple[int, str]]
+    sock: socket.socket | None = None
+    index: int = -1
+    #: the current probe's request, and what of it is still to send
+    request: bytes = b""
+    payload: memoryview = field(default_factory=lambda: memoryview(b""))
+    reply: _Reply = field(default_factory=_Reply)
+    started: float = 0.0
+    deadline: float = 0.0
+    connecting: bool = False
+    reused: bool = False
+    #: the lanes with probes to send and none in flight (shared by all lanes)
+    waiting: deque[_Lane] = field(default_factory=deque)
+
+
+def lanes_per_region(regions: int) -> int:
+    return max(1, math.ceil(CONCURRENCY / max(1, regions)))
+
+
+def probe_all(jobs: list[tuple[str, str]], timeout: float) -> list[Answer]:
+    """GET each (region URL, path) of ``jobs``; their answers, in order."""
+    answers: list[Answer] = [Answer() for _ in jobs]
+    by_url: dict[str, list[tuple[int, str]]] = {}
+    for i, (url, path) in enumerate(jobs):
+        by_url.setdefault(url.rstrip("/"), []).append((i, path))
+    width = lanes_per_region(len(by_url))
+    lanes = [
+        _Lane(url, deque(mine[k::width]))
+        for url, mine in by_url.items()
+        for k in range(min(width, len(mine)))
+    ]
+    sel = selectors.DefaultSelector()
+    waiting = deque(lanes[CONCURRENCY:])
+    for lane in lanes:
+        lane.waiting = waiting
+    try:
+        for lane in lanes[:CONCURRENCY]:
+            _start(sel, lane, answers, timeout)
+        while sel.get_map():
+            now = time.monotonic()
+            soonest = min(key.data.deadline for key in sel.get_map().values())
+            for key, _ in sel.select(max(0.0, soonest - now)):
+                _step(sel, key.data, answers, timeout)
+            now = time.monotonic()
+            for key in list(sel.get_map().values()):
+                lane = key.data
+                if lane.deadline <= now:
+                    _finish(sel, lane, answers, timeout, error=TimeoutError("timed out"))
+    finally:
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        for lane in lanes:
+            _close(sel, lane)
+        sel.close()
+    return answers
+
+
+def _next(sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], timeout: float) -> None:
+    """After a probe of ``lane``: the next lane waiting for its turn goes, or this one again."""
+    if lane.jobs:
+        lane.waiting.append(lane)  # its connection stays open for its turn
+    else:
+        _close(sel, lane)
+    if lane.waiting:
+        _start(sel, lane.waiting.popleft(), answers, timeout)
+
+
+def _start(sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], timeout: float) -> None:
+    """Send the lane's next probe, or the next waiting lane's if it has none left."""
+    while True:
+        while lane.jobs:
+            lane.index, path = lane.jobs.popleft()
+            try:
+                _, payload = _prepare(lane.url + path, "GET", None, keep_alive=True)
+            except ValueError as err:
+                answers[lane.index] = Answer(error=OSError(str(err)))
+                continue
+            lane.request = payload
+            lane.payload = memoryview(payload)
+            if lane.sock is not None:
+                lane.reused = True
+                _send(sel, lane, timeout)
+                return
+            if _connect(sel, lane, answers, timeout):
+                return
+        _close(sel, lane)
+        if not lane.waiting:
+            return
+        lane = lane.waiting.popleft()
+
+
+def _connect(
+    sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], timeout: float
+) -> bool:
+    """Open the lane's connection for its probe; False (the probe answered) if it cannot be."""
+    lane.reused = False
+    lane.started = time.perf_counter()
+    lane.deadline = time.monotonic() + timeout
+    lane.reply = _Reply()
+    try:
+        address, _ = _prepare(lane.url, "GET", None)
+        sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+        _nodelay(sock)
+        sock.setblocking(False)
+        code = sock.connect_ex(address)
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()
+            raise ConnectionRefusedError(code, os.strerror(code))
+    except (OSError, ValueError) as err:
+        answers[lane.index] = Answer(error=err if isinstance(err, OSError) else OSError(str(err)))
+        return False
+    lane.sock = sock
+    lane.connecting = True
+    sel.register(sock, selectors.EVENT_WRITE, lane)
+    return True
+
+
+def _send(sel: selectors.BaseSelector, lane: _Lane, timeout: float) -> None:
+    """A request on the lane's open connection: writable at once, so register for it."""
+    assert lane.sock is not None
+    lane.started = time.perf_counter()
+    lane.deadline = time.monotonic() + timeout
+    lane.reply = _Reply()
+    lane.connecting = False
+    sel.register(lane.sock, selectors.EVENT_WRITE, lane)
+
+
+def _step(sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], timeout: float) -> None:
+    sock = lane.sock
+    assert sock is not None
+    try:
+        if lane.payload:
+            if lane.connecting:
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise ConnectionRefusedError(code, os.strerror(code))
+                lane.connecting = False
+            sent = sock.send(lane.payload)
+            lane.payload = lane.payload[sent:]
+            if not lane.payload:
+                sel.modify(sock, selectors.EVENT_READ, lane)
+            return
+        if not lane.reply.feed(sock.recv(65536)):
+            return
+    except BlockingIOError:
+        return
+    except OSError as err:
+        _finish(sel, lane, answers, timeout, error=err)
+        return
+    _finish(sel, lane, answers, timeout)
+
+
+def _finish(
+    sel: selectors.BaseSelector,
+    lane: _Lane,
+    answers: list[Answer],
+    timeout: float,
+    error: OSError | None = None,
+) -> None:
+    """Record the lane's probe (or retry it once, fresh), then start its next."""
+    assert lane.sock is not None
+    sel.unregister(lane.sock)
+    if error is None:
+        answers[lane.index] = Answer(
+            lane.reply.result(time.perf_counter() - lane.started), kept_alive=lane.reused
+        )
+        if not lane.reply.keeps_alive:
+            _close(sel, lane)
+        _next(sel, lane, answers, timeout)
+        return
+    stale = not lane.reply.buf and not isinstance(error, TimeoutError)
+    _close(sel, lane)  # in an unknown state: never reused
+    if stale and lane.reused:
+        # The region let an idle connection go before this request reached
+        # it: nothing was processed, so it goes again on a new connection.
+        lane.payload = memoryview(lane.request)
+        if _connect(sel, lane, answers, timeout):
+            return
+        _next(sel, lane, answers, timeout)
+        return
+    if stale:
+        error = ConnectionError(str(error) or type(error).__name__)
+    answers[lane.index] = Answer(error=error)
+    _next(sel, lane, answers, timeout)
+
+
+def _close(sel: selectors.BaseSelector, lane: _Lane) -> None:
+    if lane.sock is not None:
+        if lane.sock in sel.get_map():
+            sel.unregister(lane.sock)
+        lane.sock.close()
+        lane.sock = None

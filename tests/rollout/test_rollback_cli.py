@@ -1,0 +1,75 @@
+"""``vega-dag rollback`` answered without click says what the click command says.
+
+The console script (``vega_dag.entry``) runs a plain rollback itself; every
+other spelling goes to click. Both print the same lines (timings aside) and
+exit with the same status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.rollout.helpers import cli_env, served, vega, vega_json
+
+
+def entry(*args: str) -> subprocess.CompletedProcess[str]:
+    """The console script's path: ``vega-dag ARGS``."""
+    return subprocess.run(
+        [sys.executable, "-c", "from vega_dag.entry import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
+
+
+def _shape(text: str) -> str | dict:
+    """The output without its timings (and deployment ids, which differ by deploy)."""
+    if text.startswith("{"):
+        out = json.loads(text)
+        out.pop("seconds", None)
+        return out
+    return re.sub(r"dpl_[0-9a-z]{8}", "dpl_X", re.sub(r"\d+(\.\d+)?(ms|s)\b", "T", text))
+
+
+def test_the_fast_path_and_click_answer_alike(project: Path) -> None:
+    first = vega_json("deploy", str(project))["deployment"]
+    (project / "lib" / "version.py").write_text('VERSION = "v2"\n')
+    second = vega_json("deploy", str(project))["deployment"]
+
+    fast = entry("rollback", "--path", str(project))
+    assert fast.returncode == 0, fast.stderr
+    assert set(served(project).values()) == {first}
+    third = vega_json("deploy", str(project))["deployment"]  # v2 again, a new deployment
+    slow = vega("rollback", "--path", str(project))
+    assert slow.returncode == 0, slow.stderr
+    assert set(served(project).values()) == {first}
+    assert "✓ Rolled back" in fast.stdout and "\033" not in fast.stdout  # not a terminal
+    assert _shape(fast.stdout) == _shape(slow.stdout) and fast.stderr == slow.stderr == ""
+
+    for args in (
+        ["rollback", second, "--path", str(project)],  # nothing left to roll back
+        ["rollback", third, f"--path={project}", "--json", "--lock-timeout", "5"],
+        ["rollback", "dpl_nonesuch", "--path", str(project)],  # an error, exit 1
+        ["rollback", "dpl_nonesuch", "--path", str(project), "--json"],
+    ):
+        a, b = entry(*args), vega(*args)
+        assert (a.returncode, _shape(a.stdout), a.stderr) == (
+            b.returncode,
+            _shape(b.stdout),
+            b.stderr,
+        ), args
+    assert entry("rollback", "dpl_nonesuch", "--path", str(project)).returncode == 1
+    # Anything else is click's to answer, with its usage errors.
+    for args, what in (
+        (["rollback", "-q", "--path", str(project / "missing")], "does not exist"),
+        (["rollback", "--path", str(project), "--lock-timeout", "-1"], "--lock-timeout"),
+        (["rollback", "a", "b", "--path", str(project)], "unexpected extra argument"),
+    ):
+        a = entry(*args)
+        assert a.returncode == 2 and "Usage: vega-dag rollback" in a.stderr, (args, a.stderr)
+        assert what in a.stderr, a.stderr
