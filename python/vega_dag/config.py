@@ -73,6 +73,24 @@ class CompileStepTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     options: dict[str, object] = {}
 
 
+class RouteSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Settings of one route (``[tool.vega.route."/api/reports/export"]``)."""
+
+    #: Globs of more files for this route's bundle (see ``VegaConfig.include``).
+    include: list[str] = []
+    #: Globs of files left out of this route's bundle (see ``VegaConfig.exclude``).
+    exclude: list[str] = []
+
+
+class ImportCheck(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The build's isolated import of each changed route (``[tool.vega.import_check]``)."""
+
+    #: Run it (a build that skips it can deploy a bundle that lacks a module).
+    enabled: bool = True
+    #: An import still running after this many seconds fails the build.
+    timeout_s: float = 10.0
+
+
 class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Directory whose modules are routes, relative to the project root.
     routes: str = "api"
@@ -92,6 +110,15 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     compile_steps: list[str | CompileStepTable] = []
     #: Environment variables the routes run with (part of a deployment).
     env: dict[str, str] = {}
+    #: Globs (gitignore-style, from the project root) of more files for
+    #: every bundle: a module's file adds the module and its imports, any
+    #: other file is bundled as data (non-Python files inside packages are).
+    include: list[str] = []
+    #: Globs of data files never bundled (package data or included).
+    exclude: list[str] = []
+    #: route pattern -> that route's own include/exclude globs.
+    route: dict[str, RouteSettings] = {}
+    import_check: ImportCheck = ImportCheck()
     #: The pinned toolchain: builds and drift checks refuse any other.
     toolchain: ToolchainPin = ToolchainPin()
     rollout: RolloutConfig = RolloutConfig()
@@ -118,9 +145,20 @@ class ProjectConfig(msgspec.Struct, frozen=True):
         return None
 
 
+#: Settings added after manifests were first pinned: left out of the digest
+#: while they hold their default, so that a project that does not use one
+#: keeps its manifest digest when vega-dag learns it.
+_LATER_SETTINGS = ("include", "exclude", "route", "import_check")
+_DEFAULTS = msgspec.to_builtins(VegaConfig())
+
+
 def config_digest(config: ProjectConfig) -> str:
     """The digest of the ``[tool.vega]`` settings: in the manifest and the build's head."""
-    return _core.hash_bytes(msgspec.json.encode(config.vega, order="sorted"))
+    settings = msgspec.to_builtins(config.vega)
+    for key in _LATER_SETTINGS:
+        if settings[key] == _DEFAULTS[key]:
+            del settings[key]
+    return _core.hash_bytes(msgspec.json.encode(settings, order="sorted"))
 
 
 def _read_toml(path: Path) -> dict:

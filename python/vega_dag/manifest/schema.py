@@ -27,7 +27,8 @@ class RouteEntry(msgspec.Struct, frozen=True):
 class Manifest(msgspec.Struct, frozen=True):
     schema: int
     toolchain: Toolchain
-    #: Digest of the sorted (path, digest) list of every module and the lock.
+    #: Digest of the (path, digest) list of every module, every file a
+    #: bundle holds besides them, and the lock.
     source: str
     #: Digest of the project's [tool.vega] settings.
     config: str

@@ -10,10 +10,11 @@ did not change:
    the edges changed, each route's closure over their condensation;
 3. compile (``compile.dirty``): every module whose (source digest, path,
    toolchain) has no cached output, in parallel, into canonical bytecode;
-4. bundle (``bundle.bundles``, ``bundle.layer``): every route whose members
-   (pyc digests) or metadata changed: a change that compiles to identical
-   bytes rebuilds nothing (early cutoff); the dependency layer, keyed by the
-   lock's pins;
+4. bundle (``bundle.files``, ``bundle.bundles``, ``bundle.layer``): each
+   route's data files (package data, include globs); every route whose
+   members (pyc and data digests) or metadata changed: a change that
+   compiles to identical bytes rebuilds nothing (early cutoff); the
+   dependency layer, keyed by the lock's pins;
 5. manifest (``manifest.assemble``);
 6. commit (``store.commit``): new objects (one pack), then action cache,
    state, head and stat cache.
@@ -176,6 +177,7 @@ def rebuild(
 ) -> tuple[BuildResult, Callable[[], None] | None]:
     """Stages 2-6, for a project that changed since its last build."""
     from vega_dag.bundle.bundles import build_bundles
+    from vega_dag.bundle.files import bundle_files
     from vega_dag.bundle.routes import route_entries
     from vega_dag.compile.dirty import compile_modules
     from vega_dag.graph.analysis import analyze
@@ -189,8 +191,10 @@ def rebuild(
     entries = route_entries(ctx, a.routes, a.digests, a.parsed, state)
     # 3. compile
     compiled = compile_modules(ctx, a, state, last)
-    # 4. bundle, and the dependency layer (its module only for a project with a lock)
-    bundled = build_bundles(ctx, a, entries, compiled, state)
+    # 4. bundle: each route's files besides its modules, its bundle, and the
+    # dependency layer (its module only for a project with a lock)
+    files = bundle_files(ctx, a)
+    bundled = build_bundles(ctx, a, entries, compiled, state, files)
     layer = None
     lock = ctx.config.lock_path
     if lock is not None:
@@ -200,7 +204,7 @@ def rebuild(
     # 5. manifest
     module_items = source_items(a, last)
     manifest_bytes, manifest_digest = assemble_manifest(
-        ctx, a, module_items, bundled.records, layer, digest_of_config
+        ctx, a, module_items, bundled.records, layer, digest_of_config, files
     )
     ctx.new_objects[manifest_digest] = manifest_bytes
 
@@ -235,6 +239,7 @@ def rebuild(
         layer,
         manifest_digest,
         module_items,
+        files,
     )
     result.seconds = time.perf_counter() - ctx.started
     return result, tail
