@@ -47,6 +47,7 @@ lint:
 
 bench-deps:         ## the peer tools the benchmarks compare against (Debian packages)
 	command -v b3sum >/dev/null || (apt-get update -qq && apt-get install -y -qq b3sum)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
 bench: install bench-deps   ## full benchmark run; figures go to .benchmarks/latest.json
 	$(PYTHON) -m pytest benches --benchmark-enable --benchmark-json=.benchmarks/latest.json -p no:randomly

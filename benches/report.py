@@ -34,6 +34,19 @@ PAIRS: dict[str, list[tuple[str, str]]] = {
     "upgrade-real": [
         ("test_build_with_step_version[2.11.3-real]", "test_build_with_step_version[2.9.0-real]")
     ],
+    # A region against the same handler under plain uvicorn (def and async def endpoints).
+    "serve-keepalive": [
+        ("test_region_kept_alive", "test_uvicorn_kept_alive"),
+        ("test_region_kept_alive", "test_uvicorn_async_kept_alive"),
+    ],
+    "serve-fresh-connection": [("test_region_fresh_connection", "test_uvicorn_fresh_connection")],
+}
+#: group -> (vega-dag's benchmark, its peer), compared by extra_info["requests_per_s"]
+RATES: dict[str, list[tuple[str, str]]] = {
+    "serve-throughput": [
+        ("test_region_wrk", "test_uvicorn_wrk"),
+        ("test_region_wrk", "test_uvicorn_async_wrk"),
+    ],
 }
 
 
@@ -49,26 +62,32 @@ def main(path: str) -> None:
     with open(path) as f:
         data = json.load(f)
     by_group: dict[str, dict[str, dict]] = defaultdict(dict)
-    extras: dict[str, list[dict]] = defaultdict(list)
+    extras: dict[str, dict[str, dict]] = defaultdict(dict)
     for bench in data["benchmarks"]:
         by_group[bench["group"]][bench["name"]] = bench["stats"]
         if bench.get("extra_info"):
-            extras[bench["group"]].append(bench["extra_info"])
+            extras[bench["group"]][bench["name"]] = bench["extra_info"]
     for group, benches in sorted(by_group.items()):
         print(f"## {group}")
         for name, stats in sorted(benches.items(), key=lambda kv: kv[1]["median"]):
             print(
-                f"  {name:40s} median {stats['median'] * 1000:9.1f} ms"
-                f"   min {stats['min'] * 1000:9.1f} ms"
+                f"  {name:40s} median {stats['median'] * 1000:10.2f} ms"
+                f"   min {stats['min'] * 1000:10.2f} ms"
             )
-        for info in extras[group]:
-            print("  " + ", ".join(f"{k}={v}" for k, v in sorted(info.items())))
+        for name, info in sorted(extras[group].items()):
+            print(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(info.items())))
         for ours_name, peer_name in PAIRS.get(group, []):
             ours = _find(benches, ours_name)
             peer = _find(benches, peer_name)
             if ours and peer:
                 ratio = benches[peer]["median"] / benches[ours]["median"]
                 print(f"  → {ours} is {ratio:.2f}× the speed of {peer} (median)")
+        for ours_name, peer_name in RATES.get(group, []):
+            ours_rate = extras[group].get(ours_name, {}).get("requests_per_s")
+            peer_rate = extras[group].get(peer_name, {}).get("requests_per_s")
+            if ours_rate and peer_rate:
+                ratio = ours_rate / peer_rate
+                print(f"  → {ours_name} serves {ratio:.2f}× the requests/s of {peer_name}")
 
 
 if __name__ == "__main__":

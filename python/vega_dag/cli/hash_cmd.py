@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -19,7 +20,7 @@ from vega_dag import _core
     help="Read the paths to hash from this file, one per line ('-' for stdin).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Hash, but print nothing (for timing).")
-def hash_cmd(files: tuple[Path, ...], list_file: click.utils.LazyFile | None, quiet: bool) -> None:
+def hash_cmd(files: tuple[Path, ...], list_file: IO[str] | None, quiet: bool) -> None:
     """Print `blake3:<hex>  PATH` for each file, in the order given."""
     paths = [str(p) for p in files]
     if list_file is not None:

@@ -33,7 +33,7 @@ class BuildResult:
     manifest_data: bytes | None = None
 
     def to_json(self) -> dict[str, object]:
-        """The stable machine-readable form (see README, "vega-dag build --json")."""
+        """The stable machine-readable form (see docs/user-guide.md, "vega-dag build --json")."""
         return {
             "manifest": self.manifest,
             "modules_compiled": self.modules_compiled,

@@ -1,9 +1,10 @@
 """Regions: the processes that serve deployments.
 
-A region is a front process on its own loopback port (``server``) that proxies
-each request to the worker of the deployment its pointer references
-(``worker``, forked by the region's ``zygote``); the worker serves the routes
-from their bundles (``runtime``). ``fleet`` starts, finds and stops the local
+A region is a front process on its own loopback port (``server``) that hands
+each connection to the worker of the deployment its pointer references
+(``handoff``; ``worker``, forked by the host's ``loader`` or the region's
+``zygote``); the worker serves it (``serving``) with the routes from their
+bundles (``runtime``). ``fleet`` starts, finds and stops the local
 regions of a project.
 """
 

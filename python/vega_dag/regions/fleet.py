@@ -57,8 +57,11 @@ def fleet_dir(config: ProjectConfig) -> Path:
 Response = tuple[int, dict[str, str], bytes, float]
 
 
-def _prepare(url: str, method: str, body: bytes | None) -> tuple[tuple[str, int], bytes]:
-    """(address, request bytes) of one HTTP/1.1 request on its own connection.
+def _prepare(
+    url: str, method: str, body: bytes | None, keep_alive: bool = False
+) -> tuple[tuple[str, int], bytes]:
+    """(address, request bytes) of one HTTP/1.1 request (the last on its connection, unless
+    ``keep_alive``).
 
     A few lines of HTTP rather than ``http.client``: the regions are ours,
     on loopback, and ``rollback`` is timed from its first instruction.
@@ -73,11 +76,19 @@ def _prepare(url: str, method: str, body: bytes | None) -> tuple[tuple[str, int]
         host, port = netloc, "80"
     host = host.strip("[]")
     data = body or b""
+    close = "" if keep_alive else "connection: close\r\n"
     head = (
-        f"{method} {path} HTTP/1.1\r\nhost: {netloc}\r\nconnection: close\r\n"
+        f"{method} {path} HTTP/1.1\r\nhost: {netloc}\r\n{close}"
         f"content-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
     )
     return (host, int(port)), head.encode("latin-1") + data
+
+
+def _nodelay(sock: socket.socket) -> None:
+    # Nagle off on every TCP socket of the path (see handoff.nodelay): a
+    # request in more than one segment would wait for the first one's ACK.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _Reply:
@@ -116,10 +127,21 @@ class _Reply:
         if self.length is not None:
             if len(self.buf) - self.start >= self.length:
                 return True
-            if not data:
-                raise ConnectionError("the connection closed mid-response")
-            return False
-        return not data  # chunked or unsized: read to the end
+        elif self.chunked:
+            if _chunked_end(self.buf, self.start) is not None:
+                return True
+        else:
+            return not data  # unsized: read to the end
+        if not data:
+            raise ConnectionError("the connection closed mid-response")
+        return False
+
+    @property
+    def keeps_alive(self) -> bool:
+        """Whether the connection may carry another request after this response."""
+        assert self.head is not None
+        sized = self.length is not None or self.chunked
+        return sized and "close" not in self.head[1].get("connection", "").lower()
 
     def result(self, seconds: float) -> Response:
         assert self.head is not None
@@ -131,8 +153,28 @@ class _Reply:
         return self.head[0], self.head[1], body, seconds
 
 
+def _chunked_end(data: bytes | bytearray, pos: int) -> int | None:
+    """Where the chunked body starting at ``pos`` ends, or None while it is not all in."""
+    while True:
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            return None
+        try:
+            size = int(bytes(data[pos:end]).split(b";")[0].strip() or b"0", 16)
+        except ValueError:
+            raise ConnectionError("malformed chunked response") from None
+        if size == 0:
+            # The last chunk, then trailers (usually none) up to an empty line.
+            stop = data.find(b"\r\n\r\n", end)
+            return None if stop < 0 else stop + 4
+        pos = end + 2 + size + 2
+        if pos > len(data):
+            return None
+
+
 def _dechunk(data: bytes) -> bytes:
-    out, pos = [], 0
+    out: list[bytes] = []
+    pos = 0
     while True:
         end = data.find(b"\r\n", pos)
         if end < 0:
@@ -156,6 +198,7 @@ def request(
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
     with socket.create_connection(address, timeout=timeout) as sock:
+        _nodelay(sock)
         sock.sendall(payload)
         reply = _Reply()
         while True:
@@ -183,11 +226,12 @@ def request_many(
             try:
                 address, payload = _prepare(url, method, body)
                 sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+                _nodelay(sock)
                 sock.setblocking(False)
-                err = sock.connect_ex(address)
-                if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                code = sock.connect_ex(address)
+                if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
                     sock.close()
-                    raise ConnectionRefusedError(err, os.strerror(err))
+                    raise ConnectionRefusedError(code, os.strerror(code))
             except (OSError, ValueError) as err:
                 results[i] = err if isinstance(err, OSError) else OSError(str(err))
                 continue
@@ -197,14 +241,15 @@ def request_many(
             if left <= 0:
                 break
             for key, events in sel.select(left):
-                sock, state = key.fileobj, key.data
-                assert isinstance(sock, socket.socket)
+                ready, state = key.fileobj, key.data
+                assert isinstance(ready, socket.socket)
+                sock = ready
                 i = state[0]
                 try:
                     if events & selectors.EVENT_WRITE:
-                        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                        if err:
-                            raise ConnectionRefusedError(err, os.strerror(err))
+                        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        if code:
+                            raise ConnectionRefusedError(code, os.strerror(code))
                         sent = sock.send(state[1])
                         state[1] = state[1][sent:]
                         if not state[1]:
@@ -227,6 +272,75 @@ def request_many(
             key.fileobj.close()  # type: ignore[union-attr]
         sel.close()
     return [r if r is not None else TimeoutError("timed out") for r in results]
+
+
+class Connection:
+    """A kept-alive HTTP/1.1 connection to one region: one request after another on one socket.
+
+    What browsers, API clients and load balancers use, so what the gates
+    probe with too. A GET that finds the connection closed by the region
+    before any of its answer arrived (an idle connection the region let go)
+    is sent again once on a new connection, as HTTP clients do.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.sock: socket.socket | None = None
+        #: requests answered on a connection that was already open
+        self.reused = 0
+
+    def request(
+        self, path: str, method: str = "GET", body: bytes | None = None, timeout: float = 5.0
+    ) -> Response:
+        """(status, lower-case headers, body, seconds), as ``request``; errors as ``request``."""
+        address, payload = _prepare(self.url + path, method, body, keep_alive=True)
+        if self.sock is not None:
+            try:
+                answer = self._exchange(payload, time.perf_counter(), timeout)
+            except _Stale as err:
+                if method not in ("GET", "HEAD"):
+                    raise ConnectionError(str(err)) from None
+            else:
+                self.reused += 1
+                return answer
+        started = time.perf_counter()
+        try:
+            self.sock = socket.create_connection(address, timeout=timeout)
+            _nodelay(self.sock)
+            return self._exchange(payload, started, timeout)
+        except _Stale as err:
+            raise ConnectionError(str(err)) from None
+
+    def _exchange(self, payload: bytes, started: float, timeout: float) -> Response:
+        assert self.sock is not None
+        deadline = time.monotonic() + timeout
+        reply = _Reply()
+        try:
+            self.sock.sendall(payload)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("timed out")
+                self.sock.settimeout(left)
+                if reply.feed(self.sock.recv(65536)):
+                    break
+        except (ConnectionError, OSError) as err:
+            self.close()  # in an unknown state: never reused
+            if reply.buf or isinstance(err, TimeoutError):
+                raise
+            raise _Stale(str(err) or type(err).__name__) from None
+        if not reply.keeps_alive:
+            self.close()
+        return reply.result(time.perf_counter() - started)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class _Stale(ConnectionError):
+    """The connection was closed before any of the answer came: nothing was processed."""
 
 
 class LocalFleet:

@@ -2,13 +2,23 @@
 
     python -m vega_dag.regions.server --name fra --fleet DIR --store DIR
 
-It listens on a loopback port (uvicorn) and proxies each request to the
-worker of the deployment its pointer references, adding ``x-vega-region`` and
-``x-vega-deployment`` to every response. It polls its pointer every 20 ms
-(``PRAGMA data_version`` first, so an idle poll reads no table) and switches
-only to a deployment whose worker has loaded and verified everything: while a
-new one loads, the old one keeps serving. The previous deployment's worker
-stays running, so a rollback is a pointer read away.
+It listens on a loopback port and, once a new connection's first request
+line is in, hands the connection itself to the worker of the deployment its
+pointer references (``handoff``): the worker serves it from then on, as the
+application's own server would, adding ``x-vega-region`` and
+``x-vega-deployment`` to every response. The front answers only its admin
+endpoints and the region's own errors (no deployment, no worker), each on a
+connection that then closes. It polls its pointer every 20 ms (``PRAGMA
+data_version`` first, so an idle poll reads no table) and switches only to a
+deployment whose worker has loaded and verified everything: while a new one
+loads, the old one keeps serving. The previous deployment's worker stays
+running, so a rollback is a pointer read away.
+
+A switch takes effect for every request that begins after it, on new and
+kept-alive connections alike: the old worker hands its idle connections back
+at once and each busy one once its response is complete (in-flight requests
+finish, answered by the deployment they began on), and the front routes them
+to the new worker. No connection is closed by a switch.
 
 Admin endpoints (under ``/__vega/``):
 
@@ -40,8 +50,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
 from vega_dag.processes import pid_alive
 from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
+from vega_dag.regions.handoff import Channel, adopt, hand_over, is_admin, nodelay
 from vega_dag.regions.runtime import Receive, Scope, Send, read_body, send_bytes
 from vega_dag.unix_rpc import socket_dir
 
@@ -49,9 +62,13 @@ from vega_dag.unix_rpc import socket_dir
 POLL_SECONDS = 0.02
 #: A worker that has not loaded in this long is given up on.
 LOAD_TIMEOUT = 120.0
-#: A proxied request that has not been answered in this long gets a 504.
-PROXY_TIMEOUT = 60.0
-_HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"content-length"}
+#: A new connection that sends no request line in this long is closed.
+FIRST_LINE_TIMEOUT = 30.0
+#: Read at most this much looking for the first request line, then hand over anyway.
+FIRST_LINE_LIMIT = 16 * 1024
+#: What the front's own answers carry: each is the last on its connection, so a
+#: kept-alive connection is only ever held by a worker.
+_FRONT_HEADERS = [("connection", "close")]
 
 
 class WorkerLoadError(Exception):
@@ -97,6 +114,8 @@ class WorkerHandle:
     uds: str
     err: str
     pid: int = 0
+    #: the handoff channel, once the worker is loaded and listening
+    channel: Channel | None = None
     ready: asyncio.Future = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -131,6 +150,8 @@ class Region:
         #: set (and replaced) whenever what the region serves, or its error, changes
         self.changed: asyncio.Event | None = None
         self.db: sqlite3.Connection | None = None
+        #: (uvicorn config, server state) of this front, for the connections workers hand back
+        self.http: tuple[Any, Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
@@ -178,7 +199,7 @@ class Region:
         """The loaded worker for ``manifest`` (and whether it was already loaded)."""
         handle = self.workers.get(manifest)
         if handle is not None and handle.ready.done():
-            if handle.ready.exception() is None and pid_alive(handle.pid):
+            if handle.ready.exception() is None and self._alive(handle):
                 return handle, True
             self.workers.pop(manifest, None)
             handle = None
@@ -228,12 +249,14 @@ class Region:
             if os.path.exists(handle.err):
                 raise WorkerLoadError(Path(handle.err).read_text().strip())
             if os.path.exists(handle.uds):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                sock.setblocking(False)
                 try:
-                    _, writer = await asyncio.open_unix_connection(handle.uds)
+                    await loop.sock_connect(sock, handle.uds)
                 except OSError:
-                    pass
+                    sock.close()
                 else:
-                    writer.close()
+                    handle.channel = Channel(sock, self._handed_back)
                     return
             if not pid_alive(handle.pid):
                 if os.path.exists(handle.err):
@@ -248,7 +271,12 @@ class Region:
     def log_hint(self) -> str:
         return str(self.fleet / "logs" / f"{self.name}.log")
 
+    def _alive(self, handle: WorkerHandle) -> bool:
+        return handle.channel is not None and not handle.channel.closed and pid_alive(handle.pid)
+
     def _kill(self, handle: WorkerHandle) -> None:
+        if handle.channel is not None:
+            handle.channel.close()
         if handle.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(handle.pid, signal.SIGTERM)
@@ -304,6 +332,7 @@ class Region:
             if self.target == target:
                 if self.serving is not None:
                     self.previous = self.serving[1]
+                    self._tell(self.serving[1], {"op": "drain"})
                 self.serving = None
                 self.switched_at = time.time()
                 self._notify()
@@ -318,13 +347,46 @@ class Region:
             return
         if self.target != target:
             return  # overtaken by a newer pointer write while loading
+        # The new worker learns what it answers as before its first connection
+        # (the channel keeps order); the old one hands its connections back.
+        self._tell(manifest, {"op": "serve", "deployment": deployment, "region": self.name})
         if self.serving is not None and self.serving[1] != manifest:
             self.previous = self.serving[1]
+            self._tell(self.serving[1], {"op": "drain"})
         self.serving = (deployment, manifest, generation)
         self.switched_at = time.time()
         self.error = None
         self.collect()
         self._notify()
+
+    # -- connections ----------------------------------------------------------
+    def _tell(self, manifest: str, message: dict) -> None:
+        handle = self.workers.get(manifest)
+        if handle is not None and handle.channel is not None:
+            handle.channel.send(message)
+
+    def serving_channel(self) -> Channel | None:
+        """The handoff channel of the worker serving now, if it is there to take connections."""
+        if self.serving is None:
+            return None
+        handle = self.workers.get(self.serving[1])
+        if handle is None or handle.channel is None or handle.channel.closed:
+            return None
+        return handle.channel
+
+    def _handed_back(self, header: dict, data: bytes, sock: socket.socket | None) -> None:
+        """A worker gives a connection back (it drains, or the next request is an admin one)."""
+        if sock is None:
+            return
+        if header.get("op") != "conn" or self.http is None:
+            sock.close()
+            return
+        config, state = self.http
+        # Idle until its next request: as long as a worker would keep it.
+        protocol = config.http_protocol_class(
+            config, state, {}, prefix=data, timeout=config.timeout_keep_alive
+        )
+        self._spawn(adopt(asyncio.get_running_loop(), sock, protocol))
 
     # -- prefetch and waiting -------------------------------------------------
     def _loaded(self, manifest: str) -> bool:
@@ -333,7 +395,7 @@ class Region:
             handle is not None
             and handle.ready.done()
             and handle.ready.exception() is None
-            and pid_alive(handle.pid)
+            and self._alive(handle)
         )
 
     async def prefetch(self, manifest: str, wait: bool) -> bool:
@@ -415,7 +477,7 @@ class Region:
 
     async def admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
-        headers = [(REGION_HEADER, self.name)]
+        headers = [(REGION_HEADER, self.name), *_FRONT_HEADERS]
         if path == "/__vega/status":
             body = json.dumps(self.status()).encode()
             await send_bytes(send, body, 200, "application/json", headers)
@@ -429,11 +491,15 @@ class Region:
                 cached = await self.prefetch(manifest, wait)
             except WorkerLoadError as err:
                 payload = {"ok": False, "region": self.name, "error": str(err)}
-                await send_bytes(send, json.dumps(payload).encode(), 502, "application/json")
+                await send_bytes(
+                    send, json.dumps(payload).encode(), 502, "application/json", headers
+                )
                 return
             except (ValueError, KeyError, TypeError, AttributeError):
                 payload = {"ok": False, "region": self.name, "error": "expected {manifest}"}
-                await send_bytes(send, json.dumps(payload).encode(), 400, "application/json")
+                await send_bytes(
+                    send, json.dumps(payload).encode(), 400, "application/json", headers
+                )
                 return
             payload = {
                 "ok": True,
@@ -456,7 +522,9 @@ class Region:
             payload["region"] = self.name
             await send_bytes(send, json.dumps(payload).encode(), code, "application/json", headers)
             return
-        await send_bytes(send, b'{"error": "unknown admin endpoint"}', 404, "application/json")
+        await send_bytes(
+            send, b'{"error": "unknown admin endpoint"}', 404, "application/json", headers
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -474,93 +542,101 @@ class Region:
         if scope["path"].startswith("/__vega/"):
             await self.admin(scope, receive, send)
             return
-        serving = self.serving
-        if serving is None:
-            await send_bytes(
-                send,
-                json.dumps({"error": "no deployment", "region": self.name}).encode(),
-                503,
-                "application/json",
-                [(REGION_HEADER, self.name), (DEPLOYMENT_HEADER, "none")],
-            )
+        # Requests reach the front only when no worker could take the connection.
+        await read_body(receive)
+        if self.serving is None:
+            payload = {"error": "no deployment", "region": self.name}
+            extra = [(REGION_HEADER, self.name), (DEPLOYMENT_HEADER, "none"), *_FRONT_HEADERS]
+            await send_bytes(send, json.dumps(payload).encode(), 503, "application/json", extra)
             return
-        deployment, manifest, _ = serving
-        handle = self.workers.get(manifest)
-        extra = [(REGION_HEADER, self.name), (DEPLOYMENT_HEADER, deployment)]
-        if handle is None:
-            await send_bytes(send, b'{"error": "worker gone"}', 503, "application/json", extra)
-            return
-        body = await read_body(receive)
-        try:
-            status, headers, data = await asyncio.wait_for(
-                proxy(handle.uds, scope, body), PROXY_TIMEOUT
-            )
-        except TimeoutError:
-            await send_bytes(send, b'{"error": "route timed out"}', 504, "application/json", extra)
-            return
-        except (OSError, asyncio.IncompleteReadError, ValueError) as err:
-            payload = json.dumps({"error": f"worker unreachable: {err}"}).encode()
-            await send_bytes(send, payload, 502, "application/json", extra)
-            return
-        out = [(k, v) for k, v in headers if k not in _HOP_BY_HOP]
-        out.append((b"content-length", str(len(data)).encode()))
-        out.extend((k.encode(), v.encode()) for k, v in extra)
-        await send({"type": "http.response.start", "status": status, "headers": out})
-        await send({"type": "http.response.body", "body": data})
+        payload = {"error": "the deployment's worker is not running", "region": self.name}
+        extra = [(REGION_HEADER, self.name), (DEPLOYMENT_HEADER, self.serving[0]), *_FRONT_HEADERS]
+        await send_bytes(send, json.dumps(payload).encode(), 502, "application/json", extra)
 
 
-async def proxy(
-    uds: str, scope: Scope, body: bytes
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Forward one request over the worker's unix socket (HTTP/1.1, one connection each)."""
-    reader, writer = await asyncio.open_unix_connection(uds)
-    try:
-        target = scope.get("raw_path") or scope["path"].encode()
-        if scope.get("query_string"):
-            target += b"?" + scope["query_string"]
-        lines = [scope["method"].encode() + b" " + target + b" HTTP/1.1"]
-        for k, v in scope["headers"]:
-            if k.lower() not in (b"connection", b"content-length", b"transfer-encoding"):
-                lines.append(k + b": " + v)
-        lines.append(b"connection: close")
-        lines.append(b"content-length: " + str(len(body)).encode())
-        writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
-        await writer.drain()
-        status_line = await reader.readline()
-        parts = status_line.split(b" ", 2)
-        if len(parts) < 2:
-            raise ValueError("malformed response from worker")
-        status = int(parts[1])
-        headers: list[tuple[bytes, bytes]] = []
-        length = None
-        chunked = False
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            key, _, value = line.rstrip(b"\r\n").partition(b":")
-            key, value = key.strip().lower(), value.strip()
-            headers.append((key, value))
-            if key == b"content-length":
-                length = int(value)
-            elif key == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-        if chunked:
-            chunks = []
-            while True:
-                size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    break
-                chunks.append(await reader.readexactly(size))
-                await reader.readline()
-            data = b"".join(chunks)
-        elif length is not None:
-            data = await reader.readexactly(length)
-        else:
-            data = await reader.read()
-        return status, headers, data
-    finally:
-        writer.close()
+class FrontProtocol(asyncio.Protocol):
+    """A connection to the region's port until its first request line is in.
+
+    Then the connection goes to the serving worker (``handoff``), or, for an
+    admin request or when no worker can take it, is served here by uvicorn's
+    own HTTP/1.1 protocol with the region as the application. uvicorn
+    creates one per accepted connection (it is the server's ``http``
+    protocol class); the region creates one per connection a worker hands back.
+    """
+
+    region: Region  # set by main(), for the one region this process is
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict,
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        prefix: bytes = b"",
+        timeout: float = FIRST_LINE_TIMEOUT,
+    ) -> None:
+        self.config = config
+        self.server_state = server_state
+        self.app_state = app_state
+        self.loop = _loop or asyncio.get_event_loop()
+        self.buffer = bytearray(prefix)
+        self.timeout = timeout
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            nodelay(sock)
+        self.server_state.connections.add(self)
+        self.timer = self.loop.call_later(self.timeout, transport.close)
+        self._route()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._route()
+
+    def _route(self) -> None:
+        if b"\n" not in self.buffer and len(self.buffer) < FIRST_LINE_LIMIT:
+            return
+        assert self.transport is not None and self.timer is not None
+        self.timer.cancel()
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        self.server_state.connections.discard(self)
+        if not is_admin(data) and hand_over(self.region.serving_channel(), self.transport, data):
+            return
+        protocol = H11Protocol(self.config, self.server_state, self.app_state, self.loop)
+        protocol.connection_made(self.transport)
+        self.transport.set_protocol(protocol)
+        protocol.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return None  # nothing to answer: let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful stop: no request has begun here, so just close."""
+        if self.transport is not None:
+            self.transport.close()
+
+
+def listen(port: int) -> socket.socket:
+    """The region's listening socket on loopback ``port`` (0: any free port)."""
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets it sees are
+    # TCP (the handoff sets TCP_NODELAY itself too).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    return sock
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -578,10 +654,7 @@ def main(argv: list[str] | None = None) -> None:
     from vega_dag.regions import worker  # noqa: F401
     from vega_dag.store.objects import write_durably
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", args.port))
-    sock.listen(1024)
+    sock = listen(args.port)
     port = sock.getsockname()[1]
     region = Region(args.name, args.fleet, args.store)
     region.zygote = fork_zygote(sock)
@@ -596,16 +669,19 @@ def main(argv: list[str] | None = None) -> None:
     write_durably(
         args.fleet / "regions" / f"{args.name}.json", json.dumps(record).encode(), sync=False
     )
+    protocol = type("FrontProtocol", (FrontProtocol,), {"region": region})
     config = uvicorn.Config(
         region,
         log_level="warning",
         lifespan="on",
         access_log=False,
         loop="asyncio",
-        http="h11",
+        http=protocol,
         timeout_graceful_shutdown=1,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    region.http = (config, server.server_state)
+    server.run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """A deployment's worker: load its bundles from the store, verified, and serve them.
 
-A worker is one process per (region, manifest), forked by the region's zygote
-and listening on a unix socket; the region's front process proxies to it.
+A worker is one process per (region, manifest), forked by the host's loader or
+the region's zygote; its front hands it the connections to serve over a unix
+socket (``handoff``, ``serving``).
 Every blob is read through ``ObjectStore.get``, which checks its digest, before
 anything is imported: a missing or damaged blob stops the load with a message
 naming it, and the region keeps serving what it served.
@@ -206,26 +207,15 @@ def serve(store_root: Path, fleet: Path, manifest_digest: str, uds: str, err_pat
 
 
 def serve_router(router: Router, uds: str) -> None:
-    """Serve a loaded (and warmed) ``router`` on the unix socket ``uds``; never returns."""
+    """Serve a loaded (and warmed) ``router`` to the connections handed over on ``uds``.
+
+    Never returns.
+    """
     import gc
 
     gc.freeze()
     gc.enable()
-    import uvicorn
+    from vega_dag.regions.serving import serve_host
 
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(uds)
-    # The region's front adds `date` and `server` to what it proxies: the
-    # worker adding them too would send each twice.
-    config = uvicorn.Config(
-        router,
-        uds=uds,
-        log_level="warning",
-        lifespan="off",
-        access_log=False,
-        loop="asyncio",
-        server_header=False,
-        date_header=False,
-    )
-    uvicorn.Server(config).run()
+    serve_host(router, uds)
     os._exit(0)

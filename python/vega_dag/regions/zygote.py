@@ -27,7 +27,7 @@ import uvicorn.loops.asyncio
 import uvicorn.protocols.http.h11_impl
 import uvicorn.server  # noqa: F401
 
-from vega_dag.regions import worker
+from vega_dag.regions import serving, worker  # noqa: F401
 
 _PR_SET_PDEATHSIG = 1
 

@@ -13,21 +13,25 @@ A gate passes only if, for every changed route:
   that timed out or could not connect) is a failure of its own, never a pass.
 
 Probes (``min_samples`` per probe path) are dealt round-robin over the wave's
-regions, so every promoted region is probed at least once. Plugins add checks
-(``vega_dag_health_checks``).
+regions, so every promoted region is probed at least once. Each prober keeps
+one connection per region alive, as browsers, API clients and load balancers
+do: a region's first probe opens a connection, the next ones reuse it, so the
+gate measures what users get on both (a stall on kept-alive connections is a
+p99 failure like any other). Plugins add checks (``vega_dag_health_checks``).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from vega_dag.config import HealthConfig
 from vega_dag.manifest import RouteEntry
 from vega_dag.regions import DEPLOYMENT_HEADER
-from vega_dag.regions.fleet import RegionInfo, request
+from vega_dag.regions.fleet import Connection, RegionInfo
 
 PROBE_CONCURRENCY = 4
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
@@ -42,6 +46,32 @@ class Probe:
     seconds: float
     error: str | None = None
     deployment: str | None = None
+    #: answered on a connection an earlier probe had opened
+    kept_alive: bool = False
+
+
+class Connections:
+    """Kept-alive connections, one per (prober thread, region); all closed on exit."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.opened: list[Connection] = []
+        self.lock = threading.Lock()
+
+    def to(self, url: str) -> Connection:
+        mine = self.local.__dict__.setdefault("by_url", {})
+        if url not in mine:
+            mine[url] = Connection(url)
+            with self.lock:
+                self.opened.append(mine[url])
+        return mine[url]
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for conn in self.opened:
+            conn.close()
 
 
 @dataclass
@@ -59,6 +89,8 @@ class GateReport:
     regions: list[str]
     routes: list[RouteVerdict]
     problems: list[str]
+    #: probes answered on a connection kept alive from an earlier probe
+    kept_alive: int = 0
 
     @property
     def passed(self) -> bool:
@@ -74,7 +106,10 @@ class GateReport:
             return "no changed routes"
         probes = sum(sum(r.statuses.values()) for r in self.routes)
         p99 = f"p99 {self.p99_ms:.0f}ms" if self.p99_ms is not None else "no samples"
-        return f"{status_text(str(expect))}, {p99}, {probes} probes of {len(self.routes)} routes"
+        return (
+            f"{status_text(str(expect))}, {p99}, {probes} probes of {len(self.routes)} routes, "
+            f"{self.kept_alive} kept-alive"
+        )
 
     def to_json(self) -> dict:
         return {
@@ -82,6 +117,7 @@ class GateReport:
             "regions": self.regions,
             "passed": self.passed,
             "problems": self.problems,
+            "kept_alive": self.kept_alive,
             "routes": [
                 {"route": r.route, "samples": r.samples, "p99_ms": r.p99_ms, "statuses": r.statuses}
                 for r in self.routes
@@ -130,15 +166,17 @@ def run_gate(
                 jobs.append((regions[(offset + i) % len(regions)], route, path, configured))
             offset += health.min_samples
     for i in range(offset, len(regions)):  # a region no probe reached yet
-        route = routes[i % len(routes)] if routes else None
-        if route is not None:
+        if routes:
+            route = routes[i % len(routes)]
             paths, configured = probe_paths(route, health)
             jobs.append((regions[i], route, paths[0], configured))
 
     def one(job: tuple[RegionInfo, RouteEntry, str, bool]) -> tuple[Probe, bool]:
         region, route, path, configured = job
+        conn = connections.to(region.url)
+        reused = conn.reused
         try:
-            status, headers, _, seconds = request(region.url + path, timeout=health.timeout_s)
+            status, headers, _, seconds = conn.request(path, timeout=health.timeout_s)
         except TimeoutError:
             return Probe(
                 region.name, route.pattern, path, None, health.timeout_s, "timed out"
@@ -147,13 +185,15 @@ def run_gate(
             return Probe(
                 region.name, route.pattern, path, None, 0.0, f"unreachable: {err}"
             ), configured
+        deployment_header = headers.get(DEPLOYMENT_HEADER)
+        kept = conn.reused > reused
         return Probe(
-            region.name, route.pattern, path, status, seconds, None, headers.get(DEPLOYMENT_HEADER)
+            region.name, route.pattern, path, status, seconds, None, deployment_header, kept
         ), configured
 
     # A few probes at a time: latency is what is measured, and more
     # concurrency than the machine has cores would measure queueing instead.
-    with ThreadPoolExecutor(max_workers=PROBE_CONCURRENCY) as pool:
+    with Connections() as connections, ThreadPoolExecutor(max_workers=PROBE_CONCURRENCY) as pool:
         probes = list(pool.map(one, jobs))
 
     verdicts: dict[str, RouteVerdict] = {}
@@ -198,4 +238,7 @@ def run_gate(
         for region in regions:
             for text in check(region.name, region.url, deployment, [r.pattern for r in routes]):
                 problems.append(f"{region.name}: {text}")
-    return GateReport(wave, [r.name for r in regions], list(verdicts.values()), problems)
+    kept_alive = sum(p.kept_alive for p, _ in probes)
+    return GateReport(
+        wave, [r.name for r in regions], list(verdicts.values()), problems, kept_alive
+    )

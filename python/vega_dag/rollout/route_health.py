@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from vega_dag.config import HealthConfig
 from vega_dag.manifest import Manifest
 from vega_dag.regions import DEPLOYMENT_HEADER
-from vega_dag.regions.fleet import request
-from vega_dag.rollout.health import p99, probe_paths
+from vega_dag.rollout.health import Connections, p99, probe_paths
 
 #: Probes in flight at once (the machine's cores are what is measured otherwise).
 CONCURRENCY = 8
@@ -32,7 +31,9 @@ def probe_region(
     def one(job: tuple[str, str, bool]) -> tuple[str, float | None, str | None]:
         pattern, path, configured = job
         try:
-            status, headers, _, seconds = request(url + path, timeout=health.timeout_s)
+            status, headers, _, seconds = connections.to(url).request(
+                path, timeout=health.timeout_s
+            )
         except TimeoutError:
             return pattern, None, f"{path}: timed out"
         except OSError as err:
@@ -45,7 +46,8 @@ def probe_region(
             return pattern, seconds, f"{path}: answered by {headers.get(DEPLOYMENT_HEADER)}"
         return pattern, seconds, None
 
-    with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+    # Kept-alive connections, as a gate probes (see health).
+    with Connections() as connections, ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
         results = list(pool.map(one, jobs))
     problems = [f"route {pattern} {problem}" for pattern, _, problem in results if problem]
     timings = [s for _, s, _ in results if s is not None]

@@ -13,7 +13,7 @@ A node (as in Pants' engine) says what it is and nothing more:
 Nodes whose deps are done run concurrently (threads: each waits on a region).
 ``VEGA_DAG_TEST_KILL_AT=<key>`` makes the process SIGKILL itself just before
 that node runs (``<key>:after`` just after): a test-only hook for crash-safety
-tests, documented in the README.
+tests, documented in docs/deploying.md ("Crash safety").
 """
 
 from __future__ import annotations

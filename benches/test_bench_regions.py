@@ -1,0 +1,243 @@
+"""Serving benchmarks: one local region against the same route under plain uvicorn.
+
+The route is examples/shop-api's ``/api/health`` (a sync ``handler``). The
+peer is that very handler behind a Starlette endpoint under ``uvicorn
+--workers 1`` (a region serves a deployment with one worker process), once
+as a ``def`` endpoint (Starlette runs it in a thread, as a region runs sync
+handlers) and once as an ``async def`` one (inline on the event loop), in the
+same run. Everything is on loopback and stops by itself.
+
+Groups (see README, "Performance"):
+- serve-keepalive: one GET on a kept-alive connection (goal ≤ 1 ms plus the
+  handler's own time: ``test_handler_alone`` calls it in-process).
+- serve-fresh-connection: one GET on a new connection.
+- serve-throughput: ``wrk -t2 -c16 -d8s``; requests per second in each
+  benchmark's extra_info (``requests_per_s``), ratios printed by
+  benches/report.py (goal ≥ 0.8× uvicorn with the same worker count).
+
+With VEGA_BENCH_SMOKE=1 each runs once, wrk for one second.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import vega_dag
+from benches.conftest import SMOKE
+from vega_dag.config import load_config
+from vega_dag.regions.fleet import LocalFleet, request
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop-api"
+PATH = "/api/health"
+ENV = {**os.environ, "PYTHONPATH": str(Path(vega_dag.__file__).resolve().parent.parent)}
+WRK_SECONDS = 1 if SMOKE else 8
+WRK_ROUNDS = 1 if SMOKE else 3
+WRK = ["-t2", "-c16", f"-d{WRK_SECONDS}s"]
+
+#: The peer: the example's own handler, rendered as the region's runtime does.
+REFERENCE_APP = """
+import json
+import sys
+
+sys.path.insert(0, {root!r})
+
+from api.health.index import handler
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+def health(request):
+    return Response(json.dumps(handler(request)).encode(), media_type="application/json")
+
+
+async def health_async(request):
+    return Response(json.dumps(handler(request)).encode(), media_type="application/json")
+
+
+app = Starlette(routes=[Route("/api/health", health), Route("/async/api/health", health_async)])
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_answering(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if request(url, timeout=1.0)[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("serve") / "shop-api"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".vega", "__pycache__"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def region(project: Path):
+    """The URL of a one-region fleet serving the example."""
+    text = (project / "pyproject.toml").read_text()
+    text = text.replace('waves = [["fra"], ["iad", "sfo", "lhr"], ["*"]]', 'waves = [["fra"]]')
+    text = text.replace("[tool.vega.rollout]", "[tool.vega.rollout]\nregions = 1")
+    (project / "pyproject.toml").write_text(text)
+    cli = [sys.executable, "-c", "from vega_dag.cli import main; main()"]
+    proc = subprocess.run(
+        [*cli, "deploy", "-q", str(project)], env=ENV, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    fleet = LocalFleet(load_config(project))
+    try:
+        (info,) = fleet.regions()
+        _wait_answering(info.url + PATH)
+        yield info.url
+    finally:
+        fleet.down()
+
+
+@pytest.fixture(scope="module")
+def uvicorn_url(project: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The URL of ``uvicorn --workers 1`` serving the same handler."""
+    app_dir = tmp_path_factory.mktemp("reference")
+    (app_dir / "reference_app.py").write_text(REFERENCE_APP.format(root=str(project)))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "reference_app:app", "--app-dir", str(app_dir),
+         "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"],
+        env=ENV,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_answering(url + PATH)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        pytest.fail("wrk is not installed: run `make bench-deps`")
+    return path
+
+
+def _kept_alive(benchmark, url: str, prefix: str = "") -> None:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+
+    def get() -> None:
+        conn.request("GET", prefix + PATH)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+
+    get()  # the connection is open before the first timed request
+    try:
+        if SMOKE:
+            benchmark.pedantic(get, rounds=1, iterations=1)
+        else:
+            benchmark.pedantic(get, rounds=300, iterations=1, warmup_rounds=20)
+    finally:
+        conn.close()
+
+
+def _fresh(benchmark, url: str) -> None:
+    def get() -> None:
+        assert request(url + PATH, timeout=10)[0] == 200
+
+    get()
+    benchmark.pedantic(get, rounds=1 if SMOKE else 200, iterations=1)
+
+
+def _throughput(benchmark, wrk: str, url: str) -> None:
+    rates: list[float] = []
+
+    def run() -> None:
+        out = subprocess.run(
+            [wrk, *WRK, url + PATH], capture_output=True, text=True, timeout=WRK_SECONDS + 30
+        )
+        assert out.returncode == 0, out.stderr
+        assert "Non-2xx" not in out.stdout and "Socket errors" not in out.stdout, out.stdout
+        rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1)))
+
+    benchmark.pedantic(run, rounds=WRK_ROUNDS, iterations=1)
+    benchmark.extra_info["requests_per_s"] = round(sorted(rates)[len(rates) // 2], 1)
+    benchmark.extra_info["wrk"] = " ".join(WRK)
+
+
+@pytest.mark.benchmark(group="serve-keepalive")
+def test_region_kept_alive(benchmark, region: str) -> None:
+    _kept_alive(benchmark, region)
+
+
+@pytest.mark.benchmark(group="serve-keepalive")
+def test_uvicorn_kept_alive(benchmark, uvicorn_url: str) -> None:
+    _kept_alive(benchmark, uvicorn_url)
+
+
+@pytest.mark.benchmark(group="serve-keepalive")
+def test_uvicorn_async_kept_alive(benchmark, uvicorn_url: str) -> None:
+    _kept_alive(benchmark, uvicorn_url, "/async")
+
+
+@pytest.mark.benchmark(group="serve-keepalive")
+def test_handler_alone(benchmark, project: Path) -> None:
+    """The route's own time: its handler called and the answer rendered, in this process."""
+    sys.path.insert(0, str(project))
+    try:
+        from api.health.index import handler  # type: ignore[import-not-found]
+
+        benchmark(lambda: json.dumps(handler(None)).encode())
+    finally:
+        sys.path.remove(str(project))
+        for name in [m for m in sys.modules if m.split(".")[0] in ("api", "lib")]:
+            del sys.modules[name]
+
+
+@pytest.mark.benchmark(group="serve-fresh-connection")
+def test_region_fresh_connection(benchmark, region: str) -> None:
+    _fresh(benchmark, region)
+
+
+@pytest.mark.benchmark(group="serve-fresh-connection")
+def test_uvicorn_fresh_connection(benchmark, uvicorn_url: str) -> None:
+    _fresh(benchmark, uvicorn_url)
+
+
+@pytest.mark.benchmark(group="serve-throughput")
+def test_region_wrk(benchmark, wrk: str, region: str) -> None:
+    _throughput(benchmark, wrk, region)
+
+
+@pytest.mark.benchmark(group="serve-throughput")
+def test_uvicorn_wrk(benchmark, wrk: str, uvicorn_url: str) -> None:
+    _throughput(benchmark, wrk, uvicorn_url)
+
+
+@pytest.mark.benchmark(group="serve-throughput")
+def test_uvicorn_async_wrk(benchmark, wrk: str, uvicorn_url: str) -> None:
+    _throughput(benchmark, wrk, uvicorn_url + "/async")

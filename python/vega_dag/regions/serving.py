@@ -1,0 +1,257 @@
+"""A worker serving the connections its region's front hands over (see ``handoff``).
+
+The worker listens on a unix ``SOCK_SEQPACKET`` socket for its front. Each
+connection it is given is served by uvicorn's own HTTP/1.1 protocol, as
+under ``uvicorn app:app``, with three additions:
+
+- the bytes the front read first are fed in before anything else is read;
+- every response carries ``x-vega-region`` and ``x-vega-deployment`` (what
+  the front last told it to ``serve`` as), and is written in one send: the
+  writes of one event-loop turn (status line and headers, body, end) are
+  joined, so a small response is one segment whatever the client's ACK timing;
+- on ``drain`` (its deployment is no longer the one served) every idle
+  connection goes back to the front, and each busy one once its response is
+  complete; a kept-alive connection whose next request is for ``/__vega/``
+  goes back too, with that request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
+from vega_dag.regions.handoff import ADMIN_PREFIX, Channel, adopt, hand_over
+from vega_dag.regions.runtime import ASGIApp, Receive, Scope, Send
+
+#: A connection going back whose last response is still being written is retried
+#: after this long, then twice as long each time, up to RELEASE_RETRY_MAX.
+RELEASE_RETRY = 0.005
+RELEASE_RETRY_MAX = 0.2
+
+
+class Coalescing:
+    """A transport whose writes in one event-loop turn go out as one ``send``.
+
+    uvicorn writes a response in two or three pieces (head, body, end); each
+    would be a TCP segment of its own. Everything but ``write`` and the
+    calls that must see the data first goes to the real transport.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(bytes(data))
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class WorkerProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol for one handed-over connection."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        host: WorkerHost,
+        prefix: bytes,
+    ) -> None:
+        super().__init__(config, server_state, {}, host.loop)
+        self.host = host
+        self.prefix = prefix
+        self.raw: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.raw = transport
+        super().connection_made(Coalescing(transport, self.loop))  # type: ignore[arg-type]
+        # Before the transport's first read (scheduled after this call): the
+        # front's bytes come first.
+        if self.prefix:
+            prefix, self.prefix = self.prefix, b""
+            self.data_received(prefix)
+
+    def idle(self) -> bool:
+        """Between requests: the last response is complete, the next request not yet parsed."""
+        return (
+            self.conn.our_state is h11.IDLE
+            and self.conn.their_state is h11.IDLE
+            and not self.transport.is_closing()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        # A cheap look first: this runs for every request.
+        space = data.find(b" ", 0, 16)
+        if (
+            space > 0
+            and data.startswith(ADMIN_PREFIX, space + 1)
+            and self.idle()
+            and not self.conn.trailing_data[0]  # else `data` is not where a request starts
+            and self.host.give_back(self, data)
+        ):
+            return
+        super().data_received(data)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.host.draining:
+            # After the coalesced write of this response has been handed to the socket.
+            self.loop.call_soon(self.host.release, self)
+
+
+class WorkerHost:
+    """The worker's side of its front: the channel, what it answers as, its connections."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.app = app
+        #: the headers every response gets: (x-vega-region, …), (x-vega-deployment, …)
+        self.extra: list[tuple[bytes, bytes]] = []
+        #: not the deployment served: connections go back to the front
+        self.draining = True
+        self.channel: Channel | None = None
+        self.config: uvicorn.Config | None = None
+        self.state: ServerState | None = None
+        self.tasks: set[asyncio.Task] = set()
+        self.listening: socket.socket | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The worker's ASGI app: the deployment's router, every answer stamped."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.extra
+
+        async def stamped(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+
+    def start(self, config: uvicorn.Config, state: ServerState, listening: socket.socket) -> None:
+        self.config, self.state, self.listening = config, state, listening
+        listening.setblocking(False)
+        self.loop.add_reader(listening.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        assert self.listening is not None
+        while True:
+            try:
+                sock, _ = self.listening.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            # The front connects once per worker; a later connection replaces it.
+            if self.channel is not None:
+                self.channel.close()
+            self.channel = Channel(sock, self.on_message)
+
+    def on_message(self, header: dict, data: bytes, sock: socket.socket | None) -> None:
+        op = header.get("op")
+        if op == "conn" and sock is not None:
+            assert self.config is not None and self.state is not None
+            protocol = WorkerProtocol(self.config, self.state, self, data)
+            task = self.loop.create_task(adopt(self.loop, sock, protocol))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif op == "serve":
+            self.extra = [
+                (REGION_HEADER.encode(), str(header["region"]).encode()),
+                (DEPLOYMENT_HEADER.encode(), str(header["deployment"]).encode()),
+            ]
+            self.draining = False
+        elif op == "drain":
+            self.draining = True
+            assert self.state is not None
+            for connection in list(self.state.connections):
+                if isinstance(connection, WorkerProtocol):
+                    self.release(connection)
+        elif sock is not None:
+            sock.close()
+
+    def give_back(self, protocol: WorkerProtocol, data: bytes) -> bool:
+        """Hand ``protocol``'s connection to the front, with ``data`` not yet parsed."""
+        assert protocol.raw is not None
+        return hand_over(self.channel, protocol.raw, data)
+
+    def release(self, protocol: WorkerProtocol, retry: float = RELEASE_RETRY) -> None:
+        """While draining, send an idle connection back (a busy one: once its response is out).
+
+        The start of a request that is not all in yet goes with it: the
+        request begins after the switch, so the new deployment answers it.
+        """
+        if not self.draining or protocol.raw is None or not protocol.idle():
+            return  # busy: on_response_complete calls again
+        if protocol.transport.get_write_buffer_size():
+            # The last response is not all in the socket yet (or not even
+            # flushed from this turn's writes): letting go now would cut it.
+            later = min(retry * 2, RELEASE_RETRY_MAX)
+            self.loop.call_later(retry, self.release, protocol, later)
+            return
+        if not self.give_back(protocol, protocol.conn.trailing_data[0]):
+            protocol.shutdown()  # no front to go back to: close it, as on shutdown
+
+
+def serve_host(app: ASGIApp, uds: str) -> None:
+    """Serve ``app`` to the connections handed over on the unix socket ``uds``, until SIGTERM."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(uds)
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    tmp = f"{uds}.{os.getpid()}.tmp"
+    listening.bind(tmp)
+    listening.listen(16)
+    os.replace(tmp, uds)  # the front connects once it exists: it is listening by then
+
+    async def main() -> None:
+        host = WorkerHost(app)
+        config = uvicorn.Config(
+            host,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            loop="asyncio",
+            http="h11",
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        host.start(config, server.server_state, listening)
+        # No listening sockets of its own: uvicorn's server runs the
+        # connections it is given (the date header, signals, a graceful stop).
+        await server.serve(sockets=[])
+
+    asyncio.run(main())
