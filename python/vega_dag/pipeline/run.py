@@ -14,7 +14,8 @@ did not change:
    route's data files (package data, include globs); every route whose
    members (pyc and data digests) or metadata changed: a change that
    compiles to identical bytes rebuilds nothing (early cutoff); the
-   dependency layer, keyed by the lock's pins;
+   dependency layer, keyed by the lock's pins; each route whose bundle was
+   made imported from it alone, isolated (``bundle.importcheck``);
 5. manifest (``manifest.assemble``);
 6. commit (``store.commit``): new objects (one pack), then action cache,
    state, head and stat cache.
@@ -60,6 +61,7 @@ def build(
     verify: bool = False,
     dry_run: bool = False,
     state_dir: Path | None = None,
+    import_check: bool = True,
 ) -> BuildResult:
     """Build the project at ``root``; see the module docstring.
 
@@ -73,6 +75,9 @@ def build(
     ``state_dir`` keeps this build's state (what the next build compares
     with) apart from the project's, sharing the store and action cache: a
     toolchain bisection builds each version without moving the project's head.
+
+    Without ``import_check``, the changed routes are not imported from their
+    bundles (``bundle.importcheck``; also off by ``[tool.vega.import_check]``).
     """
     started = time.perf_counter()
     config = config or load_config(root)
@@ -96,6 +101,7 @@ def build(
                 dry_run=dry_run,
                 state_dir=state_dir,
             )
+            ctx.import_check = import_check
             result, tail = run(ctx)
             if tail is not None:
                 # The daemon answers first and records the caches after,
@@ -201,6 +207,12 @@ def rebuild(
         from vega_dag.bundle.layer import dependency_layer
 
         layer = dependency_layer(ctx, lock, state)
+    # ... and each changed route imported from its bundle alone
+    if ctx.import_check:
+        from vega_dag.bundle.importcheck import check_imports
+
+        layer_changed = state.manifest is not None and layer != state.layer
+        check_imports(ctx, a, compiled, files, bundled, layer, layer_changed)
     # 5. manifest
     module_items = source_items(a, last)
     manifest_bytes, manifest_digest = assemble_manifest(
