@@ -29,7 +29,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vega_dag.pipeline.result import BuildError
 
@@ -158,7 +158,7 @@ def _check(
             blobs[digest] = ctx.store.get(digest)  # this build's outputs too (store.pending)
         return blobs[digest]
 
-    requests = []
+    requests: list[dict[str, Any]] = []
     for i, pattern in enumerate(routes):
         members = [
             (archive_name(a.modules[n]), compiled.pyc[n]) for n in a.closures[pattern]
