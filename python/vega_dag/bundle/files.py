@@ -202,7 +202,14 @@ def included_modules(
         if include is None:
             continue
         if id(include) not in matched:
-            matched[id(include)] = sorted(by_path[p] for p in include.match_files(sorted(by_path)))
+            names = {by_path[p] for p in include.match_files(sorted(by_path))}
+            # Importing a module imports its packages first.
+            for name in list(names):
+                parts = name.split(".")
+                names.update(
+                    p for i in range(1, len(parts)) if (p := ".".join(parts[:i])) in modules
+                )
+            matched[id(include)] = sorted(names)
         if matched[id(include)]:
             out[pattern] = matched[id(include)]
     return out

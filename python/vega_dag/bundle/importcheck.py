@@ -231,6 +231,9 @@ def _lacking(pattern: str, route_file: str, answer: dict, tree: str, a: Analysis
     if module:
         first_party = a.modules.get(module)
         what = first_party.path if first_party is not None else None
+        if first_party is not None and first_party.is_package:
+            # Which of its modules the computed name wanted is not known: all of them.
+            what = first_party.path.rpartition("/")[0] + "/"
         fix = (
             f'; add it: [tool.vega.route."{pattern}"] include = ["{what}"] '
             "(or [tool.vega] include, for every route)"
