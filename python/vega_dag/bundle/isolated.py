@@ -14,13 +14,15 @@ order they finish: ``{"id", "ok": true}`` or ``{"id", "ok": false,
 within the time limit (the child is killed), or ``{"id", "exit": status}``
 when the child died without answering (``os._exit``, a signal).
 
-CONFIG is JSON: ``{"paths": [...], "timeout": seconds, "jobs": n}``:
+CONFIG is JSON: ``{"paths": [...], "timeout": seconds, "jobs": n, "preload": [...]}``:
 ``paths`` is the rest of ``sys.path`` (the stdlib and site-packages the
-regions' interpreter has), ``jobs`` how many imports run at once.
+regions' interpreter has), ``jobs`` how many imports run at once,
+``preload`` stdlib modules imported before the first fork.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -77,6 +79,11 @@ def main() -> None:
     sys.path[:] = config["paths"]
     # The source tree must not change because it was imported from.
     sys.dont_write_bytecode = True
+    # The stdlib modules the routes import, once, so that each child does not
+    # import them again; a stdlib module that fails here fails in the child too.
+    for name in config.get("preload", []):
+        with contextlib.suppress(BaseException):
+            __import__(name)
     timeout = float(config["timeout"])
     jobs = max(1, int(config["jobs"]))
     pending = [json.loads(line) for line in sys.stdin if line.strip()]
