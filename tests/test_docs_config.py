@@ -23,7 +23,7 @@ DOCS = REPO / "docs"
 REFERENCE = DOCS / "configuration.md"
 
 #: A heading's backticked table name: `[tool.vega.health]`, `tool.vega.compile_steps[]`.
-#: A table of tables (`route` → its tables by pattern) is named with `*`: `[tool.vega.route.*]`.
+#: A table of tables (`per_route` → its tables) is named with `*`: `[tool.vega.per_route.*]`.
 TABLE_NAME = re.compile(r"\[?(tool\.vega(?:\.\w+|\.\*)*(?:\[\])?)\]?")
 #: A reference row: | `key` | type | default | meaning |
 ROW = re.compile(r"\|\s*`(\w+)`\s*\|([^|]*)\|([^|]*)\|")

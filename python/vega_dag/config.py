@@ -74,7 +74,7 @@ class CompileStepTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class RouteSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Settings of one route (``[tool.vega.route."/api/reports/export"]``)."""
+    """Settings of one route (``[tool.vega.per_route."/api/reports/export"]``)."""
 
     #: Globs of more files for this route's bundle (see ``VegaConfig.include``).
     include: list[str] = []
@@ -117,7 +117,7 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Globs of data files never bundled (package data or included).
     exclude: list[str] = []
     #: route pattern -> that route's own include/exclude globs.
-    route: dict[str, RouteSettings] = {}
+    per_route: dict[str, RouteSettings] = {}
     import_check: ImportCheck = ImportCheck()
     #: The pinned toolchain: builds and drift checks refuse any other.
     toolchain: ToolchainPin = ToolchainPin()
@@ -148,7 +148,7 @@ class ProjectConfig(msgspec.Struct, frozen=True):
 #: Settings added after manifests were first pinned: left out of the digest
 #: while they hold their default, so that a project that does not use one
 #: keeps its manifest digest when vega-dag learns it.
-_LATER_SETTINGS = ("include", "exclude", "route", "import_check")
+_LATER_SETTINGS = ("include", "exclude", "per_route", "import_check")
 _DEFAULTS = msgspec.to_builtins(VegaConfig())
 
 

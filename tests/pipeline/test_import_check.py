@@ -32,8 +32,8 @@ FILES = {
     "api/plain.py": "def handler(request):\n    return 1\n",
 }
 INCLUDES = (
-    '[tool.vega.route."/api/plugins"]\ninclude = ["lib/plugins/extra.py"]\n'
-    '[tool.vega.route."/api/settings"]\ninclude = ["conf/settings.toml"]\n'
+    '[tool.vega.per_route."/api/plugins"]\ninclude = ["lib/plugins/extra.py"]\n'
+    '[tool.vega.per_route."/api/settings"]\ninclude = ["conf/settings.toml"]\n'
 )
 
 
@@ -56,8 +56,8 @@ def imported(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     real = importcheck.run_driver
 
     def spy(requests: list[dict], *args: object, **kwargs: object) -> dict:
-        # The first round imports from bundles (laid out in the store's tmp/).
-        seen.extend(r["module"] for r in requests if "import-check-" in r["cwd"])
+        # The first round imports from bundles (laid out in a temporary directory).
+        seen.extend(r["module"] for r in requests if "vega-import-check-" in r["cwd"])
         return real(requests, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(importcheck, "run_driver", spy)
@@ -71,11 +71,11 @@ def test_what_the_bundle_lacks_fails_the_build_naming_it(project):
     assert problems == [
         "route /api/plugins (api/plugins.py): importing it from its bundle alone failed: "
         "lib/registry.py:4 imports lib.plugins, which is not in the bundle; add it: "
-        '[tool.vega.route."/api/plugins"] include = ["lib/plugins/"] '
+        '[tool.vega.per_route."/api/plugins"] include = ["lib/plugins/"] '
         "(or [tool.vega] include, for every route)",
         "route /api/settings (api/settings.py): importing it from its bundle alone failed: "
         "lib/settings.py:1 reads conf/settings.toml, which is not in the bundle; add it: "
-        '[tool.vega.route."/api/settings"] include = ["conf/settings.toml"] '
+        '[tool.vega.per_route."/api/settings"] include = ["conf/settings.toml"] '
         "(a path from the project root; or [tool.vega] include, for every route)",
     ]
     # Nothing was recorded: the next build starts from nothing too.

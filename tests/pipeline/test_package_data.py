@@ -135,7 +135,7 @@ def test_include_and_exclude_per_project_and_per_route(project):
         "[tool.vega]\n"
         'include = ["data/*.csv"]\n'
         'exclude = ["*.mo", "lib/queries/"]\n'
-        '[tool.vega.route."/api/plain"]\n'
+        '[tool.vega.per_route."/api/plain"]\n'
         'include = ["README.md"]\n'
         'exclude = ["!*.mo"]\n'
     )
@@ -152,7 +152,7 @@ def test_including_a_module_adds_it_and_its_imports(project):
     (project / "plugins/__init__.py").write_text("")
     (project / "plugins/extra.py").write_text("import lib.sub\n")
     (project / "pyproject.toml").write_text(
-        '[tool.vega.route."/api/plain"]\ninclude = ["plugins/extra.py"]\n'
+        '[tool.vega.per_route."/api/plain"]\ninclude = ["plugins/extra.py"]\n'
     )
     result = build(project)
     got = names(project, result.routes["/api/plain"])
@@ -186,10 +186,10 @@ def test_files_outside_the_source_roots_keep_their_project_path(tmp_path):
 
 
 def test_bad_file_settings_name_the_setting(project):
-    (project / "pyproject.toml").write_text('[tool.vega.route."/api/nope"]\ninclude = ["x"]\n')
+    (project / "pyproject.toml").write_text('[tool.vega.per_route."/api/nope"]\ninclude = ["x"]\n')
     with pytest.raises(BuildError) as err:
         build(project)
-    assert '[tool.vega.route."/api/nope"]: no route has this pattern' in str(err.value)
+    assert '[tool.vega.per_route."/api/nope"]: no route has this pattern' in str(err.value)
     (project / "pyproject.toml").write_text('[tool.vega]\ninclude = ["\\\\"]\n')
     with pytest.raises(BuildError) as err:
         build(project)

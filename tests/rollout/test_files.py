@@ -63,10 +63,10 @@ FILES = {
     ),
 }
 INCLUDE = """
-[tool.vega.route."/api/plugins"]
+[tool.vega.per_route."/api/plugins"]
 include = ["lib/plugins/computed.py"]
 
-[tool.vega.route."/api/rates"]
+[tool.vega.per_route."/api/rates"]
 include = ["data/rates.csv"]
 """
 
@@ -86,7 +86,7 @@ def test_files_and_dynamic_imports_served_from_regions(project):
     assert (
         "route /api/plugins (api/plugins.py): importing it from its bundle alone failed: "
         "lib/registry.py:5 imports lib.plugins.computed, which is not in the bundle; add it: "
-        '[tool.vega.route."/api/plugins"] include = ["lib/plugins/computed.py"]'
+        '[tool.vega.per_route."/api/plugins"] include = ["lib/plugins/computed.py"]'
     ) in out, out
     assert "Build failed" in out
 

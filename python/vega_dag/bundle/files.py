@@ -10,7 +10,7 @@ holds, beside its compiled closure:
   package is held when it is in the closure; a namespace package when a
   module directly inside it is;
 - the files ``include`` globs match (the project's, and the route's own in
-  ``[tool.vega.route."<pattern>"]``). A glob that matches a module's file
+  ``[tool.vega.per_route."<pattern>"]``). A glob that matches a module's file
   adds the module itself, and what it imports, to the route's closure
   instead (``included_modules``, used by ``graph.closures``);
 
@@ -49,7 +49,7 @@ RESERVED = "__vega__/"
 
 
 class FilesConfigError(VegaError):
-    """A glob or a route of ``include``/``exclude``/``[tool.vega.route]`` is wrong."""
+    """A glob or a route of ``include``/``exclude``/``[tool.vega.per_route]`` is wrong."""
 
 
 @dataclass
@@ -83,20 +83,20 @@ def _spec(lines: list[str], where: str) -> Any:
 
 def file_rules(vega: VegaConfig) -> FileRules:
     """``vega``'s globs, compiled (pathspec is imported only when there are some)."""
-    if not vega.include and not vega.exclude and not vega.route:
+    if not vega.include and not vega.exclude and not vega.per_route:
         return FileRules()
 
     def compile_rules() -> FileRules:
         rules = FileRules(_spec(vega.include, "include"), _spec(vega.exclude, "exclude"))
-        for pattern, own in sorted(vega.route.items()):
-            where = f'route."{pattern}"'
+        for pattern, own in sorted(vega.per_route.items()):
+            where = f'per_route."{pattern}"'
             rules.routes[pattern] = (
                 _spec([*vega.include, *own.include], f"{where}.include"),
                 _spec([*vega.exclude, *own.exclude], f"{where}.exclude"),
             )
         return rules
 
-    key = (tuple(vega.include), tuple(vega.exclude), msgspec_key(vega.route))
+    key = (tuple(vega.include), tuple(vega.exclude), msgspec_key(vega.per_route))
     return warm.derived("file-rules", key, compile_rules)
 
 
@@ -107,11 +107,11 @@ def msgspec_key(value: object) -> str:
 
 
 def check_route_settings(vega: VegaConfig, routes: dict[str, Route]) -> list[str]:
-    """Problems with ``[tool.vega.route]``: every key must be a route pattern."""
+    """Problems with ``[tool.vega.per_route]``: every key must be a route pattern."""
     return [
-        f'[tool.vega.route."{pattern}"]: no route has this pattern '
+        f'[tool.vega.per_route."{pattern}"]: no route has this pattern '
         f"(routes: {', '.join(sorted(routes)) or 'none'})"
-        for pattern in sorted(vega.route)
+        for pattern in sorted(vega.per_route)
         if pattern not in routes
     ]
 

@@ -132,10 +132,13 @@ def check_imports(
     routes = sorted(a.routes if layer_changed else bundled.rebuilt)
     if not settings.enabled or not routes:
         return
-    scratch = ctx.store.root / "tmp" / f"import-check-{os.getpid()}"
+    import tempfile
+
     from vega_dag.regions.layout import remove_tree
 
-    remove_tree(scratch)
+    # Outside the project: the check must not touch the tree the build (and
+    # the daemon's watcher) reads.
+    scratch = Path(tempfile.mkdtemp(prefix="vega-import-check-"))
     try:
         _check(ctx, a, compiled, files, bundled, routes, layer, scratch, settings.timeout_s)
     finally:
@@ -268,7 +271,7 @@ def _lacking(pattern: str, route_file: str, answer: dict, tree: str, a: Analysis
             # Which of its modules the computed name wanted is not known: all of them.
             what = first_party.path.rpartition("/")[0] + "/"
         fix = (
-            f'; add it: [tool.vega.route."{pattern}"] include = ["{what}"] '
+            f'; add it: [tool.vega.per_route."{pattern}"] include = ["{what}"] '
             "(or [tool.vega] include, for every route)"
             if what
             else ""
@@ -281,7 +284,7 @@ def _lacking(pattern: str, route_file: str, answer: dict, tree: str, a: Analysis
             rel = missing
         return (
             f"{head}: {where} reads {rel}, which is not in the bundle; add it: "
-            f'[tool.vega.route."{pattern}"] include = ["{rel}"] '
+            f'[tool.vega.per_route."{pattern}"] include = ["{rel}"] '
             "(a path from the project root; or [tool.vega] include, for every route)"
         )
     if "exit" in answer:
