@@ -40,6 +40,8 @@ PAIRS: dict[str, list[tuple[str, str]]] = {
         ("test_region_kept_alive", "test_uvicorn_async_kept_alive"),
     ],
     "serve-fresh-connection": [("test_region_fresh_connection", "test_uvicorn_fresh_connection")],
+    # GC against wiping the store and building the head cold (extra_info: bytes freed).
+    "gc-2k-100builds": [("test_vega_gc", "test_wipe_and_rebuild_cold")],
 }
 #: group -> (vega-dag's benchmark, its peer), compared by extra_info["requests_per_s"]
 RATES: dict[str, list[tuple[str, str]]] = {

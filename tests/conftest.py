@@ -9,6 +9,48 @@ from pathlib import Path
 
 import pytest
 
+# `vega-dag` subprocesses of the tests use a daemon a test started, and start
+# none of their own, unless the run asks (`VEGA_DAG_DAEMON=1 python -m pytest`
+# runs every test against daemons the builds start). Either way a daemon
+# started under a test's tmp_path is stopped when the test ends, and any
+# missed exits on its own soon.
+os.environ.setdefault("VEGA_DAG_DAEMON", "attach")
+os.environ.setdefault("VEGA_DAG_DAEMON_IDLE_TIMEOUT", "60")
+
+
+def stop_daemons_under(base: Path) -> None:
+    """Stop every build daemon serving a project under ``base``."""
+    import contextlib
+    import signal
+
+    from vega_dag.daemon.client import call
+    from vega_dag.unix_rpc import socket_dir
+
+    base = base.resolve()
+    for root_file in socket_dir(base).parent.glob("build-*/root"):
+        with contextlib.suppress(OSError, ValueError):
+            root = Path(root_file.read_text())
+            if not root.is_relative_to(base):
+                continue
+            pid = int((root_file.parent / "pid").read_text())
+            if call(root, {"stop": True}, timeout=10) is None:
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_daemon_outlives_the_run(tmp_path_factory: pytest.TempPathFactory):
+    yield
+    stop_daemons_under(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test(request: pytest.FixtureRequest):
+    # Asked for before the test, so it is torn down after this fixture.
+    base = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if base is not None:
+        stop_daemons_under(base)
+
 
 def run_python(
     code: str, *, cwd: Path, env: dict[str, str] | None = None, umask: int | None = None

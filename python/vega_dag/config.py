@@ -6,6 +6,7 @@ are errors that name the file and key: a typo must not silently fall back.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import msgspec
@@ -33,6 +34,9 @@ class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     expect_status: int = 200
     #: route pattern ("/api/orders/{id}") -> concrete paths to probe
     probes: dict[str, list[str]] = {}
+    #: A region whose worker has not imported (and warmed) the deployment in
+    #: this long fails its prefetch, naming the route it was loading.
+    load_timeout_s: float = 10.0
 
 
 class RolloutConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -91,6 +95,15 @@ class ImportCheck(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timeout_s: float = 10.0
 
 
+class Rewrite(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A path served as another (``[[tool.vega.rewrites]]``), as platforms' ``rewrites``."""
+
+    #: A path pattern in the routes' syntax: "/old/{id}", "/blog/{rest:path}".
+    source: str
+    #: The path the request is routed (and served) as; may use the source's parameters.
+    destination: str
+
+
 class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Directory whose modules are routes, relative to the project root.
     routes: str = "api"
@@ -119,10 +132,17 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: route pattern -> that route's own include/exclude globs.
     per_route: dict[str, RouteSettings] = {}
     import_check: ImportCheck = ImportCheck()
+    #: Paths served as other paths, first match first, before routing (part
+    #: of a deployment).
+    rewrites: list[Rewrite] = []
     #: The pinned toolchain: builds and drift checks refuse any other.
     toolchain: ToolchainPin = ToolchainPin()
     rollout: RolloutConfig = RolloutConfig()
     health: HealthConfig = HealthConfig()
+    #: Whether a build, deploy or drift check may start the project's build
+    #: daemon in the background (see vega_dag.daemon.autostart). Not part
+    #: of the build's identity: outputs are the same either way.
+    daemon: bool = True
 
 
 class ProjectConfig(msgspec.Struct, frozen=True):
@@ -145,20 +165,61 @@ class ProjectConfig(msgspec.Struct, frozen=True):
         return None
 
 
-#: Settings added after manifests were first pinned: left out of the digest
-#: while they hold their default, so that a project that does not use one
-#: keeps its manifest digest when vega-dag learns it.
-_LATER_SETTINGS = ("include", "exclude", "per_route", "import_check")
-_DEFAULTS = msgspec.to_builtins(VegaConfig())
+#: Keys added after manifests were first pinned: hashed only when set, so a
+#: project that does not use one keeps its config digest (and so its manifest
+#: digest, and an unchanged deploy stays "unchanged").
+_HASHED_WHEN_SET = {
+    ("rewrites",): [],
+    ("health", "load_timeout_s"): 10.0,
+    ("include",): [],
+    ("exclude",): [],
+    ("per_route",): {},
+}
 
 
 def config_digest(config: ProjectConfig) -> str:
     """The digest of the ``[tool.vega]`` settings: in the manifest and the build's head."""
-    settings = msgspec.to_builtins(config.vega)
-    for key in _LATER_SETTINGS:
-        if settings[key] == _DEFAULTS[key]:
-            del settings[key]
-    return _core.hash_bytes(msgspec.json.encode(settings, order="sorted"))
+    data = msgspec.to_builtins(config.vega)
+    # How a build runs, not what it makes: the digest is the one from before the key existed.
+    data.pop("daemon")
+    # The import check judges a build's bundles; it does not change them.
+    data.pop("import_check")
+    for path, default in _HASHED_WHEN_SET.items():
+        *tables, key = path
+        table = data
+        for name in tables:
+            table = table[name]
+        if table[key] == default:
+            del table[key]
+    return _core.hash_bytes(msgspec.json.encode(data, order="sorted"))
+
+
+_PATTERN_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
+
+
+def rewrite_problem(rewrite: Rewrite) -> str | None:
+    """What is wrong with ``rewrite``, or None."""
+    if not rewrite.source.startswith("/"):
+        return f"source {rewrite.source!r} must start with '/'"
+    if not rewrite.destination.startswith("/"):
+        return f"destination {rewrite.destination!r} must start with '/'"
+    segments = rewrite.source.strip("/").split("/")
+    names = set()
+    for i, segment in enumerate(segments):
+        for m in _PATTERN_PARAM.finditer(segment):
+            names.add(m.group(1))
+            if m.group(2) and i != len(segments) - 1:
+                return (
+                    f"source {rewrite.source!r}: a {{{m.group(1)}:path}} parameter must be "
+                    "the last segment"
+                )
+    for m in _PATTERN_PARAM.finditer(rewrite.destination):
+        if m.group(1) not in names:
+            return (
+                f"destination {rewrite.destination!r} uses {{{m.group(1)}}}, "
+                "which the source does not define"
+            )
+    return None
 
 
 def _read_toml(path: Path) -> dict:
@@ -204,6 +265,11 @@ def load_config(root: Path) -> ProjectConfig:
             except StepSpecError as err:
                 where = "[tool.vega] " if source == pyproject else ""
                 raise ConfigError(source or root, f"{where}compile_steps[{i}]: {err}") from err
+    for i, rewrite in enumerate(vega.rewrites):
+        problem = rewrite_problem(rewrite)
+        if problem is not None:
+            where = "[tool.vega] " if source == pyproject else ""
+            raise ConfigError(source or root, f"{where}rewrites[{i}]: {problem}")
     # The lock too: the scan that notices changes covers the project only, so
     # an edit to a lock outside it would leave a no-op build serving a stale layer.
     for rel in [vega.routes, *vega.source_roots, vega.store, *([vega.lock] if vega.lock else [])]:

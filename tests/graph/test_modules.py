@@ -6,6 +6,9 @@ import pytest
 
 from vega_dag.graph.modules import (
     Module,
+    RouteConflictError,
+    layout_problems,
+    module_parents,
     module_table,
     route_pattern,
     route_table,
@@ -153,3 +156,103 @@ def test_routes_under_a_source_root():
     assert sorted(table) == ["api.index", "api.items.[id]", "lib"]
     routes = route_table(table, "src/api")
     assert sorted(r.module.name for r in routes.values()) == ["api.index", "api.items.[id]"]
+
+
+# -- catch-all routes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "pattern"),
+    [
+        ("api/docs/[[...slug]].py", "/api/docs/{slug:path?}"),
+        ("api/[...path].py", "/api/{path:path}"),
+        ("api/[[...path]].py", "/api/{path:path?}"),
+        ("api/t/[tenant]/[...rest].py", "/api/t/{tenant}/{rest:path}"),
+    ],
+)
+def test_catch_all_patterns(path, pattern):
+    assert route_pattern(path, "api") == pattern
+
+
+def test_a_catch_all_module_is_named_by_its_file_and_its_package_is_its_directory():
+    files = ["api/docs/[...slug].py", "api/docs/[[...page]].py", "api/docs/_helpers.py"]
+    table = module_table(files, ["."], "api")
+    assert table["api.docs.[...slug]"] == Module(
+        "api.docs.[...slug]", "api/docs/[...slug].py", False
+    )
+    # Relative imports start from the directory, not from a dot inside the name.
+    assert table["api.docs.[...slug]"].package == "api.docs"
+    assert table["api.docs.[[...page]]"].package == "api.docs"
+    assert module_parents(table["api.docs.[...slug]"]) == ["api", "api.docs"]
+
+
+def test_a_catch_all_directory_holds_no_modules():
+    # Its modules would have a dot inside a package's name, which Python cannot import.
+    files = ["api/docs/[...slug]/index.py", "api/docs/[...slug]/_x.py", "api/ok.py"]
+    assert sorted(module_table(files, ["."], "api")) == ["api.ok"]
+    assert layout_problems(files, module_table(files, ["."], "api"), "api") == [
+        "api/docs/[...slug]/index.py: a catch-all must be the route's file name "
+        "(api/docs/[...slug].py), not a directory",
+        "api/docs/[...slug]/_x.py: a catch-all must be the route's file name "
+        "(api/docs/[...slug].py), not a directory",
+    ]
+
+
+def test_a_static_route_wins_over_a_catch_all_at_the_same_place():
+    files = ["api/docs/[...slug].py", "api/docs/intro.py", "api/docs/[page].py"]
+    routes = route_table(module_table(files, ["."], "api"), "api")
+    assert list(routes) == ["/api/docs/intro", "/api/docs/{page}", "/api/docs/{slug:path}"]
+
+
+# -- one file per route ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        (
+            ["api/users.py", "api/users/index.py"],
+            "api/users.py, api/users/index.py: both claim the route /api/users "
+            "(one file per route: remove or rename one)",
+        ),
+        (
+            ["api/orders/[id].py", "api/orders/[order_id].py"],
+            "api/orders/[id].py, api/orders/[order_id].py: both claim the paths of "
+            "/api/orders/{id} and /api/orders/{order_id} "
+            "(one file per route: remove or rename one)",
+        ),
+        (
+            ["api/docs/[...slug].py", "api/docs/[[...slug]].py"],
+            "api/docs/[...slug].py, api/docs/[[...slug]].py: both claim the paths of "
+            "/api/docs/{slug:path} and /api/docs/{slug:path?} "
+            "(one file per route: remove or rename one)",
+        ),
+        (
+            ["api/docs.py", "api/docs/[[...slug]].py"],
+            "api/docs.py, api/docs/[[...slug]].py: both claim the path /api/docs "
+            "(/api/docs/{slug:path?} matches its parent too; one file per route: "
+            "remove or rename one)",
+        ),
+    ],
+)
+def test_a_route_claimed_by_two_files_is_an_error_naming_both(files, problem):
+    with pytest.raises(RouteConflictError) as err:
+        route_table(module_table([*files, "api/other.py"], ["."], "api"), "api")
+    assert err.value.problems == [problem]
+
+
+def test_a_module_beside_a_package_directory_of_its_name_is_a_problem():
+    files = [
+        "api/users.py",
+        "api/users/[id].py",
+        "lib/db.py",
+        "lib/db/__init__.py",
+        "lib/fine.py",
+        "lib/fine_too/x.py",
+    ]
+    assert layout_problems(files, module_table(files, ["."], "api"), "api") == [
+        "api/users.py, api/users/[id].py: module api.users is both this file and a package "
+        "directory, and Python can import only one (move it to api/users/index.py, the same route)",
+        "lib/db.py, lib/db/__init__.py: module lib.db is both this file and a package "
+        "directory, and Python can import only one (rename one)",
+    ]

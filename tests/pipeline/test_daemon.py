@@ -20,7 +20,7 @@ from vega_dag.daemon.paths import daemon_pid_file, daemon_socket
 def vega(*args: str, cwd: Path, daemon: bool = True) -> subprocess.CompletedProcess[str]:
     """The real console entry point (its daemon fast path included)."""
     env = dict(os.environ)
-    env["VEGA_DAG_DAEMON"] = "1" if daemon else "0"
+    env["VEGA_DAG_DAEMON"] = "attach" if daemon else "0"
     return subprocess.run(
         [sys.executable, "-c", "from vega_dag.entry import main; main()", *args],
         cwd=cwd,
@@ -164,3 +164,146 @@ def test_project_of_reads_the_path_argument(tmp_path: Path, monkeypatch) -> None
     assert project_of(["-q", "--json"]) == tmp_path.resolve()
     assert project_of(["-j", "4", "sub"]) == (tmp_path / "sub").resolve()
     assert project_of(["--explain", "other", "-q"]) == (tmp_path / "other").resolve()
+
+
+# --- The daemon a build starts by itself (VEGA_DAG_DAEMON unset or 1) -----------------
+
+
+def vega_auto(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``vega-dag`` as a user runs it: a build may start the daemon (``env`` overrides)."""
+    full = {k: v for k, v in os.environ.items() if k not in ("VEGA_DAG_DAEMON", "CI")}
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "from vega_dag.entry import main; main()", *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def wait_for_daemon(root: Path, *, other_than: int | None = None) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = call(root.resolve(), {"status": True}, timeout=5)
+        if status is not None and status["pid"] != other_than:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"no daemon came up for {root}")
+
+
+def test_the_first_build_starts_the_daemon_and_later_builds_use_it(
+    project: Path, tmp_path: Path
+) -> None:
+    twin = tmp_path / "twin"
+    for rel, text in FILES.items():
+        (twin / rel).parent.mkdir(parents=True, exist_ok=True)
+        (twin / rel).write_text(text)
+    first = vega_auto("build", "--json", cwd=project)
+    status = wait_for_daemon(project)
+    assert status["auto"] and status["builds"] == 0  # the first build ran in its own process
+    assert (
+        built(first)["manifest"]
+        == built(vega("build", "--json", cwd=twin, daemon=False))["manifest"]
+    )
+
+    for root in (project, twin):
+        (root / "lib/util.py").write_text("def twice(x):\n    return x + x\n")
+    warm = built(vega_auto("build", "--json", cwd=project))
+    one_shot = built(vega("build", "--json", cwd=twin, daemon=False))
+    assert warm["manifest"] == one_shot["manifest"]
+    assert warm["compiled"] == one_shot["compiled"] == ["lib/util.py"]
+    # Same messages and exit status as a one-shot build, failure included.
+    (project / "lib/names.py").write_text("NAME = (\n")
+    (twin / "lib/names.py").write_text("NAME = (\n")
+    failed, failed_here = vega_auto("build", cwd=project), vega("build", cwd=twin, daemon=False)
+    assert failed.returncode == failed_here.returncode == 1
+    assert failed.stderr.replace(str(project), "P") == failed_here.stderr.replace(str(twin), "P")
+    assert call(project.resolve(), {"status": True}, timeout=5)["builds"] == 2
+    assert daemon_pid(project) == status["pid"]
+
+
+def test_a_crashed_daemon_is_replaced_silently(project: Path) -> None:
+    built(vega_auto("build", "--json", cwd=project))
+    pid = wait_for_daemon(project)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.1)
+    (project / "lib/util.py").write_text("def twice(x):\n    return x + x\n")
+    result = vega_auto("build", "--json", cwd=project)
+    assert result.stderr == ""
+    assert built(result)["compiled"] == ["lib/util.py"]
+    assert wait_for_daemon(project, other_than=pid)["pid"] != pid
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"VEGA_DAG_DAEMON": "0"}, {"VEGA_DAG_DAEMON": "attach"}, {"CI": "true"}],
+    ids=["opted-out", "attach-only", "ci"],
+)
+def test_no_daemon_is_started_when_the_environment_says_so(
+    project: Path, env: dict[str, str]
+) -> None:
+    from vega_dag.daemon.paths import daemon_log
+
+    built(vega_auto("build", "--json", cwd=project, **env))
+    # spawn() creates the log before it returns: no log, no daemon, ever.
+    assert not daemon_log(project.resolve()).exists()
+
+
+def test_ci_starts_one_when_asked(project: Path) -> None:
+    built(vega_auto("build", "--json", cwd=project, CI="true", VEGA_DAG_DAEMON="1"))
+    assert wait_for_daemon(project)["auto"]
+
+
+def test_the_project_can_opt_out(project: Path) -> None:
+    from vega_dag.daemon.paths import daemon_log
+
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text("[tool.vega]\ndaemon = false\n")
+    first = built(vega_auto("build", "--json", cwd=project))
+    assert not daemon_log(project.resolve()).exists()
+    # The key is not part of the build's identity.
+    pyproject.write_text("[tool.vega]\n")
+    assert built(vega_auto("build", "--json", cwd=project))["manifest"] == first["manifest"]
+
+
+def test_a_started_daemon_stops_when_the_project_opts_out(project: Path) -> None:
+    built(vega_auto("build", "--json", cwd=project))
+    pid = wait_for_daemon(project)["pid"]
+    (project / "pyproject.toml").write_text("[tool.vega]\ndaemon = false\n")
+    (project / "lib/util.py").write_text("def twice(x):\n    return x + x\n")
+    result = built(vega_auto("build", "--json", cwd=project))  # built here, the daemon gone
+    assert result["compiled"] == ["lib/util.py"]
+    from vega_dag.processes import pid_alive
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+    assert not pid_alive(pid)
+
+
+def test_two_daemons_started_at_once_leave_one(project: Path) -> None:
+    command = [sys.executable, "-m", "vega_dag.daemon.server", str(project.resolve())]
+    procs = [
+        subprocess.Popen([*command, "--idle-timeout", "60"], stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    status = wait_for_daemon(project)
+    loser = next(p for p in procs if p.pid != status["pid"])
+    assert loser.wait(timeout=30) == 0
+    assert call(project.resolve(), {"status": True}, timeout=5)["pid"] == status["pid"]
+
+
+def test_policy_and_idle_timeout_from_the_environment() -> None:
+    from vega_dag.daemon.autostart import DEFAULT_IDLE_TIMEOUT, idle_timeout, policy
+
+    assert policy({}) == "start"
+    assert policy({"CI": "true"}) == policy({"CI": "1"}) == "attach"
+    assert policy({"CI": "false"}) == "start"
+    assert policy({"CI": "true", "VEGA_DAG_DAEMON": "1"}) == "start"
+    assert policy({"VEGA_DAG_DAEMON": "0"}) == "off"
+    assert policy({"VEGA_DAG_DAEMON": "attach"}) == "attach"
+    assert idle_timeout({}) == DEFAULT_IDLE_TIMEOUT
+    assert idle_timeout({"VEGA_DAG_DAEMON_IDLE_TIMEOUT": "30"}) == 30.0
+    assert idle_timeout({"VEGA_DAG_DAEMON_IDLE_TIMEOUT": "soon"}) == DEFAULT_IDLE_TIMEOUT

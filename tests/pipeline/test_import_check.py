@@ -141,3 +141,27 @@ def test_the_check_can_be_turned_off(project, imported):
     (project / "pyproject.toml").write_text("[tool.vega.import_check]\nenabled = false\n")
     build(project)
     assert imported == []
+
+
+def test_a_catch_all_is_imported_from_its_bundle_too(project, imported):
+    (project / "pyproject.toml").write_text(INCLUDES)
+    (project / "api/docs").mkdir()
+    (project / "api/docs/[...slug].py").write_text(
+        "from lib import settings\n\n\ndef handler(r):\n    return 1\n"
+    )
+    with pytest.raises(BuildError) as err:
+        build(project)
+    # Its name is not importable by dots: the check ran its file, and saw what it lacks.
+    assert err.value.problems == [
+        "route /api/docs/{slug:path} (api/docs/[...slug].py): importing it from its bundle "
+        "alone failed: lib/settings.py:1 reads conf/settings.toml, which is not in the bundle; "
+        'add it: [tool.vega.per_route."/api/docs/{slug:path}"] include = ["conf/settings.toml"] '
+        "(a path from the project root; or [tool.vega] include, for every route)"
+    ]
+    (project / "pyproject.toml").write_text(
+        INCLUDES
+        + '[tool.vega.per_route."/api/docs/{slug:path}"]\ninclude = ["conf/settings.toml"]\n'
+    )
+    imported.clear()
+    build(project)
+    assert "api.docs.[...slug]" in imported

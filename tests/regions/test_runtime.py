@@ -70,3 +70,94 @@ def test_asgi_and_wsgi_are_told_apart():
     assert app_kind(Flaskish()) == "wsgi"
     status, headers, body = call(wsgi_app(wsgi), "/w")
     assert (status, headers[b"x-w"], body) == (202, b"1", b"/wV")
+
+
+# -- catch-alls, mounts, rewrites -------------------------------------------------
+
+
+def test_catch_alls_match_the_rest_of_the_path():
+    r = Router()
+    for pattern in ["/api/docs/{slug:path}", "/api/shop/{rest:path?}", "/api/docs/intro"]:
+        r.add(pattern, None, "handler")
+    assert r.match("/api/docs/a/b/c").params == {"slug": "a/b/c"}
+    assert r.match("/api/docs/a/b/").params == {"slug": "a/b"}  # a trailing slash is not in it
+    assert r.match("/api/docs") is None  # one or more segments
+    assert r.match("/api/docs/intro").route.pattern == "/api/docs/intro"
+    # The optional one matches its parent path too, with the parameter empty.
+    assert r.match("/api/shop").params == {"rest": ""}
+    assert r.match("/api/shop/").params == {"rest": ""}
+    assert r.match("/api/shop/x/y").params == {"rest": "x/y"}
+    assert r.match("/api/shopping") is None
+
+
+def test_a_parameter_wins_over_a_catch_all_and_a_catch_all_over_an_optional_one():
+    r = Router()
+    for pattern in ["/api/{rest:path?}", "/api/{section}", "/api/{any:path}", "/api/docs"]:
+        r.add(pattern, None, "handler")
+    assert r.match("/api/docs").route.pattern == "/api/docs"
+    assert r.match("/api/news").route.pattern == "/api/{section}"
+    assert r.match("/api/news/1").route.pattern == "/api/{any:path}"
+    assert r.match("/api").route.pattern == "/api/{rest:path?}"
+
+
+def test_an_app_behind_a_catch_all_is_mounted_at_the_path_before_it():
+    r = Router()
+    r.add("/api/legacy/{rest:path}", None, "wsgi")
+    r.add("/api/t/{tenant}/{rest:path?}", None, "asgi")
+    r.add("/api/docs/{slug:path}", None, "handler")  # a handler is no mount
+    r.add("/api/raw", None, "asgi")
+    assert r.match("/api/legacy/users/7")[1:] == ({}, "/api/legacy")
+    assert r.match("/api/t/acme/a/b")[1:] == ({"tenant": "acme"}, "/api/t/acme")
+    assert r.match("/api/t/acme")[1:] == ({"tenant": "acme"}, "/api/t/acme")
+    assert r.match("/api/t/acme/")[1:] == ({"tenant": "acme"}, "/api/t/acme")
+    assert r.match("/api/docs/a")[1:] == ({"slug": "a"}, "")
+    assert r.match("/api/raw")[1:] == ({}, "")
+
+
+def test_a_mounted_app_gets_the_servers_conventions():
+    seen = {}
+
+    async def asgi(scope, receive, send):
+        seen["asgi"] = (scope["path"], scope["root_path"], scope["path_params"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def wsgi(environ, start_response):
+        seen["wsgi"] = (environ["SCRIPT_NAME"], environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b""]
+
+    r = Router()
+    r.add("/api/a/{rest:path}", asgi, "asgi")
+    r.add("/api/w/{rest:path?}", wsgi_app(wsgi), "wsgi")
+    r.add("/api/plain", wsgi_app(wsgi), "wsgi")
+    call(r, "/api/a/x/y")
+    assert seen["asgi"] == ("/api/a/x/y", "/api/a", {})  # ASGI: path includes root_path
+    call(r, "/api/w/x/é")
+    assert seen["wsgi"] == ("/api/w", "/x/é".encode().decode("latin-1"))  # PEP 3333 strings
+    call(r, "/api/w")
+    assert seen["wsgi"] == ("/api/w", "")
+    call(r, "/api/plain")
+    assert seen["wsgi"] == ("", "/api/plain")  # not a mount: the full path, as before
+
+
+def test_rewrites_run_before_routing_first_match_first():
+    seen = []
+
+    def handler(request):
+        seen.append((request.path, request.path_params))
+        return "ok"
+
+    r = Router()
+    r.add("/api/docs/{slug:path}", handler_app(handler, "/api/docs/{slug:path}"), "handler")
+    r.add("/api/items/{id}", handler_app(handler, "/api/items/{id}"), "handler")
+    r.add_rewrite("/old/{id}", "/api/items/{id}")
+    r.add_rewrite("/old/{a}/{rest:path}", "/api/docs/{a}-{rest}")
+    r.add_rewrite("/old/{id}", "/api/docs/never")
+    assert r.rewrite("/old/7") == "/api/items/7"
+    assert r.rewrite("/old/x/y/z") == "/api/docs/x-y/z"
+    assert r.rewrite("/new/7") == "/new/7"
+    assert call(r, "/old/7")[0] == 200
+    assert seen[-1] == ("/api/items/7", {"id": "7"})
+    assert call(r, "/old/x/y/z")[0] == 200
+    assert seen[-1] == ("/api/docs/x-y/z", {"slug": "x-y/z"})

@@ -66,3 +66,25 @@ def test_a_region_target_plugin_replaces_the_local_fleet(tmp_path):
     pm.register(Plugin())
     config = load_config(write_project(tmp_path / "proj"))
     assert isinstance(pm.hook.vega_dag_region_target(config=config), RemoteFleet)
+
+
+def test_the_entry_point_prefilter_sees_what_importlib_metadata_sees(tmp_path, monkeypatch):
+    """get_plugin_manager skips importlib.metadata only when no distribution names the group."""
+    import importlib.metadata
+
+    from vega_dag.plugins.manager import _may_declare_plugins
+
+    def agree() -> bool:
+        found = bool(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+        assert _may_declare_plugins() or not found
+        return found
+
+    assert not agree()  # the test environment installs no plugin
+    assert not _may_declare_plugins()
+    dist = tmp_path / "site" / "some_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: some-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nsome = some_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert agree()
+    assert _may_declare_plugins()

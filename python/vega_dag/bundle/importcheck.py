@@ -187,6 +187,8 @@ def _check(
                 "paths": [str(tree), *layer],
                 "cwd": str(tree),
                 "module": record.module,
+                # A catch-all imports by its file (see isolated._import).
+                "file": a.routes[pattern].module.path,
                 "env": env,
             }
         )

@@ -4,7 +4,7 @@ It runs in an interpreter that sees neither the project nor vega-dag (no
 site processing, no environment, no script directory on ``sys.path``) and
 imports nothing of its own beyond the stdlib, so that each import it makes
 finds exactly what its request names. Requests arrive on stdin, one JSON
-object a line: ``{"id", "paths", "cwd", "module", "env"}``; for each, a
+object a line: ``{"id", "paths", "cwd", "module", "file", "env"}``; for each, a
 child is forked that puts ``paths`` first on ``sys.path`` (a route's bundle
 and the dependency layer, or the source roots), changes to ``cwd``, sets
 ``env`` and imports ``module``. One JSON line answers each request, in the
@@ -42,8 +42,43 @@ def _importer(tb: object) -> str | None:
     return found
 
 
-def _child(request: dict, out: int) -> None:
+def _import(name: str, file: str | None) -> None:
+    """Import ``name``; a catch-all (``api.docs.[...slug]``) by its ``file``.
+
+    The import system takes every dot of a catch-all's name for a package
+    boundary, so its file (``[...slug].pyc`` in a bundle, ``.py`` in the
+    source tree) is looked up in its package and run under its full name, as
+    the regions' runtime does (``regions.runtime.import_route``).
+    """
     import importlib
+    import importlib.machinery
+    import importlib.util
+
+    stem = (file or "").rpartition("/")[2].rpartition(".")[0]
+    if "." not in stem:
+        importlib.import_module(name)
+        return
+    package = name[: len(name) - len(stem) - 1] if name.endswith("." + stem) else ""
+    search = list(importlib.import_module(package).__path__) if package else sys.path
+    for entry in search:
+        for suffix, loader in (
+            (".pyc", importlib.machinery.SourcelessFileLoader),
+            (".py", importlib.machinery.SourceFileLoader),
+        ):
+            location = os.path.join(entry, stem + suffix)
+            if os.path.isfile(location):
+                spec = importlib.util.spec_from_file_location(
+                    name, location, loader=loader(name, location)
+                )
+                assert spec is not None and spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+                return
+    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def _child(request: dict, out: int) -> None:
 
     # Route code that prints at import time must not write into the answers.
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -53,7 +88,7 @@ def _child(request: dict, out: int) -> None:
     os.chdir(request["cwd"])
     os.environ.update(request.get("env") or {})
     try:
-        importlib.import_module(request["module"])
+        _import(request["module"], request.get("file"))
         result: dict = {"ok": True}
     except BaseException as err:
         lines = traceback.format_exception(type(err), err, err.__traceback__)

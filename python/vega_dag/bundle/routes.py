@@ -23,7 +23,7 @@ import msgspec
 from vega_dag import _core
 from vega_dag.bundle import BUNDLE_FORMAT
 from vega_dag.errors import VegaError
-from vega_dag.graph.modules import Module, Route
+from vega_dag.graph.modules import Module, Route, module_file
 from vega_dag.pipeline.result import BuildError
 from vega_dag.store.state import Parsed
 
@@ -82,8 +82,12 @@ def route_entries(
 
 
 def archive_name(module: Module) -> str:
-    base = module.name.replace(".", "/")
-    return f"{base}/__init__.pyc" if module.is_package else f"{base}.pyc"
+    """The module's entry in a bundle: its file below its source root, as ``.pyc``.
+
+    From the path, not the name: a catch-all's name has dots of its own
+    (``api.docs.[...slug]`` is ``api/docs/[...slug].pyc``).
+    """
+    return module_file(module.name, module.path).removesuffix(".py") + ".pyc"
 
 
 def archive_name_of(name: str, path: str) -> str:

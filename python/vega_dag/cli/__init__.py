@@ -11,6 +11,7 @@ import importlib
 import click
 
 from vega_dag import __version__
+from vega_dag.entry import PROG, VERSION_FLAGS, VERSION_MESSAGE
 
 #: command name -> "module:attribute" of the click command implementing it
 COMMANDS: dict[str, str] = {
@@ -18,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "daemon": "vega_dag.cli.daemon_cmd:daemon_cmd",
     "deploy": "vega_dag.cli.deploy_cmd:deploy_cmd",
     "drift": "vega_dag.cli.drift_cmd:drift_cmd",
+    "gc": "vega_dag.cli.gc_cmd:gc_cmd",
     "graph": "vega_dag.cli.graph_cmd:graph_cmd",
     "hash": "vega_dag.cli.hash_cmd:hash_cmd",
     "history": "vega_dag.cli.history_cmd:history_cmd",
@@ -25,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "regions": "vega_dag.cli.regions_cmd:regions_cmd",
     "rollback": "vega_dag.cli.rollback_cmd:rollback_cmd",
     "status": "vega_dag.cli.status_cmd:status_cmd",
+    "store": "vega_dag.cli.store_cmd:store_cmd",
     "toolchain": "vega_dag.cli.toolchain_cmd:toolchain_cmd",
 }
 
@@ -46,6 +49,6 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="vega-dag")
+@click.version_option(__version__, *VERSION_FLAGS, prog_name=PROG, message=VERSION_MESSAGE)
 def main() -> None:
     """Deterministic builds and multi-region rollouts for file-routed Python APIs."""

@@ -42,6 +42,9 @@ def run_build(
 
     reporter.on_compile_start = start
     reporter.on_compiled = done
+    from vega_dag.daemon.autostart import ensure_started_for
+
+    ensure_started_for(path)  # for the next build: this one runs here
     try:
         return build(path, explain=explain, workers=jobs, reporter=reporter, verify=verify)
     except BuildError as err:

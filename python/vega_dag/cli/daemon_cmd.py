@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,26 +40,10 @@ def start_cmd(path: Path, idle_timeout: float) -> None:
     if running is not None:
         click.echo(f"✓ The build daemon for {root} already runs (pid {running['pid']})")
         return
-    from vega_dag.daemon.paths import daemon_dir
+    from vega_dag.daemon.autostart import spawn
+    from vega_dag.daemon.paths import daemon_log
 
-    daemon_dir(root).mkdir(parents=True, exist_ok=True, mode=0o700)
-    log = open(daemon_dir(root) / "daemon.log", "ab")  # noqa: SIM115
-    with log:
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "vega_dag.daemon.server",
-                str(root),
-                "--idle-timeout",
-                str(idle_timeout),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            cwd=str(root),
-        )
+    spawn(root, idle_timeout, auto=False)
     deadline = time.monotonic() + 15.0
     while time.monotonic() < deadline:
         status = _status(root)
@@ -72,8 +55,7 @@ def start_cmd(path: Path, idle_timeout: float) -> None:
             )
             return
         time.sleep(0.05)
-    log_path = daemon_dir(root) / "daemon.log"
-    click.secho(f"✗ The build daemon did not start (see {log_path})", fg="red")
+    click.secho(f"✗ The build daemon did not start (see {daemon_log(root)})", fg="red")
     sys.exit(1)
 
 

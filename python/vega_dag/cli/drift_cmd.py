@@ -40,10 +40,13 @@ def drift_cmd(path: Path, everything: bool, keep: Path | None, as_json: bool, qu
     store's record for the same input and toolchain. Exit status: 0 no drift,
     1 drift, 2 the check could not run (toolchain mismatch, a failing build).
     """
+    from vega_dag.daemon.autostart import ensure_started_for
     from vega_dag.drift.check import check_drift
 
     if keep is not None and keep.exists():
         raise click.BadParameter(f"{keep} already exists", param_hint="--keep")
+    # Its builds run in isolated copies; the daemon serves the next `build`.
+    ensure_started_for(path)
     try:
         report = check_drift(path, everything=everything, keep=keep)
     except VegaError as err:

@@ -41,7 +41,7 @@ def call(root: Path, request: dict, timeout: float | None = None) -> dict | None
 
 def run_via_daemon(argv: list[str]) -> int | None:
     """Run ``vega-dag ARGV`` in the project's daemon; its exit status, or None."""
-    if not argv or argv[0] != "build" or os.environ.get("VEGA_DAG_DAEMON") == "0":
+    if not argv or argv[0] != "build" or os.environ.get("VEGA_DAG_DAEMON", "").strip() == "0":
         return None
     if any(a in ("-h", "--help") for a in argv):
         return None

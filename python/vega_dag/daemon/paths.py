@@ -17,3 +17,17 @@ def daemon_socket(root: Path) -> Path:
 
 def daemon_pid_file(root: Path) -> Path:
     return daemon_dir(root) / "pid"
+
+
+def daemon_log(root: Path) -> Path:
+    return daemon_dir(root) / "daemon.log"
+
+
+def daemon_lock(root: Path) -> Path:
+    """Held (flock) by the daemon for its whole life: one daemon per project."""
+    return daemon_dir(root) / "lock"
+
+
+def daemon_root_file(root: Path) -> Path:
+    """The project a daemon serves (the directory's name is only a digest of it)."""
+    return daemon_dir(root) / "root"

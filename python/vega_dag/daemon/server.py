@@ -6,7 +6,10 @@ as in a one-shot process, in the client's working directory and environment,
 its output captured and sent back. The daemon exits when idle for
 ``--idle-timeout`` seconds, when asked (``vega-dag daemon stop``), when a
 client of another vega-dag version calls (that client then builds by itself),
-or when its socket is taken away.
+or when its socket is taken away. One daemon per project: it holds a lock on
+its directory for its whole life, and a second one started meanwhile exits.
+A daemon started by a build (``--auto``) also stops when the project's
+configuration says ``daemon = false``.
 """
 
 from __future__ import annotations
@@ -20,18 +23,39 @@ import socket
 import sys
 from pathlib import Path
 
-#: Seconds without a request after which the daemon exits.
-DEFAULT_IDLE_TIMEOUT = 3 * 3600.0
+from vega_dag.daemon.autostart import DEFAULT_IDLE_TIMEOUT
+
+#: Seconds a new daemon waits for the lock of one that is exiting.
+LOCK_WAIT = 3.0
 
 
-def _handle(request: dict, root: Path) -> tuple[dict, bool]:
+#: What `status` reports of this daemon's work.
+_served = {"builds": 0}
+
+
+def _opted_out(root: Path) -> bool:
+    from vega_dag.config import ConfigError, load_config
+
+    try:
+        return not load_config(root).vega.daemon
+    except ConfigError:
+        return False  # the build reports it
+
+
+def _handle(request: dict, root: Path, auto: bool = False) -> tuple[dict, bool]:
     """(reply, whether to keep serving)."""
     from vega_dag import __version__
 
     if request.get("stop"):
         return {"stopped": True, "pid": os.getpid()}, False
     if request.get("status"):
-        reply = {"pid": os.getpid(), "root": str(root), "version": __version__}
+        reply = {
+            "pid": os.getpid(),
+            "root": str(root),
+            "version": __version__,
+            "builds": _served["builds"],
+            "auto": auto,
+        }
         from vega_dag.scan.watch import watcher_for
 
         watcher = watcher_for(root)
@@ -47,9 +71,12 @@ def _handle(request: dict, root: Path) -> tuple[dict, bool]:
     argv = request["argv"]
     if not argv or argv[0] != "build":
         return {"fallback": "only `build` runs in the daemon"}, True
+    if auto and _opted_out(root):
+        return {"fallback": "the project's configuration says daemon = false"}, False
     from vega_dag.cli import main as cli
     from vega_dag.daemon import warm
 
+    _served["builds"] += 1
     out, err = io.StringIO(), io.StringIO()
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     code: int = 0
@@ -88,10 +115,33 @@ def _watch(root: Path) -> None:
     watch(config.root, scan_skip_dirs(config))
 
 
-def serve(root: Path, idle_timeout: float) -> None:
-    from vega_dag.daemon import warm
-    from vega_dag.daemon.paths import daemon_pid_file, daemon_socket
+def _lock(root: Path) -> int | None:
+    """The project's daemon lock, held until this process exits; None if another holds it."""
+    import fcntl
+    import time
 
+    from vega_dag.daemon.paths import daemon_lock
+
+    daemon_lock(root).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(daemon_lock(root), os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.05)
+
+
+def serve(root: Path, idle_timeout: float, auto: bool = False) -> None:
+    from vega_dag.daemon import warm
+    from vega_dag.daemon.paths import daemon_pid_file, daemon_root_file, daemon_socket
+
+    if _lock(root) is None:
+        return  # another daemon serves the project (or is starting to)
     warm.enable()
     # Imported now, not by the first build.
     import vega_dag.cli.build_cmd
@@ -107,6 +157,7 @@ def serve(root: Path, idle_timeout: float) -> None:
     listening.listen(16)
     os.replace(tmp, path)  # clients see it only once it accepts
     daemon_pid_file(root).write_text(str(os.getpid()))
+    daemon_root_file(root).write_text(str(root))
     listening.settimeout(idle_timeout)
     inode = path.stat().st_ino
     try:
@@ -121,7 +172,7 @@ def serve(root: Path, idle_timeout: float) -> None:
                 while chunk := conn.recv(1 << 16):
                     data += chunk
                 try:
-                    reply, keep = _handle(json.loads(data), root)
+                    reply, keep = _handle(json.loads(data), root, auto)
                 except (ValueError, KeyError) as err:
                     reply, keep = {"error": f"bad request: {err}"}, True
                 with contextlib.suppress(OSError):
@@ -143,15 +194,17 @@ def serve(root: Path, idle_timeout: float) -> None:
         with contextlib.suppress(OSError):
             if daemon_pid_file(root).read_text() == str(os.getpid()):
                 daemon_pid_file(root).unlink()
+                daemon_root_file(root).unlink()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vega_dag.daemon.server")
     parser.add_argument("root", type=Path)
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT)
+    parser.add_argument("--auto", action="store_true", help="started by a build, not by hand")
     args = parser.parse_args(argv)
     sys.stdout.flush()
-    serve(args.root.resolve(), args.idle_timeout)
+    serve(args.root.resolve(), args.idle_timeout, args.auto)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from vega_dag.graph.modules import Module
+from vega_dag.graph.modules import Module, module_parents
 
 
 class ImportStmt(NamedTuple):
@@ -40,10 +40,8 @@ class Unresolved(NamedTuple):
 def package_names(modules: dict[str, Module]) -> set[str]:
     """Every dotted name that is a package, regular or namespace."""
     packages = set()
-    for name in modules:
-        parts = name.split(".")
-        for i in range(1, len(parts)):
-            packages.add(".".join(parts[:i]))
+    for m in modules.values():
+        packages.update(module_parents(m))  # not name.split("."): "api.docs.[...slug]"
     return packages | {m.name for m in modules.values() if m.is_package}
 
 

@@ -12,7 +12,8 @@ import msgspec
 
 from vega_dag import _core
 from vega_dag.daemon import warm
-from vega_dag.graph.modules import module_table, route_table
+from vega_dag.graph.modules import RouteConflictError, layout_problems, module_table, route_table
+from vega_dag.pipeline.result import BuildError
 
 if TYPE_CHECKING:
     from vega_dag.config import VegaConfig
@@ -46,10 +47,22 @@ def scanned_files(
 def project_tables(
     vega: VegaConfig, tables_key: tuple
 ) -> tuple[dict[str, Module], dict[str, Route], str]:
-    """The module table, the route table and the module set's digest, for ``tables_key``."""
+    """The module table, the route table and the module set's digest, for ``tables_key``.
+
+    Route files that cannot be routes (below a catch-all directory, or two
+    claiming one path) are a ``BuildError`` naming them.
+    """
 
     def tables() -> tuple[dict[str, Module], dict[str, Route], str]:
-        modules = module_table(list(tables_key[0]), vega.source_roots, vega.routes)
+        files = list(tables_key[0])
+        modules = module_table(files, vega.source_roots, vega.routes)
+        problems = layout_problems(files, modules, vega.routes)
+        try:
+            routes = route_table(modules, vega.routes)
+        except RouteConflictError as err:
+            problems += err.problems
+        if problems:
+            raise BuildError(problems)
         module_set = _core.hash_bytes(
             msgspec.json.encode(
                 [
@@ -58,7 +71,7 @@ def project_tables(
                 ]
             )
         )
-        return modules, route_table(modules, vega.routes), module_set
+        return modules, routes, module_set
 
     # A resident build process keeps them while the file list is the same.
     return warm.derived("tables", tables_key, tables)

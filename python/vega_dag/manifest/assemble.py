@@ -48,6 +48,8 @@ def assemble_manifest(
     holds (``files``), and the lock file when there is one, are part of the
     source too.
     """
+    if ctx.config.vega.rewrites:
+        check_rewrites(ctx, list(a.routes))
     lock = ctx.config.lock_path
     items = list(module_items)
     if files is not None:
@@ -72,6 +74,52 @@ def assemble_manifest(
             for p, r in sorted(routes.items())
         ],
         env=dict(sorted(ctx.config.vega.env.items())),
+        rewrites=list(ctx.config.vega.rewrites),
     )
     data = manifest.encode()
     return data, _core.hash_bytes(data)
+
+
+def check_rewrites(ctx: BuildContext, patterns: list[str]) -> None:
+    """Every rewrite's destination can reach a route; else a ``BuildError`` naming it."""
+    from vega_dag.pipeline.result import BuildError
+
+    source = ctx.config.source
+    where = f"{source}: " + ("[tool.vega] " if source and source.name == "pyproject.toml" else "")
+    routes = [_segments(p) for p in patterns]
+    problems = [
+        f"{where}rewrites[{i}]: destination {r.destination!r} is no route of this project"
+        for i, r in enumerate(ctx.config.vega.rewrites)
+        if not any(_fits(_segments(r.destination), route) for route in routes)
+    ]
+    if problems:
+        raise BuildError(problems)
+
+
+def _segments(pattern: str) -> list[str]:
+    """A pattern's segments, each a static text, "{}" (one segment), "{+}" (one or
+    more) or "{*}" (zero or more)."""
+    out = []
+    for segment in pattern.strip("/").split("/"):
+        if "{" not in segment:
+            out.append(segment)
+        elif segment.endswith(":path}"):
+            out.append("{+}")
+        elif segment.endswith(":path?}"):
+            out.append("{*}")
+        else:
+            out.append("{}")  # a parameter, or a segment a parameter is part of
+    return out
+
+
+def _fits(dest: list[str], route: list[str]) -> bool:
+    """Whether some path the destination can become matches the route."""
+    if route and route[0] in ("{+}", "{*}"):  # a route's catch-all is its last segment
+        return len(dest) >= (1 if route[0] == "{+}" else 0)
+    if not dest or not route:
+        return not dest and not route
+    if dest[0] == "{+}":  # the destination's is its last too: it can become the rest
+        return True
+    if dest[0] != route[0] and "{}" not in (dest[0], route[0]):
+        return False
+    return _fits(dest[1:], route[1:])

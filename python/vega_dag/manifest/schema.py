@@ -11,6 +11,7 @@ import msgspec
 
 from vega_dag import _core
 from vega_dag.compile.toolchain import Toolchain
+from vega_dag.config import Rewrite
 
 MANIFEST_SCHEMA = 1
 
@@ -24,7 +25,9 @@ class RouteEntry(msgspec.Struct, frozen=True):
     bundle: str
 
 
-class Manifest(msgspec.Struct, frozen=True):
+class Manifest(msgspec.Struct, frozen=True, omit_defaults=True):
+    # omit_defaults: a field added with a default is left out while it has
+    # it, so manifests that do not use it keep their bytes (and digests).
     schema: int
     toolchain: Toolchain
     #: Digest of the (path, digest) list of every module, every file a
@@ -37,6 +40,8 @@ class Manifest(msgspec.Struct, frozen=True):
     routes: list[RouteEntry]
     #: Environment the routes run with (from [tool.vega] env).
     env: dict[str, str]
+    #: Paths served as others, before routing (from [tool.vega] rewrites).
+    rewrites: list[Rewrite] = []
 
     def encode(self) -> bytes:
         return msgspec.json.encode(self, order="sorted")

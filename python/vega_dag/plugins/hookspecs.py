@@ -27,7 +27,10 @@ class RegionTarget(Protocol):
 
     ``prefetch`` may take a keyword ``wait``: with ``wait=False`` it returns
     once the blobs are verified and loads in the background (the deploy then
-    calls it again with ``wait=True`` before moving a wave's pointers). A
+    calls it again with ``wait=True`` before moving a wave's pointers), and a
+    keyword ``load_timeout``: the seconds the deployment may take to load (the
+    project's ``[tool.vega.health] load_timeout_s``), after which that
+    region's prefetch fails, saying which route it was loading. A
     target may also offer ``prefetch_many(regions, manifest, wait=, errors=)``
     and ``wait_serving_many([(region, deployment)])``: one call for many
     regions (see ``LocalFleet``).

@@ -27,9 +27,13 @@ from vega_dag.config import ProjectConfig
 from vega_dag.errors import VegaError
 from vega_dag.processes import pid_alive
 from vega_dag.regions import REGION_NAMES
+from vega_dag.regions.loader import FALLBACK_LOAD_TIMEOUT
 
 #: How long ``up`` waits for every region to answer.
 START_TIMEOUT = 60.0
+#: What a region's prefetch may take to verify a deployment's blobs (and lay
+#: out its code) before its worker loads.
+PREFETCH_VERIFY_SECONDS = 60.0
 
 
 class RegionError(VegaError):
@@ -491,39 +495,58 @@ class LocalFleet:
         return out
 
     def prefetch(
-        self, region: RegionInfo, manifest: str, timeout: float = 180.0, *, wait: bool = True
+        self,
+        region: RegionInfo,
+        manifest: str,
+        timeout: float | None = None,
+        *,
+        wait: bool = True,
+        load_timeout: float | None = None,
     ) -> dict:
         """Ask the region to verify every blob of ``manifest`` and load its worker.
 
         With ``wait`` (the default) the answer comes once the worker is loaded
         and warm; without, once the blobs are verified, the worker loading in
-        the background (a later ``prefetch`` with ``wait`` collects it).
+        the background (a later ``prefetch`` with ``wait`` collects it). The
+        worker must load within ``load_timeout`` seconds (None: the region's
+        own limit for loads no deploy asked for, 60).
         """
-        return self.prefetch_many([region], manifest, timeout, wait=wait)[region.name]
+        return self.prefetch_many(
+            [region], manifest, timeout, wait=wait, load_timeout=load_timeout
+        )[region.name]
 
     def prefetch_many(
         self,
         regions: list[RegionInfo],
         manifest: str | dict[str, str],
-        timeout: float = 180.0,
+        timeout: float | None = None,
         *,
         wait: bool = True,
         errors: bool = False,
+        load_timeout: float | None = None,
     ) -> dict[str, Any]:
         """``prefetch`` in every region at once (``manifest`` may be per region name).
 
         RegionError for the first region that failed, unless ``errors``: then
-        each failed region's RegionError is its value.
+        each failed region's RegionError is its value. ``timeout`` (of the
+        answers) defaults to what verifying and loading may take.
         """
         wanted = {
             r.name: manifest if isinstance(manifest, str) else manifest[r.name] for r in regions
         }
+        body: dict[str, Any] = {"wait": wait}
+        if load_timeout is not None:
+            body["load_timeout"] = load_timeout
+        if timeout is None:
+            # A region's load is bounded by its load timeout; the host's
+            # loader may make it wait for one other load first.
+            timeout = PREFETCH_VERIFY_SECONDS + 2 * (load_timeout or FALLBACK_LOAD_TIMEOUT) + 5.0
         answers = request_many(
             [
                 (
                     r.url + "/__vega/prefetch",
                     "POST",
-                    json.dumps({"manifest": wanted[r.name], "wait": wait}).encode(),
+                    json.dumps({"manifest": wanted[r.name], **body}).encode(),
                 )
                 for r in regions
             ],
@@ -540,9 +563,9 @@ class LocalFleet:
             except ValueError:
                 payload = {"error": data[:200].decode(errors="replace")}
             if code != 200 or not payload.get("ok"):
-                out[r.name] = RegionError(
-                    r.name, f"cannot load {wanted[r.name]}: {payload.get('error')}"
-                )
+                # The region's message names what did not load: the route and
+                # what happened, or the blob that is missing or damaged.
+                out[r.name] = RegionError(r.name, str(payload.get("error")))
             else:
                 out[r.name] = payload
         if not errors:

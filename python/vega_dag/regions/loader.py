@@ -16,9 +16,17 @@ before asking (their prefetch), and fall back to their own zygote when the
 loader is not running. A worker exits when its region does (a pidfd on the
 region's pid); templates exit with the loader.
 
+A template that does not load (a route raises, exits or crashes at import,
+or it takes longer than the request's ``load_timeout``) is stopped, and the
+answer says which route it was loading and what happened
+(``regions.loading``); every request for that deployment made before then gets
+the same answer, so the regions that ask at once wait for one load, not one
+each.
+
 Protocol (unix socket ``<socket dir>/loader.sock``), one JSON line per
-connection: ``{"store", "fleet", "manifest", "uds", "err", "owner", "log"}``
-→ ``{"pid": …}`` or ``{"error": …}``.
+connection: ``{"store", "fleet", "manifest", "uds", "err", "owner", "log",
+"load_timeout", "since"}`` → ``{"pid": …}``, ``{"failed": why}`` (the
+deployment does not load) or ``{"error": …}`` (the region loads it itself).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import select
 import signal
 import socket
 import sys
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +49,10 @@ from typing import IO
 
 #: Templates kept (the newest deployments); older ones are stopped.
 KEEP_TEMPLATES = 4
+#: How long a deployment may take to load when nothing says: a region's
+#: restart, a rollback's prefetch. A deploy says the project's
+#: ``[tool.vega.health] load_timeout_s`` (10 s by default).
+FALLBACK_LOAD_TIMEOUT = 60.0
 
 
 def loader_socket(fleet: Path) -> Path:
@@ -71,7 +84,7 @@ def _exit_with(owner: int) -> None:
     os._exit(0)
 
 
-def _clone(router: object, error: str | None, request: dict) -> None:
+def _clone(router: object, request: dict) -> None:
     import threading
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -80,9 +93,6 @@ def _clone(router: object, error: str | None, request: dict) -> None:
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    if error is not None:
-        Path(request["err"]).write_text(error)
-        os._exit(3)
     threading.Thread(target=_exit_with, args=(int(request["owner"]),), daemon=True).start()
     from vega_dag.regions.worker import serve_router
 
@@ -90,21 +100,30 @@ def _clone(router: object, error: str | None, request: dict) -> None:
 
 
 # -- a template: one deployment, loaded once -----------------------------------
-def _template(store: Path, fleet: Path, manifest: str, requests: IO[str], replies: IO[str]) -> None:
+def _template(
+    store: Path, fleet: Path, manifest: str, base: str, requests: IO[str], replies: IO[str]
+) -> None:
+    """Load ``manifest``, say whether it loaded (one line), then clone a worker per request."""
     from vega_dag.regions import worker
+    from vega_dag.regions.loading import LoadProgress
     from vega_dag.regions.zygote import _die_with_parent
 
     _die_with_parent()
     # Clones are reaped by the kernel; their regions watch them by pid.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    router = None
-    error: str | None = None
     gc.disable()
+    progress = LoadProgress(base)
     try:
-        router = worker.load_deployment(store, fleet, manifest)
-        asyncio.run(worker.warm(router))
+        router = worker.load_deployment(store, fleet, manifest, progress)
+        asyncio.run(worker.warm(router, progress=progress))
     except Exception as err:
-        error = f"{type(err).__name__}: {err}" if not str(err) else str(err)
+        progress.done()
+        replies.write(json.dumps({"error": worker.load_error_text(err)}) + "\n")
+        replies.flush()
+        os._exit(0)
+    progress.done()
+    replies.write(json.dumps({"loaded": True}) + "\n")
+    replies.flush()
     # Everything loaded is shared with every clone: keep the clones'
     # collector off it so it does not copy those pages.
     gc.collect()
@@ -116,7 +135,7 @@ def _template(store: Path, fleet: Path, manifest: str, requests: IO[str], replie
             try:
                 requests.close()
                 replies.close()
-                _clone(router, error, request)
+                _clone(router, request)
             finally:
                 os._exit(1)
         replies.write(json.dumps({"pid": pid}) + "\n")
@@ -124,14 +143,48 @@ def _template(store: Path, fleet: Path, manifest: str, requests: IO[str], replie
     os._exit(0)
 
 
+class TemplateLoadError(Exception):
+    """The deployment did not load in the loader's template; the message says why."""
+
+
 @dataclass
 class Template:
     pid: int
     requests: IO[str]
     replies: IO[str]
+    #: its trail (``regions.loading``)
+    base: str
+    #: None until it has said whether it loaded; then "" (it did) or why not
+    outcome: str | None = None
+
+    def wait_loaded(self, timeout: float) -> str:
+        """ "" once loaded, else why it did not (an error, an exit, ``timeout`` s passed)."""
+        from vega_dag.regions.loading import (
+            clear_trail,
+            describe_failure,
+            dump_and_kill,
+            exit_text,
+        )
+
+        if self.outcome is not None:
+            return self.outcome
+        ready, _, _ = select.select([self.replies], [], [], timeout)
+        if not ready:
+            dump_and_kill(self.pid, self.base)
+            self._reap()
+            self.outcome = describe_failure(self.base, f"did not load within {timeout:g} s")
+        else:
+            line = self.replies.readline()
+            if line:
+                self.outcome = json.loads(line).get("error") or ""
+            else:
+                why = exit_text(self._reap())
+                self.outcome = describe_failure(self.base, f"did not load: the worker {why}")
+        clear_trail(self.base)
+        return self.outcome
 
     def clone(self, request: dict) -> int | None:
-        """A worker forked from this template, or None if the template is gone."""
+        """A worker forked from this (loaded) template, or None if the template is gone."""
         try:
             self.requests.write(json.dumps(request) + "\n")
             self.requests.flush()
@@ -140,17 +193,28 @@ class Template:
             return None
         return int(json.loads(line)["pid"]) if line else None
 
+    def _reap(self) -> int:
+        """The template's wait status, once it has exited."""
+        try:
+            return os.waitpid(self.pid, 0)[1]
+        except ChildProcessError:
+            return 0
+
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.requests.close()
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
+        self._reap()
 
 
 def start_template(
     store: Path, fleet: Path, manifest: str, inherited: list[int] | None = None
 ) -> Template:
     """Fork a template for ``manifest``; ``inherited`` fds are closed in it."""
+    run = fleet / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    base = str(run / f"template-{manifest.rpartition(':')[2][:16]}")
     to_child, from_parent = os.pipe()
     to_parent, from_child = os.pipe()
     pid = os.fork()
@@ -159,18 +223,20 @@ def start_template(
             for fd in [from_parent, to_parent, *(inherited or [])]:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            _template(store, fleet, manifest, os.fdopen(to_child), os.fdopen(from_child, "w"))
+            _template(store, fleet, manifest, base, os.fdopen(to_child), os.fdopen(from_child, "w"))
         finally:
             os._exit(1)
     os.close(to_child)
     os.close(from_child)
-    return Template(pid, os.fdopen(from_parent, "w"), os.fdopen(to_parent))
+    return Template(pid, os.fdopen(from_parent, "w"), os.fdopen(to_parent), base)
 
 
 class Loader:
     def __init__(self, listening: socket.socket) -> None:
         self.listening = listening
         self.templates: OrderedDict[str, Template] = OrderedDict()
+        #: manifest → (why its last template did not load, when that was known)
+        self.failed: OrderedDict[str, tuple[str, float]] = OrderedDict()
         #: descriptors of the connection being answered
         self.connections: list[int] = []
 
@@ -183,7 +249,14 @@ class Loader:
 
     def worker(self, request: dict) -> int:
         store, fleet, manifest = Path(request["store"]), Path(request["fleet"]), request["manifest"]
-        for _ in range(2):  # a template that died is started again, once
+        timeout = float(request.get("load_timeout", FALLBACK_LOAD_TIMEOUT))
+        failed = self.failed.get(manifest)
+        since = request.get("since")
+        if failed is not None and since is not None and float(since) <= failed[1]:
+            # Every region asks at once: one failed load answers all of
+            # them. A later attempt (a new deploy) loads again.
+            raise TemplateLoadError(failed[0])
+        for _ in range(2):  # a template that died after loading is started again, once
             template = self.templates.get(manifest)
             if template is None:
                 template = start_template(store, fleet, manifest, self._open_fds())
@@ -191,6 +264,13 @@ class Loader:
                 while len(self.templates) > KEEP_TEMPLATES:
                     self.templates.popitem(last=False)[1].stop()
             self.templates.move_to_end(manifest)
+            why = template.wait_loaded(timeout)
+            if why:
+                self.templates.pop(manifest).stop()
+                self.failed[manifest] = (why, time.monotonic())
+                while len(self.failed) > KEEP_TEMPLATES:
+                    self.failed.popitem(last=False)
+                raise TemplateLoadError(why)
             pid = template.clone(request)
             if pid is not None:
                 return pid
@@ -205,6 +285,8 @@ class Loader:
                 try:
                     request = json.loads(f.readline())
                     reply: dict = {"pid": self.worker(request)}
+                except TemplateLoadError as err:  # the region's own load would fail too
+                    reply = {"failed": str(err)}
                 except Exception as err:  # the region falls back to its own zygote
                     reply = {"error": f"{type(err).__name__}: {err}"}
                 with contextlib.suppress(OSError):
@@ -213,10 +295,15 @@ class Loader:
 
 
 def request_worker(fleet: Path, request: dict, timeout: float = 30.0) -> int | None:
-    """Ask the host's loader for a worker; None when no loader answers."""
+    """Ask the host's loader for a worker; None when no loader answers.
+
+    TemplateLoadError when the loader tried, and the deployment did not load.
+    """
     from vega_dag.unix_rpc import call
 
     reply = call(loader_socket(fleet), request, timeout)
+    if reply is not None and "failed" in reply:
+        raise TemplateLoadError(reply["failed"])
     return int(reply["pid"]) if reply is not None and "pid" in reply else None
 
 
@@ -229,7 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     from vega_dag.regions import zygote  # noqa: F401
     from vega_dag.store.objects import write_durably
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # Templates are reaped here (Template._reap): how one ended is the message.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     path = loader_socket(args.fleet)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with contextlib.suppress(FileNotFoundError):

@@ -1,17 +1,37 @@
 """The route runtime: one ASGI application serving a deployment's routes.
 
 Each route exports ``handler(request)`` or ``app`` (ASGI or WSGI, told apart
-here, when loaded). The router matches ``/api/orders/{id}`` and
-``/api/docs/{slug:path}`` patterns, static segments before dynamic ones, so
-``/api/products/search`` wins over ``/api/products/{sku}``.
+here, when loaded). The router matches ``/api/orders/{id}``,
+``/api/docs/{slug:path}`` (one or more segments) and ``/api/docs/{slug:path?}``
+(zero or more) patterns, static segments before parameters, parameters before
+catch-alls, so ``/api/products/search`` wins over ``/api/products/{sku}``.
+
+An ``app`` behind a catch-all is *mounted* at the path before it, with the
+conventions servers use for an application under a prefix: for
+``/api/legacy/{rest:path}`` and a request of ``/api/legacy/users/7``, an ASGI
+app sees ``root_path="/api/legacy"`` and ``path="/api/legacy/users/7"`` (the
+ASGI spec: ``path`` includes ``root_path``; Starlette ≥ 0.35 routes on what
+follows it), a WSGI app ``SCRIPT_NAME="/api/legacy"`` and
+``PATH_INFO="/users/7"``, so an unchanged Flask or Starlette application
+routes, and builds its URLs, under the prefix. Any other route sees the full
+path with an empty root, as on serverless platforms.
+
+Rewrites (``[tool.vega] rewrites``, carried by the manifest) run before
+routing: the first whose source matches replaces the path, and the request is
+routed and served as its destination.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import inspect
 import io
 import json
+import marshal
 import os
 import re
 import sys
@@ -19,8 +39,9 @@ import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qsl, unquote
+from types import ModuleType
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, quote, unquote
 
 from vega_dag.errors import VegaError
 
@@ -45,16 +66,29 @@ def _fresh_executor() -> None:
 
 os.register_at_fork(after_in_child=_fresh_executor)
 
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path))?\}")
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path\??))?\}")
 
 
 class RouteLoadError(VegaError):
-    """A route module could not be imported, or exports nothing the runtime can call."""
+    """A route module could not be imported, or exports nothing the runtime can call.
 
-    def __init__(self, pattern: str, module: str, reason: str) -> None:
-        super().__init__(f"route {pattern} ({module}): {reason}")
+    ``frames`` are the last lines of the traceback, quoted after the reason.
+    """
+
+    def __init__(
+        self,
+        pattern: str,
+        module: str,
+        reason: str,
+        *,
+        file: str | None = None,
+        frames: list[str] | None = None,
+    ) -> None:
+        quoted = "".join(f"\n    {line}" for line in frames or [])
+        super().__init__(f"route {pattern} ({file or module}) did not load: {reason}{quoted}")
         self.pattern = pattern
         self.module = module
+        self.file = file
         self.reason = reason
 
 
@@ -77,42 +111,98 @@ class Request:
 class CompiledRoute:
     pattern: str
     regex: re.Pattern[str]
-    #: Static segments sort before parameters, parameters before ``:path``.
+    #: Static segments sort before parameters, parameters before ``:path``,
+    #: ``:path`` before ``:path?``.
     rank: tuple[int, ...]
     app: ASGIApp
     kind: str = "handler"
+    #: The trailing catch-all's name, for an app mounted at the path before it.
+    mount: str | None = None
+
+
+class Match(NamedTuple):
+    route: CompiledRoute
+    #: parameters by name; an optional catch-all that matched nothing is ""
+    params: dict[str, str]
+    #: where the route's app is mounted ("" unless it is mounted)
+    root_path: str = ""
 
 
 def compile_pattern(pattern: str) -> tuple[re.Pattern[str], tuple[int, ...]]:
-    parts, rank = [], []
+    regex, rank = "^", []
     for segment in pattern.strip("/").split("/"):
         m = _PARAM.fullmatch(segment)
         if m is None:
-            parts.append(re.escape(segment))
+            regex += "/" + re.escape(segment)
             rank.append(0)
         elif m.group(2) == "path":
-            parts.append(f"(?P<{m.group(1)}>.+)")
+            # Lazy, so a trailing slash is not part of the parameter.
+            regex += f"/(?P<{m.group(1)}>.+?)"
             rank.append(2)
+        elif m.group(2) == "path?":
+            regex += f"(?:/(?P<{m.group(1)}>.+?))?"
+            rank.append(3)
         else:
-            parts.append(f"(?P<{m.group(1)}>[^/]+)")
+            regex += f"/(?P<{m.group(1)}>[^/]+)"
             rank.append(1)
-    return re.compile("^/" + "/".join(parts) + "/?$"), tuple(rank)
+    return re.compile(regex + "/?$"), tuple(rank)
+
+
+def trailing_catch_all(pattern: str) -> str | None:
+    """The name of ``pattern``'s last segment if it is a catch-all (``{x:path}``, ``{x:path?}``)."""
+    m = _PARAM.fullmatch(pattern.rpartition("/")[2])
+    return m.group(1) if m is not None and m.group(2) else None
+
+
+@dataclass
+class Rewrite:
+    regex: re.Pattern[str]
+    destination: str
+
+    def apply(self, path: str) -> str | None:
+        m = self.regex.match(path)
+        if m is None:
+            return None
+        values = {k: v or "" for k, v in m.groupdict().items()}
+        return _PARAM.sub(lambda p: values[p.group(1)], self.destination)
 
 
 @dataclass
 class Router:
     routes: list[CompiledRoute] = field(default_factory=list)
+    rewrites: list[Rewrite] = field(default_factory=list)
 
     def add(self, pattern: str, app: ASGIApp, kind: str) -> None:
         regex, rank = compile_pattern(pattern)
-        self.routes.append(CompiledRoute(pattern, regex, rank, app, kind))
+        mount = trailing_catch_all(pattern) if kind in ("asgi", "wsgi") else None
+        self.routes.append(CompiledRoute(pattern, regex, rank, app, kind, mount))
         self.routes.sort(key=lambda r: (r.rank, r.pattern))
 
-    def match(self, path: str) -> tuple[CompiledRoute, dict[str, str]] | None:
+    def add_rewrite(self, source: str, destination: str) -> None:
+        self.rewrites.append(Rewrite(compile_pattern(source)[0], destination))
+
+    def rewrite(self, path: str) -> str:
+        """``path`` as the first rewrite whose source matches it makes it (else itself)."""
+        for rewrite in self.rewrites:
+            new = rewrite.apply(path)
+            if new is not None:
+                return new
+        return path
+
+    def match(self, path: str) -> Match | None:
         for route in self.routes:
             m = route.regex.match(path)
-            if m is not None:
-                return route, {k: unquote(v) for k, v in m.groupdict().items()}
+            if m is None:
+                continue
+            params = {k: unquote(v) if v is not None else "" for k, v in m.groupdict().items()}
+            if route.mount is None:
+                return Match(route, params)
+            # Mounted: the app's root is what comes before the catch-all,
+            # which is the app's own business (Starlette's Mount drops it too).
+            start = m.start(route.mount)
+            root = (path[:start] if start >= 0 else path).rstrip("/")
+            del params[route.mount]
+            return Match(route, params, root)
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -121,12 +211,20 @@ class Router:
             return
         if scope["type"] != "http":
             return
-        found = self.match(scope["path"])
+        path = scope["path"]
+        if self.rewrites:
+            new = self.rewrite(path)
+            if new != path:
+                scope = {**scope, "path": new, "raw_path": quote(new).encode()}
+                path = new
+        found = self.match(path)
         if found is None:
-            await send_json(send, {"error": "no route", "path": scope["path"]}, 404)
+            await send_json(send, {"error": "no route", "path": path}, 404)
             return
-        route, params = found
+        route, params, root = found
         scope = {**scope, "path_params": params, "vega.route": route.pattern}
+        if root:
+            scope["root_path"] = scope.get("root_path", "") + root
         try:
             await route.app(scope, receive, send)
         except Exception:
@@ -263,10 +361,17 @@ def wsgi_app(wsgi: Callable[..., Any]) -> ASGIApp:
 
 def _environ(scope: Scope, body: bytes) -> dict[str, Any]:
     server = scope.get("server") or ("127.0.0.1", 80)
+    # PEP 3333: native strings holding the bytes as latin-1; the ASGI spec's
+    # mapping (as asgiref's WsgiToAsgi does): SCRIPT_NAME is root_path, and
+    # PATH_INFO what of path follows it.
+    script_name = scope.get("root_path", "").encode("utf-8").decode("latin-1")
+    path_info = scope["path"].encode("utf-8").decode("latin-1")
+    if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
+        path_info = path_info[len(script_name) :]
     environ: dict[str, Any] = {
         "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": "",
-        "PATH_INFO": scope["path"],
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path_info,
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
         "SERVER_NAME": str(server[0]),
         "SERVER_PORT": str(server[1] or 80),
@@ -318,3 +423,83 @@ def route_app(module: object, entry: str, pattern: str) -> tuple[ASGIApp, str]:
         return handler_app(target, pattern), "handler"
     kind = app_kind(target)
     return (target if kind == "asgi" else wsgi_app(target)), kind
+
+
+class _RouteSpec(importlib.machinery.ModuleSpec):
+    """The spec of a route module whose name's last part holds dots (``api.docs.[...slug]``).
+
+    ``ModuleSpec.parent`` cuts the name at its last dot; here the parent is
+    the route's directory, so relative imports start from there.
+    """
+
+    def __init__(self, name: str, loader: Any, origin: str, parent: str) -> None:
+        super().__init__(name, loader, origin=origin)
+        self.has_location = True
+        self._vega_parent = parent
+
+    @property
+    def parent(self) -> str:
+        return self._vega_parent
+
+
+class _CodeLoader(importlib.abc.Loader):
+    def __init__(self, code: Any) -> None:
+        self.code = code
+
+    def exec_module(self, module: ModuleType) -> None:
+        exec(self.code, module.__dict__)
+
+
+def import_route(name: str, file: str) -> ModuleType:
+    """The route module ``name`` (whose source was ``file``), imported from ``sys.path``.
+
+    Most names import as any module does. A catch-all's cannot: the import
+    system takes every dot for a package boundary. Its compiled file
+    (``api/docs/[...slug].pyc``, as the bundle names it) is found in its
+    package's ``__path__`` and executed under its full name, with the
+    package as its parent.
+    """
+    from vega_dag.graph.modules import Module
+
+    stem = file.rpartition("/")[2].removesuffix(".py")
+    if "." not in stem:
+        return importlib.import_module(name)
+    if name in sys.modules:
+        return sys.modules[name]
+    package = Module(name, file, False).package
+    search = list(importlib.import_module(package).__path__) if package else sys.path
+    for entry in search:
+        location = os.path.join(entry, stem + ".pyc")
+        data = _read(entry, location)
+        if data is not None:
+            break
+    else:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    if data[:4] != importlib.util.MAGIC_NUMBER:
+        raise ImportError(f"{location}: bytecode of another Python version", name=name)
+    spec = _RouteSpec(name, _CodeLoader(marshal.loads(data[16:])), location, package)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _read(entry: str, location: str) -> bytes | None:
+    """The bytes at ``location`` under the import path ``entry`` (a directory or inside a zip)."""
+    finder = sys.path_importer_cache.get(entry)
+    if finder is None:
+        import pkgutil
+
+        finder = pkgutil.get_importer(entry)
+    get_data = getattr(finder, "get_data", None)  # zipimporter
+    try:
+        if get_data is not None:
+            return get_data(location)
+        with open(location, "rb") as f:
+            return f.read()
+    except OSError:
+        return None

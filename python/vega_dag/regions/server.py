@@ -23,12 +23,15 @@ to the new worker. No connection is closed by a switch.
 Admin endpoints (under ``/__vega/``):
 
 - ``GET status``;
-- ``POST prefetch`` (``{"manifest": digest, "wait": bool}``): verify every blob
-  of the manifest (and lay out its code once per fleet), then start loading
-  its worker; answered once the worker is loaded and warm, or, with
-  ``"wait": false``, as soon as the blobs are verified (the worker keeps
-  loading in the background; a later prefetch with ``"wait": true`` reports
-  whether it loaded);
+- ``POST prefetch`` (``{"manifest": digest, "wait": bool, "load_timeout": s}``):
+  verify every blob of the manifest (and lay out its code once per fleet),
+  then start loading its worker; answered once the worker is loaded and warm,
+  or, with ``"wait": false``, as soon as the blobs are verified (the worker
+  keeps loading in the background; a later prefetch with ``"wait": true``
+  reports whether it loaded, without loading again if it did not). A worker
+  that has not loaded within ``load_timeout`` seconds (default 60), or exits
+  while loading, fails the prefetch with a message naming the route it was
+  loading and what happened (``regions.loading``);
 - ``GET wait?deployment=ID&timeout=S``: re-read the pointer now, then answer
   once the region serves ``ID`` (200), failed to load it (502) or after
   ``S`` seconds (504). One request instead of polling ``status``.
@@ -55,13 +58,24 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from vega_dag.processes import pid_alive
 from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
 from vega_dag.regions.handoff import Channel, adopt, hand_over, is_admin, nodelay
+from vega_dag.regions.loader import FALLBACK_LOAD_TIMEOUT
+from vega_dag.regions.loading import (
+    clear_trail,
+    describe_failure,
+    dump_and_kill,
+    wait_exit_record,
+)
 from vega_dag.regions.runtime import Receive, Scope, Send, read_body, send_bytes
 from vega_dag.unix_rpc import socket_dir
 
 #: How often the pointer is polled (the rollout promises a switch within 100 ms).
 POLL_SECONDS = 0.02
-#: A worker that has not loaded in this long is given up on.
-LOAD_TIMEOUT = 120.0
+#: A worker that has not loaded in this long is given up on, unless a
+#: prefetch asked for another time (a deploy asks for the project's
+#: ``load_timeout_s``; this is for loads no deploy asked for).
+LOAD_TIMEOUT = FALLBACK_LOAD_TIMEOUT
+#: Longest a prefetch may ask for.
+MAX_LOAD_TIMEOUT = 3600.0
 #: A new connection that sends no request line in this long is closed.
 FIRST_LINE_TIMEOUT = 30.0
 #: Read at most this much looking for the first request line, then hand over anyway.
@@ -121,6 +135,7 @@ class WorkerHandle:
     )
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
+    load_timeout: float = LOAD_TIMEOUT
 
 
 class Region:
@@ -147,6 +162,8 @@ class Region:
         self.tasks: set[asyncio.Task] = set()
         #: manifests whose blobs this region has verified (and laid out)
         self.verified: set[str] = set()
+        #: manifest → the load timeout its last prefetch asked for
+        self.load_timeouts: dict[str, float] = {}
         #: set (and replaced) whenever what the region serves, or its error, changes
         self.changed: asyncio.Event | None = None
         self.db: sqlite3.Connection | None = None
@@ -174,10 +191,21 @@ class Region:
         return int(json.loads(line)["pid"])
 
     def _worker_call(self, request: dict) -> int:
-        """A worker's pid: cloned by the host's loader, else forked by this region's zygote."""
-        from vega_dag.regions.loader import request_worker
+        """A worker's pid: cloned by the host's loader, else forked by this region's zygote.
 
-        pid = request_worker(self.fleet, {**request, "owner": os.getpid(), "log": self.log_hint})
+        WorkerLoadError when the loader's template did not load the deployment.
+        """
+        from vega_dag.regions.loader import TemplateLoadError, request_worker
+
+        # The loader answers once its template has loaded (or given up), and
+        # may be busy with another region's first request for as long.
+        wait = 2 * request["load_timeout"] + 5.0
+        try:
+            pid = request_worker(
+                self.fleet, {**request, "owner": os.getpid(), "log": self.log_hint}, wait
+            )
+        except TemplateLoadError as err:
+            raise WorkerLoadError(str(err)) from None
         return pid if pid is not None else self._zygote_call(request)
 
     def _spawn(self, coro: Any) -> None:
@@ -195,16 +223,23 @@ class Region:
                 os.kill(self.zygote.pid, signal.SIGKILL)
 
     # -- workers --------------------------------------------------------------
-    async def ensure_worker(self, manifest: str) -> tuple[WorkerHandle, bool]:
-        """The loaded worker for ``manifest`` (and whether it was already loaded)."""
+    async def ensure_worker(self, manifest: str, retry: bool = True) -> tuple[WorkerHandle, bool]:
+        """The loaded worker for ``manifest`` (and whether it was already loaded).
+
+        Without ``retry``, a load that failed is not tried again: its
+        WorkerLoadError is raised (a prefetch collecting the load it started).
+        """
         handle = self.workers.get(manifest)
         if handle is not None and handle.ready.done():
             if handle.ready.exception() is None and self._alive(handle):
                 return handle, True
+            if not retry and isinstance(handle.ready.exception(), WorkerLoadError):
+                raise handle.ready.exception()  # type: ignore[misc]
             self.workers.pop(manifest, None)
             handle = None
         if handle is None:
             handle = self._new_worker(manifest)
+            handle.load_timeout = self.load_timeouts.get(manifest, LOAD_TIMEOUT)
             self.workers[manifest] = handle
             self._spawn(self._load(handle))
         await asyncio.shield(handle.ready)
@@ -232,21 +267,25 @@ class Region:
         for stale in (handle.uds, handle.err):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
+        clear_trail(handle.err)
         request = {
             "store": str(self.store),
             "fleet": str(self.fleet),
             "manifest": handle.manifest,
             "uds": handle.uds,
             "err": handle.err,
+            "load_timeout": handle.load_timeout,
+            "since": handle.started,
         }
         assert self.zygote_lock is not None
         async with self.zygote_lock:
             loop = asyncio.get_running_loop()
             handle.pid = await loop.run_in_executor(None, self._worker_call, request)
-        deadline = time.monotonic() + LOAD_TIMEOUT
+        deadline = time.monotonic() + handle.load_timeout
         delay = 0.002
         while True:
             if os.path.exists(handle.err):
+                clear_trail(handle.err)
                 raise WorkerLoadError(Path(handle.err).read_text().strip())
             if os.path.exists(handle.uds):
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -261,9 +300,18 @@ class Region:
             if not pid_alive(handle.pid):
                 if os.path.exists(handle.err):
                     continue
-                raise WorkerLoadError(f"the worker exited while loading (see {self.log_hint})")
+                # Its zygote reaps it and records how it ended.
+                how = await loop.run_in_executor(None, wait_exit_record, handle.err)
+                why = describe_failure(
+                    handle.err, f"did not load: the worker {how or 'exited'}"
+                ) + ("" if how else f" (see {self.log_hint})")
+                clear_trail(handle.err)
+                raise WorkerLoadError(why)
             if time.monotonic() > deadline:
-                raise WorkerLoadError(f"the worker did not load within {LOAD_TIMEOUT:.0f}s")
+                await loop.run_in_executor(None, dump_and_kill, handle.pid, handle.err)
+                why = describe_failure(handle.err, f"did not load within {handle.load_timeout:g} s")
+                clear_trail(handle.err)
+                raise WorkerLoadError(why)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.02)
 
@@ -398,15 +446,18 @@ class Region:
             and self._alive(handle)
         )
 
-    async def prefetch(self, manifest: str, wait: bool) -> bool:
+    async def prefetch(self, manifest: str, wait: bool, load_timeout: float | None = None) -> bool:
         """Verify ``manifest``'s blobs and start its worker; whether it was loaded already.
 
         With ``wait``, return once the worker is loaded (WorkerLoadError if it
-        cannot be); without, once the blobs are verified, the worker loading
-        in the background.
+        cannot be, or if the load the last prefetch started failed); without,
+        once the blobs are verified, the worker loading in the background (a
+        new load, if the last one failed).
         """
         if not isinstance(manifest, str):
             raise TypeError("manifest")
+        if load_timeout is not None:
+            self.load_timeouts[manifest] = load_timeout
         if self._loaded(manifest):
             self.prefetched = manifest
             return True
@@ -421,9 +472,10 @@ class Region:
             self.verified.add(manifest)
         self.prefetched = manifest
         if wait:
-            _, cached = await self.ensure_worker(manifest)
+            _, cached = await self.ensure_worker(manifest, retry=False)
             return cached
-        if manifest not in self.workers:
+        handle = self.workers.get(manifest)
+        if handle is None or (handle.ready.done() and handle.ready.exception() is not None):
             self._spawn(self._preload(manifest))
         return False
 
@@ -488,7 +540,10 @@ class Region:
                 request = json.loads(await read_body(receive))
                 manifest = request["manifest"]
                 wait = bool(request.get("wait", True))
-                cached = await self.prefetch(manifest, wait)
+                load_timeout = request.get("load_timeout")
+                if load_timeout is not None:
+                    load_timeout = min(max(float(load_timeout), 0.0), MAX_LOAD_TIMEOUT)
+                cached = await self.prefetch(manifest, wait, load_timeout)
             except WorkerLoadError as err:
                 payload = {"ok": False, "region": self.name, "error": str(err)}
                 await send_bytes(

@@ -23,7 +23,8 @@ from pathlib import Path
 from vega_dag import _core
 from vega_dag.manifest import Manifest, decode_manifest
 from vega_dag.regions.layout import ensure_tree
-from vega_dag.regions.runtime import RouteLoadError, Router, route_app
+from vega_dag.regions.loading import LoadProgress, frames_of
+from vega_dag.regions.runtime import RouteLoadError, Router, import_route, route_app
 from vega_dag.store.objects import ObjectStore
 
 
@@ -80,9 +81,16 @@ def prepare(store_root: Path, fleet: Path, manifest_digest: str) -> tuple[Manife
     return manifest, paths
 
 
-def load_deployment(store_root: Path, fleet: Path, manifest_digest: str) -> Router:
-    """Verify and load every blob of the deployment, import every route: a warm router."""
+def load_deployment(
+    store_root: Path, fleet: Path, manifest_digest: str, progress: LoadProgress | None = None
+) -> Router:
+    """Verify and load every blob of the deployment, import every route: a router.
+
+    ``progress`` records which route is being imported (``regions.loading``).
+    """
     manifest, paths = prepare(store_root, fleet, manifest_digest)
+    if progress is not None:
+        progress.files = {r.pattern: r.file for r in manifest.routes}
     # Bundles and the layer come first: the deployment's pins win over
     # whatever the region's own interpreter has installed.
     sys.path[:0] = paths
@@ -92,14 +100,24 @@ def load_deployment(store_root: Path, fleet: Path, manifest_digest: str) -> Rout
     # root when the code runs from its source tree.
     os.chdir(paths[0])
     router = Router()
+    for rewrite in manifest.rewrites:
+        router.add_rewrite(rewrite.source, rewrite.destination)
     problems = []
     for route in manifest.routes:
+        if progress is not None:
+            progress.step("importing", route.pattern)
         try:
-            module = importlib.import_module(route.module)
+            module = import_route(route.module, route.file)
             app, kind = route_app(module, route.entry, route.pattern)
         except Exception as err:
             problems.append(
-                RouteLoadError(route.pattern, route.module, f"{type(err).__name__}: {err}")
+                RouteLoadError(
+                    route.pattern,
+                    route.module,
+                    f"{type(err).__name__}: {err}",
+                    file=route.file,
+                    frames=frames_of(err.__traceback__),
+                )
             )
             continue
         router.add(route.pattern, app, kind)
@@ -108,7 +126,7 @@ def load_deployment(store_root: Path, fleet: Path, manifest_digest: str) -> Rout
     return router
 
 
-async def warm(router: Router, budget: float = 2.0) -> None:
+async def warm(router: Router, budget: float = 2.0, progress: LoadProgress | None = None) -> None:
     """Call every route once (GET of its path, parameters as ``1``) before serving.
 
     Imports inside functions and first-call caches are paid here, during the
@@ -131,6 +149,8 @@ async def warm(router: Router, budget: float = 2.0) -> None:
         left = deadline - time.monotonic()
         if left <= 0:
             return
+        if progress is not None:
+            progress.step("warming", route.pattern)
         path = re.sub(r"\{[^}]+\}", "1", route.pattern)
         scope = {
             "type": "http",
@@ -157,13 +177,21 @@ def serve(store_root: Path, fleet: Path, manifest_digest: str, uds: str, err_pat
     # Importing a deployment allocates many objects that all live as long as
     # the worker: collecting while they are created only costs time.
     gc.disable()
+    progress = LoadProgress(err_path, {})
     try:
-        router = load_deployment(store_root, fleet, manifest_digest)
+        router = load_deployment(store_root, fleet, manifest_digest, progress)
+        asyncio.run(warm(router, progress=progress))
     except Exception as err:
-        Path(err_path).write_text(f"{type(err).__name__}: {err}" if not str(err) else str(err))
+        Path(err_path).write_text(load_error_text(err))
+        progress.done()
         os._exit(3)
-    asyncio.run(warm(router))
+    progress.done()
     serve_router(router, uds)
+
+
+def load_error_text(err: Exception) -> str:
+    """What a failed load says (a RouteLoadError names its route already)."""
+    return str(err) if str(err) else type(err).__name__
 
 
 def serve_router(router: Router, uds: str) -> None:

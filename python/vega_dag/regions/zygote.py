@@ -11,6 +11,7 @@ closes) it exits, and its children follow (``PR_SET_PDEATHSIG``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import json
@@ -28,6 +29,7 @@ import uvicorn.protocols.http.h11_impl
 import uvicorn.server  # noqa: F401
 
 from vega_dag.regions import serving, worker  # noqa: F401
+from vega_dag.regions.loading import record_exit
 
 _PR_SET_PDEATHSIG = 1
 
@@ -56,9 +58,32 @@ def _child(request: dict, log_fd: int) -> None:
     )
 
 
+#: pid → the trail base (``regions.loading``) of each child not yet reaped
+_children: dict[int, str] = {}
+
+
+def _reap(signum: int, frame: object) -> None:
+    """Reap exited children; one that died loading leaves its exit status in its trail.
+
+    The region watches its worker by pid, but only a parent can read how a
+    process ended (``os._exit(3)`` at import, a signal), and that is what the
+    region's message must say.
+    """
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        base = _children.pop(pid, None)
+        if base is not None:
+            with contextlib.suppress(OSError):
+                record_exit(base, status)
+
+
 def main() -> None:
-    # Children are reaped by the kernel: the region watches them by pid.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, _reap)
     _die_with_parent()
     # What is imported now is shared by every fork: keep the children's
     # collector off these objects, so it does not copy their pages.
@@ -67,12 +92,18 @@ def main() -> None:
     log_fd = os.dup(2)
     for line in sys.stdin:
         request = json.loads(line)
+        # Held until the child is known: one that dies at once is still recorded.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         pid = os.fork()
         if pid == 0:
             try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 _child(request, log_fd)
             finally:
                 os._exit(1)
+        _children[pid] = request["err"]
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         sys.stdout.write(json.dumps({"pid": pid}) + "\n")
         sys.stdout.flush()
 

@@ -315,6 +315,11 @@ def build_schedule(
     # promote waits for its own (a target without background loads loads in
     # its prefetch, as before).
     background = _accepts(target.prefetch, "wait")
+    # Each region's worker must load within the project's load timeout; the
+    # region then names the route it was loading and what happened.
+    limit: dict[str, Any] = {}
+    if _accepts(target.prefetch, "load_timeout"):
+        limit["load_timeout"] = rollout.config.vega.health.load_timeout_s
     for wave in waves:
         for name in wave:
             region = by_name[name]
@@ -322,9 +327,9 @@ def build_schedule(
             def prefetch(_: dict, region: RegionInfo = region) -> dict:
                 try:
                     if background:
-                        result = target.prefetch(region, manifest, wait=False)
+                        result = target.prefetch(region, manifest, wait=False, **limit)
                     else:
-                        result = target.prefetch(region, manifest)
+                        result = target.prefetch(region, manifest, **limit)
                 except RegionError as err:
                     outcome.regions[region.name].outcome = "prefetch-failed"
                     raise NodeFailed(f"prefetch:{region.name}", err.reason) from None
@@ -345,12 +350,13 @@ def build_schedule(
     def ready(regions: list[RegionInfo]) -> None:
         """Every region has the deployment's worker loaded (its pointer may move)."""
         if hasattr(target, "prefetch_many"):
-            results = target.prefetch_many(regions, manifest, wait=True, errors=True)
+            many = limit if _accepts(target.prefetch_many, "load_timeout") else {}
+            results = target.prefetch_many(regions, manifest, wait=True, errors=True, **many)
         else:
             results = {}
             for region in regions:
                 try:
-                    results[region.name] = target.prefetch(region, manifest, wait=True)
+                    results[region.name] = target.prefetch(region, manifest, wait=True, **limit)
                 except RegionError as err:
                     results[region.name] = err
         failed = [(n, r) for n, r in results.items() if isinstance(r, RegionError)]

@@ -34,7 +34,7 @@ from vega_dag.regions import DEPLOYMENT_HEADER
 from vega_dag.regions.fleet import Connection, RegionInfo
 
 PROBE_CONCURRENCY = 4
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path\??)?\}")
 
 
 @dataclass

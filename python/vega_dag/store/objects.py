@@ -53,6 +53,7 @@ class CorruptObjectError(VegaError):
         self.digest = digest
         self.where = where
         self.actual = actual
+        self.reason = why
 
 
 #: PackLocation.form: the packed bytes are the object's bytes …
@@ -184,17 +185,26 @@ class ObjectStore:
 
     def get(self, digest: str) -> bytes:
         """The object's bytes, verified; raises Missing/CorruptObjectError."""
-        known = (
-            self._verified.get(digest) or self.pending.get(digest) or _resident_verified.get(digest)
-        )
+        known = self._verified.get(digest) or self.pending.get(digest)
         if known is not None:
             return known
         loc = self.index.objects.get(digest)
+        # What a resident process verified once counts only while the index
+        # still names it: `vega-dag gc` may have deleted it since.
+        known = _resident_verified.get(digest) if loc is not None else None
+        if known is not None:
+            return known
         if loc is not None:
             try:
                 data = bytes(self._pack_bytes(loc.pack)[loc.offset : loc.offset + loc.length])
             except FileNotFoundError:
                 data = None
+            if data is None and self._index is not None:
+                # A gc compacted that pack away after this process read the
+                # index: the index on disk names the object's new place.
+                self._index = None
+                if self.index.objects.get(digest, loc) != loc:
+                    return self.get(digest)
             if data is not None and loc.form == ASSEMBLY:
                 where = f"{os.path.join(self._packs, loc.pack)}@{loc.offset}"
                 return self._assemble(digest, data, where)

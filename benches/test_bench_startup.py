@@ -1,0 +1,66 @@
+"""Start-up of short commands: whole `vega-dag` processes beside the interpreter's own.
+
+Groups (see docs/performance.md):
+- startup-version: `vega-dag --version` against `python3 -c pass` and
+  `python3 -S -c pass` (the interpreter without its site hooks; this sandbox's
+  site runs a .pth).
+- startup-status: `vega-dag status` in a project with no regions, against the same.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benches.conftest import SMOKE
+
+BIN = Path(sys.executable).parent
+#: VEGA_BENCH_VEGA: another `vega-dag` to time (an older checkout's, for a before/after).
+VEGA = os.environ.get("VEGA_BENCH_VEGA") or str(BIN / "vega-dag")
+ROUNDS = 3 if SMOKE else 40
+
+
+def run(*cmd: str, cwd: Path | None = None) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def bare_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("startup")
+    (root / "api").mkdir()
+    (root / "api" / "index.py").write_text("def handler(request):\n    return {}\n")
+    return root
+
+
+PEERS = {
+    "python3 -c pass": (sys.executable, "-c", "pass"),
+    "python3 -S -c pass": (sys.executable, "-S", "-c", "pass"),
+}
+
+
+@pytest.mark.benchmark(group="startup-version")
+@pytest.mark.parametrize("peer", PEERS)
+def test_python_startup_beside_version(benchmark, peer: str):
+    benchmark.pedantic(run, args=PEERS[peer], rounds=ROUNDS, warmup_rounds=2)
+
+
+@pytest.mark.benchmark(group="startup-version")
+def test_vega_version(benchmark):
+    benchmark.pedantic(run, args=(VEGA, "--version"), rounds=ROUNDS, warmup_rounds=2)
+
+
+@pytest.mark.benchmark(group="startup-status")
+@pytest.mark.parametrize("peer", PEERS)
+def test_python_startup_beside_status(benchmark, peer: str):
+    benchmark.pedantic(run, args=PEERS[peer], rounds=ROUNDS, warmup_rounds=2)
+
+
+@pytest.mark.benchmark(group="startup-status")
+def test_vega_status_no_regions(benchmark, bare_project: Path):
+    benchmark.pedantic(
+        run, args=(VEGA, "status"), kwargs={"cwd": bare_project}, rounds=ROUNDS, warmup_rounds=2
+    )

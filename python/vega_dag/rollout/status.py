@@ -1,0 +1,95 @@
+"""What ``vega-dag status`` reports, without the CLI: each region's deployment, health, age.
+
+Free of click and rich, so the console script's fast path (``vega_dag.entry``)
+can answer ``vega-dag status [PATH] [--json]`` with nothing else imported;
+``vega_dag.cli.status_cmd`` prints the same data the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from vega_dag.config import load_config
+
+#: What ``status`` says when no region runs and none ever did.
+NO_REGIONS = "No regions (start them with `vega-dag regions up`, or deploy)"
+
+
+def collect(path: Path, probe: bool = False) -> dict:
+    from vega_dag.plugins.manager import region_target
+    from vega_dag.regions.fleet import RegionError
+
+    config = load_config(path)
+    target = region_target(config)
+    regions = target.regions()
+    statuses = target.statuses(regions) if regions else {}
+    if not regions and not target.db_path.exists():
+        # Never deployed, nothing running: nothing to open (sqlite would create the file).
+        return {"regions": [], "rolling": [], "interrupted": []}
+    from vega_dag.rollout.pointers import PointerStore
+
+    pointers = PointerStore(target.db_path)
+    try:
+        ptrs = pointers.pointers()
+        lock = pointers.lock_holder()
+        rolling = [d for d in pointers.deployments(20) if d.status == "rolling"]
+        now = time.time()
+        rows = []
+        names = [r.name for r in regions] + sorted(set(ptrs) - {r.name for r in regions})
+        urls = {r.name: r.url for r in regions}
+        for name in names:
+            p = ptrs.get(name)
+            st = statuses.get(name)
+            if st is None:
+                health = "down"
+            elif isinstance(st, RegionError):
+                health = "unreachable"
+            elif st.get("error"):
+                health = f"degraded: {st['error']}"
+            elif p is not None and st.get("deployment") != p.deployment:
+                health = "switching"
+            else:
+                health = "ok"
+            row_probe: dict | None = None
+            if probe and health == "ok" and p is not None and p.deployment and name in urls:
+                row_probe = _probe(config, pointers, urls[name], p.deployment)
+                if row_probe["problems"]:
+                    health = "routes failing"
+            rows.append(
+                {
+                    "name": name,
+                    "url": urls.get(name),
+                    "deployment": p.deployment if p else None,
+                    "serving": st.get("deployment") if isinstance(st, dict) else None,
+                    "generation": p.generation if p else 0,
+                    "health": health,
+                    "age_seconds": round(now - p.updated_at, 1) if p else None,
+                    **({"probe": row_probe} if row_probe is not None else {}),
+                }
+            )
+        interrupted = []
+        for d in rolling:
+            holder_alive = lock is not None and lock[3]
+            if not holder_alive:
+                interrupted.append(d.id)
+        return {
+            "regions": rows,
+            "rolling": [d.id for d in rolling if d.id not in interrupted],
+            "interrupted": interrupted,
+        }
+    finally:
+        pointers.close()
+
+
+def _probe(config, pointers, url: str, deployment: str) -> dict:  # noqa: ANN001
+    from vega_dag.manifest import decode_manifest
+    from vega_dag.rollout.route_health import probe_region
+    from vega_dag.store.objects import ObjectStore
+
+    record = pointers.deployment(deployment)
+    if record is None:
+        return {"summary": "unknown deployment", "problems": [deployment], "p99_ms": None}
+    manifest = decode_manifest(ObjectStore(config.store_dir).get(record.manifest))
+    summary, problems, latency = probe_region(url, deployment, manifest, config.vega.health)
+    return {"summary": summary, "problems": problems, "p99_ms": latency}
