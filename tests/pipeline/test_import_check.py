@@ -165,3 +165,43 @@ def test_a_catch_all_is_imported_from_its_bundle_too(project, imported):
     imported.clear()
     build(project)
     assert "api.docs.[...slug]" in imported
+
+
+def test_a_bundle_checked_before_is_not_imported_again(project, imported):
+    (project / "pyproject.toml").write_text(INCLUDES)
+    build(project)
+    original = FILES["lib/registry.py"]
+    (project / "lib/registry.py").write_text(original + "X = 2\n")
+    build(project)
+    assert imported[-1:] == ["api.plugins"]
+    imported.clear()
+    # The undo brings back a bundle the first build imported.
+    (project / "lib/registry.py").write_text(original)
+    assert build(project).bundles_built == 0
+    assert imported == []
+    # Another environment: every route is imported again, once.
+    with_env = '[tool.vega]\nenv = { A = "1" }\n\n' + INCLUDES
+    (project / "pyproject.toml").write_text(with_env)
+    build(project)
+    assert sorted(imported) == ["api.plain", "api.plugins", "api.settings"]
+    imported.clear()
+    (project / "pyproject.toml").write_text(INCLUDES)
+    build(project)
+    (project / "pyproject.toml").write_text(with_env)
+    build(project)
+    assert imported == []  # both environments' verdicts stand
+
+
+def test_the_driver_stays_and_is_started_again_when_it_died(project):
+    (project / "pyproject.toml").write_text(INCLUDES)
+    build(project)
+    driver = importcheck._driver
+    assert driver is not None and driver.alive()
+    (project / "lib/registry.py").write_text(FILES["lib/registry.py"] + "X = 2\n")
+    build(project)
+    assert importcheck._driver is driver  # one interpreter start for many builds
+    driver.proc.kill()
+    driver.proc.wait()
+    (project / "lib/registry.py").write_text(FILES["lib/registry.py"] + "X = 3\n")
+    assert build(project).bundles_built == 1
+    assert importcheck._driver is not driver and importcheck._driver.alive()

@@ -23,10 +23,17 @@ rebuilt no bundle (and kept its layer) runs none.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
     from vega_dag.compile.dirty import Compiled
     from vega_dag.graph.analysis import Analysis
     from vega_dag.pipeline.context import BuildContext
+    from vega_dag.store.state import BuildState
 
 DRIVER = Path(__file__).with_name("isolated.py")
 #: Imports at once (the machine kind this runs on has two cores).
@@ -68,6 +76,114 @@ def base_path(root: Path) -> list[str]:
     return keep
 
 
+class _Driver:
+    """The resident driver process (``bundle/isolated.py``) and its pipes."""
+
+    def __init__(self, paths: list[str], preload: list[str]) -> None:
+        self.paths = paths
+        # The driver's own failure, read if it dies (its children write nowhere).
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the driver
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(DRIVER), json.dumps(paths), json.dumps(preload)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            cwd=tempfile.gettempdir(),
+        )
+        self.buf = b""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        self.err.close()
+
+    def stderr(self) -> str:
+        with contextlib.suppress(OSError, ValueError):
+            self.err.seek(0)
+            return self.err.read().decode(errors="replace").strip()[-500:]
+        return ""
+
+    def run(self, batch: dict, requests: list[dict], budget: float) -> tuple[list[dict], bool]:
+        """Send one batch: (the answers, whether the driver said it was done)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        data = "".join(json.dumps(x) + "\n" for x in [batch, *requests]).encode()
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except OSError:
+            return [], False
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + budget
+        answers: list[dict] = []
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                answer = json.loads(line)
+                if answer.get("done"):
+                    return answers, True
+                answers.append(answer)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return answers, False
+            self.buf += chunk
+
+
+_driver: _Driver | None = None
+_driver_lock = threading.Lock()
+
+
+def _stop_driver() -> None:
+    global _driver
+    if _driver is not None:
+        _driver.stop()
+        _driver = None
+
+
+atexit.register(_stop_driver)
+
+
+def _the_driver(paths: list[str], preload: list[str]) -> _Driver:
+    """The process's driver, started if none runs (for these ``paths``)."""
+    global _driver
+    if _driver is not None and (_driver.paths != paths or not _driver.alive()):
+        _stop_driver()
+    if _driver is None:
+        _driver = _Driver(paths, preload)
+    return _driver
+
+
+def prestart(ctx: BuildContext) -> None:
+    """Start the driver now, so its start-up overlaps the scan and compile.
+
+    It preloads the stdlib modules the last check preloaded. In the build
+    daemon the driver is already running and this does nothing.
+    """
+    if not ctx.import_check or not ctx.config.vega.import_check.enabled or ctx.dry_run:
+        return
+    with _driver_lock:
+        if _driver is None or not _driver.alive():
+            try:
+                hint = json.loads(_preload_hint(ctx).read_text())
+            except (OSError, ValueError):
+                hint = []
+            _the_driver(base_path(ctx.root), hint if isinstance(hint, list) else [])
+
+
+def _preload_hint(ctx: BuildContext) -> Path:
+    return ctx.store.root / "state" / "import-check-preload.json"
+
+
 def run_driver(
     requests: list[dict],
     paths: list[str],
@@ -81,34 +197,29 @@ def run_driver(
     """
     if not requests:
         return {}
-    config = json.dumps(
-        {"paths": paths, "timeout": timeout, "jobs": jobs, "preload": preload or []}
-    )
-    stdin = "".join(json.dumps(r) + "\n" for r in requests)
+    batch = {"count": len(requests), "timeout": timeout, "jobs": jobs, "preload": preload or []}
     # Every import may hit its limit; the driver itself gets that and a margin.
     budget = timeout * (len(requests) / jobs + 1) + 30
-    try:
-        done = subprocess.run(
-            [sys.executable, "-I", "-S", str(DRIVER), config],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=budget,
-            cwd=requests[0]["cwd"],
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BuildError([f"the import check did not finish within {budget:.0f} s"]) from None
-    answers = {}
-    for line in done.stdout.splitlines():
-        answer = json.loads(line)
-        answers[answer["id"]] = answer
+    status: int | None = None
+    stderr = ""
+    with _driver_lock:
+        driver = _the_driver(paths, preload or [])
+        try:
+            got, done = driver.run(batch, requests, budget)
+        except TimeoutError:
+            _stop_driver()
+            raise BuildError([f"the import check did not finish within {budget:.0f} s"]) from None
+        if not done:
+            driver.proc.wait()
+            status, stderr = driver.proc.returncode, driver.stderr()
+            _stop_driver()
+    answers = {answer["id"]: answer for answer in got}
     missing = [r["module"] for r in requests if r["id"] not in answers]
-    if missing:
+    if missing or not done:
         raise BuildError(
             [
-                f"the import check stopped (exit {done.returncode}) before importing "
-                f"{', '.join(missing)}: {done.stderr.strip()[-500:]}"
+                f"the import check stopped (exit {status}) before importing "
+                f"{', '.join(missing)}: {stderr}"
             ]
         )
     return answers
@@ -121,28 +232,72 @@ def check_imports(
     files: RouteFiles,
     bundled: Bundled,
     layer: tuple[str, str] | None,
-    layer_changed: bool,
+    state: BuildState,
+    everything: bool,
 ) -> None:
-    """Import every route whose bundle this build made from that bundle alone (module doc).
+    """Import every route whose bundle is not the last build's from that bundle alone.
 
-    With ``layer_changed`` (the dependency layer is not the last build's),
-    every route is imported.
+    With ``everything`` (the layer or the settings are not the last build's),
+    every route is a candidate. A candidate whose bundle was imported before
+    with the same layer, env and interpreter is not imported again (its
+    verdict is in the action cache): undoing an edit, or a lock change,
+    costs nothing.
     """
     settings = ctx.config.vega.import_check
-    routes = sorted(a.routes if layer_changed else bundled.rebuilt)
-    if not settings.enabled or not routes:
+    if not settings.enabled:
         return
-    import tempfile
-
+    routes = sorted(
+        p
+        for p, r in bundled.records.items()
+        if everything or (old := state.routes.get(p)) is None or old.bundle != r.bundle
+    )
+    verdicts = {
+        p: _verdict_key(ctx, bundled.records[p].bundle, layer, settings.timeout_s) for p in routes
+    }
+    # A bundle already imported from alone (same layer, env, interpreter) passes
+    # again: an undo, or a route whose bundle an edit left as it was, costs nothing.
+    routes = [p for p in routes if ctx.actions.get(verdicts[p]) != bundled.records[p].bundle]
+    if not routes:
+        return
     from vega_dag.regions.layout import remove_tree
 
     # Outside the project: the check must not touch the tree the build (and
     # the daemon's watcher) reads.
     scratch = Path(tempfile.mkdtemp(prefix="vega-import-check-"))
     try:
-        _check(ctx, a, compiled, files, bundled, routes, layer, scratch, settings.timeout_s)
+        passed = _check(
+            ctx, a, compiled, files, bundled, routes, layer, scratch, settings.timeout_s
+        )
     finally:
         remove_tree(scratch)
+    for pattern in passed:
+        ctx.actions.put(verdicts[pattern], bundled.records[pattern].bundle)
+
+
+#: Part of every verdict's key: a driver that checks differently judges anew.
+CHECK_VERSION = 2
+
+
+def _verdict_key(
+    ctx: BuildContext, bundle: str, layer: tuple[str, str] | None, timeout: float
+) -> str:
+    """The action-cache key of "this bundle imports from alone" (its output: the bundle).
+
+    The verdict depends on the bundle, the layer, the environment the route
+    imports with, the interpreter (the toolchain) and the time limit, and on
+    nothing else the check sees: the bundle is all of the project it sees.
+    """
+    from vega_dag.store.actions import action_key
+
+    return action_key(
+        "import-check",
+        CHECK_VERSION,
+        bundle,
+        layer[1] if layer else None,
+        ctx.config.vega.env,
+        timeout,
+        ctx.tc_key,
+    )
 
 
 def _check(
@@ -155,9 +310,9 @@ def _check(
     layer_record: tuple[str, str] | None,
     scratch: Path,
     timeout: float,
-) -> None:
+) -> list[str]:
+    """Import ``routes`` (module doc): the routes that imported from their bundles alone."""
     from vega_dag.bundle.routes import archive_name
-    from vega_dag.regions.layout import lay_out
 
     layer: list[str] = []
     if layer_record is not None:
@@ -172,6 +327,7 @@ def _check(
             blobs[digest] = ctx.store.get(digest)  # this build's outputs too (store.pending)
         return blobs[digest]
 
+    pooled: set[str] = set()
     requests: list[dict[str, Any]] = []
     for i, pattern in enumerate(routes):
         members = [
@@ -179,7 +335,7 @@ def _check(
         ] + files.members.get(pattern, [])
         # One route's bundle, laid out as the regions lay a deployment out.
         tree = scratch / "code" / str(i)
-        lay_out(scratch, tree, {name: (d, fetch(d)) for name, d in members})
+        _link_tree(scratch / "files", tree, members, fetch, pooled)
         record = bundled.records[pattern]
         requests.append(
             {
@@ -193,10 +349,13 @@ def _check(
             }
         )
     paths = base_path(ctx.root)
-    answers = run_driver(requests, paths, timeout, preload=_stdlib_imports(ctx, a, routes))
+    preload = _stdlib_imports(ctx, a, routes)
+    _remember_preload(ctx, preload)
+    answers = run_driver(requests, paths, timeout, preload=preload)
     failed = [r for r in requests if not answers[r["id"]].get("ok")]
+    passed = [r["id"] for r in requests if answers[r["id"]].get("ok")]
     if not failed:
-        return
+        return passed
     # Failures that are not the bundle's: the same import fails from the source tree.
     roots = [str((ctx.root / r).resolve()) for r in ctx.config.vega.source_roots]
     again = run_driver(
@@ -229,6 +388,52 @@ def _check(
         problems.append(_lacking(pattern, route_file, answer, r["cwd"], a))
     if problems:
         raise BuildError(problems)
+    return passed
+
+
+def _link_tree(
+    pool: Path,
+    tree: Path,
+    members: list[tuple[str, str]],
+    fetch: Callable[[str], bytes],
+    pooled: set[str],
+) -> None:
+    """``tree`` holding exactly ``members`` (entry name, digest): hard links into ``pool``.
+
+    The regions' layout (``regions.layout.lay_out``) without what a
+    deployment's tree needs and a scratch tree does not: no re-hash of a
+    pool file this check just wrote from verified bytes, no read-only modes
+    (the driver writes no bytecode), no rename into place.
+    """
+    pool.mkdir(parents=True, exist_ok=True)
+    made: set[Path] = set()
+    for name, digest in members:
+        source = pool / digest.removeprefix(_core.DIGEST_PREFIX)
+        if digest not in pooled:
+            source.write_bytes(fetch(digest))
+            pooled.add(digest)
+        target = tree / name
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        try:
+            os.link(source, target)
+        except OSError:
+            target.write_bytes(fetch(digest))  # a file system without links
+
+
+def _remember_preload(ctx: BuildContext, preload: list[str]) -> None:
+    """What the next build's driver preloads as it starts (``prestart``)."""
+    if ctx.dry_run:
+        return
+    path = _preload_hint(ctx)
+    data = json.dumps(preload)
+    with contextlib.suppress(OSError):
+        if path.read_text() == data:
+            return
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(data)
 
 
 def _stdlib_imports(ctx: BuildContext, a: Analysis, routes: list[str]) -> list[str]:

@@ -1,23 +1,26 @@
-"""The isolated import check's driver: ``python -I -S isolated.py CONFIG``, stdlib only.
+"""The isolated import check's driver: ``python -I -S isolated.py PATHS [PRELOAD]``, stdlib only.
 
 It runs in an interpreter that sees neither the project nor vega-dag (no
 site processing, no environment, no script directory on ``sys.path``) and
 imports nothing of its own beyond the stdlib, so that each import it makes
-finds exactly what its request names. Requests arrive on stdin, one JSON
-object a line: ``{"id", "paths", "cwd", "module", "file", "env"}``; for each, a
-child is forked that puts ``paths`` first on ``sys.path`` (a route's bundle
-and the dependency layer, or the source roots), changes to ``cwd``, sets
-``env`` and imports ``module``. One JSON line answers each request, in the
-order they finish: ``{"id", "ok": true}`` or ``{"id", "ok": false,
-"error", "message", "missing_module", "missing_file", "importer",
-"traceback"}``, ``{"id", "timeout": true}`` when the import did not finish
-within the time limit (the child is killed), or ``{"id", "exit": status}``
-when the child died without answering (``os._exit``, a signal).
+finds exactly what its request names. ``PATHS`` (JSON) is the rest of
+``sys.path`` (the stdlib and site-packages the regions' interpreter has);
+``PRELOAD`` (JSON) stdlib modules to import at once, before any request.
 
-CONFIG is JSON: ``{"paths": [...], "timeout": seconds, "jobs": n, "preload": [...]}``:
-``paths`` is the rest of ``sys.path`` (the stdlib and site-packages the
-regions' interpreter has), ``jobs`` how many imports run at once,
-``preload`` stdlib modules imported before the first fork.
+It is resident: the build starts it early (its start-up overlaps the scan
+and compile) and the build daemon keeps it between builds. Batches arrive on
+stdin: a line ``{"count": n, "timeout": seconds, "jobs": k, "preload": [...]}``,
+then ``n`` request lines ``{"id", "paths", "cwd", "module", "file", "env"}``.
+For each request a child is forked (``jobs`` at a time) that puts ``paths``
+first on ``sys.path`` (a route's bundle and the dependency layer, or the
+source roots), changes to ``cwd``, sets ``env`` and imports ``module``; the
+driver itself never imports anything but the stdlib, so every child starts
+from the same clean state. One JSON line answers each request, in the order
+they finish: ``{"id", "ok": true}`` or ``{"id", "ok": false, "error",
+"message", "missing_module", "missing_file", "importer", "traceback"}``,
+``{"id", "timeout": true}`` when the import did not finish within the time
+limit (the child is killed), or ``{"id", "exit": status}`` when the child
+died without answering (``os._exit``, a signal); then ``{"done": true}``.
 """
 
 from __future__ import annotations
@@ -109,27 +112,27 @@ def _child(request: dict, out: int) -> None:
     os._exit(0)
 
 
-def main() -> None:
-    config = json.loads(sys.argv[1])
-    sys.path[:] = config["paths"]
-    # The source tree must not change because it was imported from.
-    sys.dont_write_bytecode = True
-    # The stdlib modules the routes import, once, so that each child does not
-    # import them again; a stdlib module that fails here fails in the child too.
-    for name in config.get("preload", []):
-        with contextlib.suppress(BaseException):
-            __import__(name)
-    timeout = float(config["timeout"])
-    jobs = max(1, int(config["jobs"]))
-    pending = [json.loads(line) for line in sys.stdin if line.strip()]
+def _preload(names: list[str]) -> None:
+    """Import stdlib ``names`` here, once, so that no child imports them again.
+
+    A stdlib module that fails here fails in the child too.
+    """
+    for name in names:
+        if name not in sys.modules:
+            with contextlib.suppress(BaseException):
+                __import__(name)
+
+
+def _answer(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def _run(pending: list[dict], timeout: float, jobs: int) -> None:
+    """Fork a child for each request, ``jobs`` at a time; answer each as it ends."""
     running: dict[
         int, tuple[int, dict, float, bytearray]
     ] = {}  # fd → (pid, request, deadline, buf)
-
-    def answer(payload: dict) -> None:
-        sys.stdout.write(json.dumps(payload) + "\n")
-        sys.stdout.flush()
-
     while pending or running:
         while pending and len(running) < jobs:
             request = pending.pop(0)
@@ -156,9 +159,9 @@ def main() -> None:
             del running[fd]
             _, status = os.waitpid(pid, 0)
             if buf:
-                answer(json.loads(bytes(buf)))
+                _answer(json.loads(bytes(buf)))
             else:
-                answer({"id": request["id"], "exit": os.waitstatus_to_exitcode(status)})
+                _answer({"id": request["id"], "exit": os.waitstatus_to_exitcode(status)})
         now = time.monotonic()
         for fd, (pid, request, deadline, _) in list(running.items()):
             if fd not in ready and deadline <= now:
@@ -166,7 +169,23 @@ def main() -> None:
                 os.waitpid(pid, 0)
                 os.close(fd)
                 del running[fd]
-                answer({"id": request["id"], "timeout": True})
+                _answer({"id": request["id"], "timeout": True})
+
+
+def main() -> None:
+    sys.path[:] = json.loads(sys.argv[1])
+    # The source tree must not change because it was imported from.
+    sys.dont_write_bytecode = True
+    _preload(json.loads(sys.argv[2]) if len(sys.argv) > 2 else [])
+    # Batches until stdin closes (the build, or the daemon, is gone).
+    while line := sys.stdin.readline():
+        if not line.strip():
+            continue
+        batch = json.loads(line)
+        requests = [json.loads(sys.stdin.readline()) for _ in range(batch["count"])]
+        _preload(batch.get("preload", []))
+        _run(requests, float(batch["timeout"]), max(1, int(batch["jobs"])))
+        _answer({"done": True})
 
 
 if __name__ == "__main__":

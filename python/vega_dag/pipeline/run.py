@@ -190,6 +190,11 @@ def rebuild(
     from vega_dag.manifest.assemble import assemble_manifest, source_items
     from vega_dag.store.commit import put_outputs, record
 
+    if ctx.import_check:
+        from vega_dag.bundle.importcheck import prestart
+
+        # Its interpreter starts while this one scans and compiles.
+        prestart(ctx)
     state = load_state(ctx.state_path)
     last = warm.last_build(ctx.root, base_stat, state, changes)
     # 2. graph
@@ -211,8 +216,11 @@ def rebuild(
     if ctx.import_check:
         from vega_dag.bundle.importcheck import check_imports
 
-        layer_changed = state.manifest is not None and layer != state.layer
-        check_imports(ctx, a, compiled, files, bundled, layer, layer_changed)
+        # What a route's import sees besides its bundle: the layer and the env.
+        everything = state.manifest is not None and (
+            layer != state.layer or state.config != digest_of_config
+        )
+        check_imports(ctx, a, compiled, files, bundled, layer, state, everything)
     # 5. manifest
     module_items = source_items(a, last)
     manifest_bytes, manifest_digest = assemble_manifest(
