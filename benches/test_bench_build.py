@@ -2,7 +2,8 @@
 
 Groups (see docs/performance.md):
 - build-217-incremental: the generated 217-module API with 3 modules changed
-  (also with the import check off, ``*_no_import_check``: what the check costs).
+  (also with the import check off, ``*_no_import_check``, one-shot and with
+  the daemon: what the check costs).
 - build-20k-noop / build-20k-10changed: the generated 20,000-module project.
   Each of these three also runs with the build daemon (`*_daemon`): the same
   `vega-dag build` command, handed to `vega-dag daemon start`'s process;
@@ -149,6 +150,23 @@ def test_build_217_three_changed_daemon(benchmark, daemon_217: GeneratedProject)
     # Other edits than the one-shot run's: every round compiles for real.
     benchmark.pedantic(
         run_attached, setup=changing(daemon_217, 3, first_seed=10_000), rounds=3 if SMOKE else 15
+    )
+
+
+@pytest.fixture
+def daemon_217_unchecked(p217_unchecked: GeneratedProject):
+    with build_daemon(p217_unchecked):
+        yield p217_unchecked
+
+
+@pytest.mark.benchmark(group="build-217-incremental")
+def test_build_217_three_changed_daemon_no_import_check(
+    benchmark, daemon_217_unchecked: GeneratedProject
+):
+    benchmark.pedantic(
+        run_attached,
+        setup=changing(daemon_217_unchecked, 3, first_seed=10_000),
+        rounds=3 if SMOKE else 15,
     )
 
 

@@ -113,7 +113,16 @@ def test_a_hang_fails_the_build_naming_the_route(project):
         build(project)
     assert err.value.problems == [
         "route /api/slow (api/slow.py): importing it from its bundle did not finish within 1 s "
-        "([tool.vega.import_check] timeout_s)"
+        "([tool.vega.import_check] timeout_s); it was at api/slow.py:2"
+    ]
+    # A hang in a module the route imports names that module.
+    (project / "api/slow.py").write_text("import lib.wait\n\n\ndef handler(r):\n    return 1\n")
+    (project / "lib/wait.py").write_text("import time\n\nwhile True:\n    time.sleep(0.01)\n")
+    with pytest.raises(BuildError) as err:
+        build(project)
+    assert err.value.problems == [
+        "route /api/slow (api/slow.py): importing it from its bundle did not finish within 1 s "
+        "([tool.vega.import_check] timeout_s); it was at lib/wait.py:4"
     ]
 
 

@@ -373,9 +373,11 @@ def _check(
         answer = answers[pattern]
         route_file = a.routes[pattern].module.path
         if answer.get("timeout"):
+            where = answer.get("where")
             problems.append(
                 f"route {pattern} ({route_file}): importing it from its bundle did not finish "
                 f"within {timeout:g} s ([tool.vega.import_check] timeout_s)"
+                + (f"; it was at {where}" if where else "")
             )
             continue
         source = again.get(pattern, {})

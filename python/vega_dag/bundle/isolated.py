@@ -18,8 +18,9 @@ driver itself never imports anything but the stdlib, so every child starts
 from the same clean state. One JSON line answers each request, in the order
 they finish: ``{"id", "ok": true}`` or ``{"id", "ok": false, "error",
 "message", "missing_module", "missing_file", "importer", "traceback"}``,
-``{"id", "timeout": true}`` when the import did not finish within the time
-limit (the child is killed), or ``{"id", "exit": status}`` when the child
+``{"id", "timeout": true, "where"}`` when the import did not finish within
+the time limit (``where``: the innermost bundled frame of its stack, from
+faulthandler, before the child is killed), or ``{"id", "exit": status}`` when the child
 died without answering (``os._exit``, a signal); then ``{"done": true}``.
 """
 
@@ -81,12 +82,25 @@ def _import(name: str, file: str | None) -> None:
     raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
+class _Fd:
+    """What faulthandler writes to: the answer pipe."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+
 def _child(request: dict, out: int) -> None:
+    import faulthandler
 
     # Route code that prints at import time must not write into the answers.
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    # An import that does not finish is asked where it is before it is killed.
+    faulthandler.register(signal.SIGUSR1, file=_Fd(out), all_threads=False)
     sys.path[:0] = request["paths"]
     os.chdir(request["cwd"])
     os.environ.update(request.get("env") or {})
@@ -165,11 +179,42 @@ def _run(pending: list[dict], timeout: float, jobs: int) -> None:
         now = time.monotonic()
         for fd, (pid, request, deadline, _) in list(running.items()):
             if fd not in ready and deadline <= now:
+                stack = _stack_of(pid, fd)
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 os.close(fd)
                 del running[fd]
-                _answer({"id": request["id"], "timeout": True})
+                _answer({"id": request["id"], "timeout": True, "where": _innermost(stack)})
+
+
+def _stack_of(pid: int, fd: int) -> str:
+    """The hung child's stack, as faulthandler dumps it (empty if it does not answer)."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGUSR1)
+    data = b""
+    deadline = time.monotonic() + 1.0
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left if not data else min(left, 0.05))
+        if not ready:
+            if data:
+                break
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace")
+
+
+def _innermost(stack: str) -> str | None:
+    """``file:line`` of the innermost frame in bundled code (most recent call first)."""
+    for line in stack.splitlines():
+        line = line.strip()
+        if line.startswith('File "'):
+            name, _, rest = line[6:].partition('", line ')
+            if not name.startswith("<") and not os.path.isabs(name):
+                return f"{name}:{rest.split()[0]}"
+    return None
 
 
 def main() -> None:
