@@ -259,6 +259,20 @@ def check_imports(
     routes = [p for p in routes if ctx.actions.get(verdicts[p]) != bundled.records[p].bundle]
     if not routes:
         return
+    # A bundle whose import would run only code unchanged since it passed
+    # passes again (bundle/verdicts.py): an edit inside a handler costs no import.
+    context = _context_key(ctx, layer, settings.timeout_s)
+    same_run = _SameRun(ctx, a, compiled, files, context)
+    for pattern in list(routes):
+        if same_run.passes(pattern):
+            routes.remove(pattern)
+            ctx.actions.put(verdicts[pattern], bundled.records[pattern].bundle)
+            ctx.why(
+                f"route {pattern}: its import runs only code that has not changed since it "
+                "passed: not imported again"
+            )
+    if not routes:
+        return
     from vega_dag.regions.layout import remove_tree
 
     # Outside the project: the check must not touch the tree the build (and
@@ -270,8 +284,74 @@ def check_imports(
         )
     finally:
         remove_tree(scratch)
-    for pattern in passed:
+    for pattern, answer in passed.items():
         ctx.actions.put(verdicts[pattern], bundled.records[pattern].bundle)
+        if "ran" in answer and not ctx.dry_run:
+            same_run.record(pattern, answer["ran"])
+
+
+class _SameRun:
+    """The routes' last passed imports (``bundle/verdicts.py``), compared and recorded."""
+
+    def __init__(
+        self, ctx: BuildContext, a: Analysis, compiled: Compiled, files: RouteFiles, context: str
+    ) -> None:
+        self.ctx, self.a, self.compiled, self.files, self.context = ctx, a, compiled, files, context
+        self.blobs: dict[str, bytes] = {}
+
+    def _fetch(self, digest: str) -> bytes:
+        if digest not in self.blobs:
+            self.blobs[digest] = self.ctx.store.get(digest)
+        return self.blobs[digest]
+
+    def _digest(
+        self, pattern: str, ran: dict, known: dict[str, tuple[str, str]]
+    ) -> tuple[str, dict[str, tuple[str, str]]]:
+        from vega_dag.bundle.verdicts import bundle_digest
+
+        modules = [(self.a.modules[n].path, self.compiled.pyc[n]) for n in self.a.closures[pattern]]
+        data = self.files.members.get(pattern, [])
+        codes: dict[str, tuple[str, str]] = {}
+        digest = bundle_digest(self.context, modules, data, ran, self._fetch, known, codes)
+        return digest, codes
+
+    def _path(self, pattern: str) -> Path:
+        from vega_dag.bundle.verdicts import verdict_path
+
+        return verdict_path(self.ctx.state_path.parent, pattern)
+
+    def passes(self, pattern: str) -> bool:
+        from vega_dag.bundle.verdicts import load_verdict
+
+        last = load_verdict(self._path(pattern))
+        if last is None or last.context != self.context:
+            return False
+        try:
+            return self._digest(pattern, last.ran, last.codes)[0] == last.digest
+        except (OSError, ValueError, EOFError, TypeError, VegaError):
+            return False  # an unreadable output: import it
+
+    def record(self, pattern: str, ran: dict) -> None:
+        from vega_dag.bundle.verdicts import RouteVerdict, save_verdict
+
+        runs = {path: [(q, int(n)) for q, n in r] for path, r in ran.items()}
+        digest, codes = self._digest(pattern, runs, {})
+        with contextlib.suppress(OSError):
+            save_verdict(self._path(pattern), RouteVerdict(self.context, runs, codes, digest))
+
+
+def _context_key(ctx: BuildContext, layer: tuple[str, str] | None, timeout: float) -> str:
+    """What an import sees besides its bundle (see ``_verdict_key``)."""
+    from vega_dag.store.actions import action_key
+
+    return action_key(
+        "import-run",
+        CHECK_VERSION,
+        layer[1] if layer else None,
+        ctx.config.vega.env,
+        timeout,
+        ctx.tc_key,
+    )
 
 
 #: Part of every verdict's key: a driver that checks differently judges anew.
@@ -310,7 +390,7 @@ def _check(
     layer_record: tuple[str, str] | None,
     scratch: Path,
     timeout: float,
-) -> list[str]:
+) -> dict[str, dict]:
     """Import ``routes`` (module doc): the routes that imported from their bundles alone."""
     from vega_dag.bundle.routes import archive_name
 
@@ -346,6 +426,7 @@ def _check(
                 # A catch-all imports by its file (see isolated._import).
                 "file": a.routes[pattern].module.path,
                 "env": env,
+                "trace": True,
             }
         )
     paths = base_path(ctx.root)
@@ -353,14 +434,14 @@ def _check(
     _remember_preload(ctx, preload)
     answers = run_driver(requests, paths, timeout, preload=preload)
     failed = [r for r in requests if not answers[r["id"]].get("ok")]
-    passed = [r["id"] for r in requests if answers[r["id"]].get("ok")]
+    passed = {r["id"]: answers[r["id"]] for r in requests if answers[r["id"]].get("ok")}
     if not failed:
         return passed
     # Failures that are not the bundle's: the same import fails from the source tree.
     roots = [str((ctx.root / r).resolve()) for r in ctx.config.vega.source_roots]
     again = run_driver(
         [
-            {**r, "paths": [*roots, *layer], "cwd": str(ctx.root)}
+            {**r, "paths": [*roots, *layer], "cwd": str(ctx.root), "trace": False}
             for r in failed
             if not answers[r["id"]].get("timeout")
         ],

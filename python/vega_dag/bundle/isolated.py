@@ -32,8 +32,10 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
+import types
 
 
 def _importer(tb: object) -> str | None:
@@ -104,10 +106,31 @@ def _child(request: dict, out: int) -> None:
     sys.path[:0] = request["paths"]
     os.chdir(request["cwd"])
     os.environ.update(request.get("env") or {})
+    # Which of the bundle's code objects run (bundle/verdicts.py): every new
+    # frame of bundled code (a relative file name), in any thread.
+    ran: dict[str, set[tuple[str, int]]] = {}
+
+    def trace(frame: types.FrameType, event: str, arg: object) -> None:
+        code = frame.f_code
+        name = code.co_filename
+        if not name.startswith("<") and not os.path.isabs(name):
+            ran.setdefault(name, set()).add((code.co_qualname, code.co_firstlineno))
+
+    tracing = bool(request.get("trace"))
+    if tracing:
+        threading.settrace(trace)
+        sys.settrace(trace)
     try:
         _import(request["module"], request.get("file"))
+        # Code that set a tracer of its own hid what it ran: no record, so
+        # every later bundle of the route is imported.
+        whole = sys.gettrace() is trace and threading._trace_hook is trace  # type: ignore[attr-defined]
+        sys.settrace(None)
         result: dict = {"ok": True}
+        if tracing and whole:
+            result["ran"] = {name: sorted(runs) for name, runs in ran.items()}
     except BaseException as err:
+        sys.settrace(None)
         lines = traceback.format_exception(type(err), err, err.__traceback__)
         result = {
             "ok": False,
