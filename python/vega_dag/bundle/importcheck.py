@@ -16,9 +16,15 @@ not the bundle's: it is left to the deploy's load check (an ``--explain``
 line says so). An import that does not finish within
 ``[tool.vega.import_check] timeout_s`` fails the build.
 
-Imports run in children forked from one driver (two at a time), so a check
-costs one interpreter start plus each route's own import time; a build that
-rebuilt no bundle (and kept its layer) runs none.
+Most changed bundles need no import at all. A bundle that passed before
+(same layer, env, interpreter, time limit) is an action-cache verdict; a
+changed bundle whose import would run only code that has not changed since
+its route's last passed import passes the same way (``bundle/verdicts.py``:
+an edit inside a handler's body costs no import). The rest are imported in
+children forked from one resident driver (two at a time), started by the
+first check that needs it and kept by the build daemon between builds, so a
+check costs at most one interpreter start plus each route's own import
+time; a build that rebuilt no bundle (and kept its layer) runs none.
 """
 
 from __future__ import annotations
@@ -161,27 +167,6 @@ def _the_driver(paths: list[str], preload: list[str]) -> _Driver:
     if _driver is None:
         _driver = _Driver(paths, preload)
     return _driver
-
-
-def prestart(ctx: BuildContext) -> None:
-    """Start the driver now, so its start-up overlaps the scan and compile.
-
-    It preloads the stdlib modules the last check preloaded. In the build
-    daemon the driver is already running and this does nothing.
-    """
-    if not ctx.import_check or not ctx.config.vega.import_check.enabled or ctx.dry_run:
-        return
-    with _driver_lock:
-        if _driver is None or not _driver.alive():
-            try:
-                hint = json.loads(_preload_hint(ctx).read_text())
-            except (OSError, ValueError):
-                hint = []
-            _the_driver(base_path(ctx.root), hint if isinstance(hint, list) else [])
-
-
-def _preload_hint(ctx: BuildContext) -> Path:
-    return ctx.store.root / "state" / "import-check-preload.json"
 
 
 def run_driver(
@@ -431,7 +416,6 @@ def _check(
         )
     paths = base_path(ctx.root)
     preload = _stdlib_imports(ctx, a, routes)
-    _remember_preload(ctx, preload)
     answers = run_driver(requests, paths, timeout, preload=preload)
     failed = [r for r in requests if not answers[r["id"]].get("ok")]
     passed = {r["id"]: answers[r["id"]] for r in requests if answers[r["id"]].get("ok")}
@@ -503,20 +487,6 @@ def _link_tree(
             os.link(source, target)
         except OSError:
             target.write_bytes(fetch(digest))  # a file system without links
-
-
-def _remember_preload(ctx: BuildContext, preload: list[str]) -> None:
-    """What the next build's driver preloads as it starts (``prestart``)."""
-    if ctx.dry_run:
-        return
-    path = _preload_hint(ctx)
-    data = json.dumps(preload)
-    with contextlib.suppress(OSError):
-        if path.read_text() == data:
-            return
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(data)
 
 
 def _stdlib_imports(ctx: BuildContext, a: Analysis, routes: list[str]) -> list[str]:

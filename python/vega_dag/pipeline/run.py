@@ -190,11 +190,6 @@ def rebuild(
     from vega_dag.manifest.assemble import assemble_manifest, source_items
     from vega_dag.store.commit import put_outputs, record
 
-    if ctx.import_check:
-        from vega_dag.bundle.importcheck import prestart
-
-        # Its interpreter starts while this one scans and compiles.
-        prestart(ctx)
     state = load_state(ctx.state_path)
     last = warm.last_build(ctx.root, base_stat, state, changes)
     # 2. graph
