@@ -40,7 +40,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,13 +58,6 @@ if TYPE_CHECKING:
 DRIVER = Path(__file__).with_name("isolated.py")
 #: Imports at once (the machine kind this runs on has two cores).
 JOBS = 2
-
-
-@dataclass
-class Outcome:
-    pattern: str
-    #: the driver's answer (see ``bundle/isolated.py``)
-    answer: dict
 
 
 def base_path(root: Path) -> list[str]:
@@ -194,6 +186,11 @@ def run_driver(
         except TimeoutError:
             _stop_driver()
             raise BuildError([f"the import check did not finish within {budget:.0f} s"]) from None
+        except BaseException:
+            # Mid-batch (an interrupt, a bad answer): its answers must not
+            # reach the next batch.
+            _stop_driver()
+            raise
         if not done:
             driver.proc.wait()
             status, stderr = driver.proc.returncode, driver.stderr()
