@@ -1,7 +1,12 @@
 """Build benchmarks: whole `vega-dag build` processes, beside their peers.
 
 Groups (see docs/performance.md):
-- build-217-incremental: the generated 217-module API with 3 modules changed.
+- build-217-incremental: the generated 217-module API with 3 modules changed
+  (also with the import check off, ``*_no_import_check``, one-shot and with
+  the daemon: what the check costs).
+- build-217-bodies: the same project with 3 module bodies changed (code that
+  runs at import: the import check imports the routes whose closures hold
+  them), with the check on and off, one-shot and with the daemon.
 - build-20k-noop / build-20k-10changed: the generated 20,000-module project.
   Each of these three also runs with the build daemon (`*_daemon`): the same
   `vega-dag build` command, handed to `vega-dag daemon start`'s process;
@@ -23,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
@@ -90,6 +97,59 @@ def test_build_217_three_changed(benchmark, p217: GeneratedProject):
     benchmark.pedantic(run, setup=changing(p217, 3), rounds=3 if SMOKE else 15)
 
 
+@pytest.fixture(scope="module")
+def p217_unchecked(tmp_path_factory: pytest.TempPathFactory) -> GeneratedProject:
+    """The same project with the build's import check off: its cost is the difference."""
+    project = generate(tmp_path_factory.mktemp("p217u") / "api", 217, seed=0)
+    with (project.root / "pyproject.toml").open("a") as f:
+        f.write("\n[tool.vega.import_check]\nenabled = false\n")
+    return built(project)
+
+
+@pytest.mark.benchmark(group="build-217-incremental")
+def test_build_217_three_changed_no_import_check(benchmark, p217_unchecked: GeneratedProject):
+    benchmark.pedantic(run, setup=changing(p217_unchecked, 3), rounds=3 if SMOKE else 15)
+
+
+_BODY_EDIT = re.compile(r"^_BODY_EDIT = \d+\n", re.MULTILINE)
+
+
+def changing_bodies(project: GeneratedProject, count: int, first_seed: int = 1):
+    """A pedantic setup that edits the module body of ``count`` shared modules each round.
+
+    Code that runs at import changes, so the import check must import every
+    route whose closure holds one (the other edits change only function bodies).
+    """
+    seeds = itertools.count(first_seed)
+
+    def setup():
+        seed = next(seeds)
+        for path in random.Random(seed).sample(project.touchable, count):
+            text = _BODY_EDIT.sub("", path.read_text())
+            path.write_text(text + f"_BODY_EDIT = {seed}\n")
+        return (VEGA, "build", "-q", str(project.root)), {}
+
+    return setup
+
+
+@pytest.mark.benchmark(group="build-217-bodies")
+def test_build_217_three_bodies_changed(benchmark, p217: GeneratedProject):
+    benchmark.pedantic(run, setup=changing_bodies(p217, 3), rounds=3 if SMOKE else 10)
+
+
+@pytest.mark.benchmark(group="build-217-bodies")
+def test_build_217_three_bodies_changed_no_import_check(
+    benchmark, p217_unchecked: GeneratedProject
+):
+    benchmark.pedantic(run, setup=changing_bodies(p217_unchecked, 3), rounds=3 if SMOKE else 10)
+
+
+@pytest.mark.benchmark(group="build-217-bodies")
+def test_build_217_three_bodies_changed_daemon(benchmark, daemon_217: GeneratedProject):
+    setup = changing_bodies(daemon_217, 3, first_seed=10_000)
+    benchmark.pedantic(run_attached, setup=setup, rounds=3 if SMOKE else 10)
+
+
 @pytest.mark.benchmark(group="build-20k-noop")
 def test_build_20k_noop(benchmark, p20k: GeneratedProject):
     benchmark.pedantic(
@@ -134,6 +194,23 @@ def test_build_217_three_changed_daemon(benchmark, daemon_217: GeneratedProject)
     # Other edits than the one-shot run's: every round compiles for real.
     benchmark.pedantic(
         run_attached, setup=changing(daemon_217, 3, first_seed=10_000), rounds=3 if SMOKE else 15
+    )
+
+
+@pytest.fixture
+def daemon_217_unchecked(p217_unchecked: GeneratedProject):
+    with build_daemon(p217_unchecked):
+        yield p217_unchecked
+
+
+@pytest.mark.benchmark(group="build-217-incremental")
+def test_build_217_three_changed_daemon_no_import_check(
+    benchmark, daemon_217_unchecked: GeneratedProject
+):
+    benchmark.pedantic(
+        run_attached,
+        setup=changing(daemon_217_unchecked, 3, first_seed=10_000),
+        rounds=3 if SMOKE else 15,
     )
 
 

@@ -225,7 +225,12 @@ def test_explain_names_the_changed_file(project):
     edit(project / "shared_c.py", "return 'c'", "return 'cc'")
     result = runner.invoke(main, ["build", str(project), "--explain"])
     assert result.exit_code == 0, result.output
-    why = [line.strip() for line in result.output.splitlines() if line.strip().startswith("why:")]
+    why = [
+        line.strip()
+        for line in result.output.splitlines()
+        # The import check's own lines (routes it did not import) are not misses.
+        if line.strip().startswith("why:") and not line.rstrip().endswith("not imported again")
+    ]
     assert len(why) == 3, result.output
     assert why[0].startswith("why: shared_c.py: source changed (")
     assert sorted(why[1:]) == [

@@ -263,3 +263,41 @@ def test_builds_in_the_daemon_after_gc_match_one_shot_builds(tree, tmp_path: Pat
         _objects_of(store_dir, ours["manifest"])
     finally:
         call(root.resolve(), {"stop": True}, timeout=10)
+
+
+def test_gc_keeps_the_data_files_a_kept_deployment_reads(tmp_path: Path):
+    page = "lib/templates/page.html"
+    route = (
+        "from importlib.resources import files\n\n\n"
+        "def handler(request):\n"
+        "    return (files('lib') / 'templates/page.html').read_text()\n"
+    )
+    root = write_project(tmp_path / "proj", extra={page: "<p>one</p>\n", "api/page.py": route})
+    store_dir = load_config(root).store_dir
+    served_manifest = build(root).manifest
+    _, pointers = _fake_deploys(root, [served_manifest])
+    pointers.close()
+    data = {digest for name, digest in _members(store_dir, served_manifest) if name == page}
+    assert len(data) == 1  # the template is a member of the route's bundle
+    (root / page).write_text("<p>two</p>\n")
+    assert build(root).manifest != served_manifest
+
+    collect(load_config(root), GcPolicy(keep_deployments=0))
+    store = ObjectStore(store_dir)
+    # The served deployment's template is still there, byte for byte.
+    assert store.get(data.pop()) == b"<p>one</p>\n"
+    _objects_of(store_dir, served_manifest)
+    assert verify(store_dir).damaged == []
+
+
+def _members(store_dir: Path, manifest: str) -> list[tuple[str, str]]:
+    store = ObjectStore(store_dir)
+    out = []
+    for route in decode_manifest(store.get(manifest)).routes:
+        loc = store.index.objects.get(route.bundle)
+        if loc is not None and loc.form == ASSEMBLY:
+            with open(store_dir / "packs" / loc.pack, "rb") as f:
+                f.seek(loc.offset)
+                recipe = decode_assembly(f.read(loc.length))
+            out += list(zip(recipe.names, member_digests(recipe), strict=True))
+    return out

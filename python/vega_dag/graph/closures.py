@@ -25,22 +25,41 @@ def route_closures(
     edges_digest: str,
     state: BuildState,
     ctx: BuildContext | None = None,
+    included: dict[str, list[str]] | None = None,
+    included_digest: str = "",
 ) -> dict[str, list[str]]:
-    """route pattern → the sorted modules of its closure (the last build's, if they stand)."""
+    """route pattern → the sorted modules of its closure (the last build's, if they stand).
+
+    ``included`` names, per route, the modules its ``include`` globs add
+    (``bundle.files.included_modules``): their closures join the route's.
+    ``included_digest`` identifies them (the cached closures were computed
+    for ``state.included``).
+    """
     wanted = {p: r.module.name for p, r in routes.items()}
-    if state.edges == edges_digest and set(state.closures) == set(wanted):
+    if (
+        state.edges == edges_digest
+        and state.included == included_digest
+        and set(state.closures) == set(wanted)
+    ):
         return state.closures
     shared = ctx is not None and ctx.remote_url is not None and not ctx.dry_run
     if shared:
         assert ctx is not None
-        from_shared = _shared_closures(ctx, edges_digest, wanted, deps)
+        from_shared = _shared_closures(ctx, edges_digest, wanted, deps, included_digest)
         if from_shared is not None:
             return from_shared
     # Only here is networkx imported: the edges changed.
     from vega_dag.graph.dag import closures, import_graph
 
-    by_module = closures(import_graph(deps), sorted(set(wanted.values())))
-    result = {p: by_module[m] for p, m in sorted(wanted.items())}
+    extra = included or {}
+    roots = set(wanted.values()).union(*extra.values())
+    by_module = closures(import_graph(deps), sorted(roots))
+    result = {}
+    for p, m in sorted(wanted.items()):
+        if p in extra:
+            result[p] = sorted(set(by_module[m]).union(*(by_module[n] for n in extra[p])))
+        else:
+            result[p] = by_module[m]
     if shared:
         assert ctx is not None
         from vega_dag import _core
@@ -48,23 +67,28 @@ def route_closures(
         data = msgspec.json.encode(result, order="sorted")
         digest = _core.hash_bytes(data)
         ctx.new_objects[digest] = data
-        ctx.new_actions[_key(edges_digest, wanted)] = digest
+        ctx.new_actions[_key(edges_digest, wanted, included_digest)] = digest
     return result
 
 
-def _key(edges_digest: str, wanted: dict[str, str]) -> str:
+def _key(edges_digest: str, wanted: dict[str, str], included_digest: str) -> str:
     from vega_dag.store.actions import action_key
 
-    return action_key("closures", edges_digest, wanted)
+    # The include globs' modules join closures: the key names them (empty when none).
+    return action_key("closures", edges_digest, wanted, included_digest)
 
 
 def _shared_closures(
-    ctx: BuildContext, edges_digest: str, wanted: dict[str, str], deps: dict[str, list[str]]
+    ctx: BuildContext,
+    edges_digest: str,
+    wanted: dict[str, str],
+    deps: dict[str, list[str]],
+    included_digest: str,
 ) -> dict[str, list[str]] | None:
     """The closures the shared store holds for these edges and routes, if they make sense."""
     from vega_dag.compile.dirty import from_remote
 
-    key = _key(edges_digest, wanted)
+    key = _key(edges_digest, wanted, included_digest)
     misses = from_remote(ctx, [key], "route closures")
     digest = ctx.remote_hits.get(key)
     if digest is None:
