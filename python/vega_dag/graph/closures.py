@@ -18,7 +18,13 @@ def route_closures(
 ) -> dict[str, list[str]]:
     """route pattern → the sorted modules of its closure (the last build's, if they stand)."""
     wanted = {p: r.module.name for p, r in routes.items()}
-    if state.edges == edges_digest and set(state.closures) == set(wanted):
+    if (
+        state.edges == edges_digest
+        and set(state.closures) == set(wanted)
+        # A pattern served by another module now (a one-app project's app
+        # moved) has another closure.
+        and all((old := state.routes.get(p)) is None or old.module == m for p, m in wanted.items())
+    ):
         return state.closures
     # Only here is networkx imported: the edges changed.
     from vega_dag.graph.dag import closures, import_graph

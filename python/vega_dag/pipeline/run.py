@@ -197,10 +197,19 @@ def rebuild(
         from vega_dag.bundle.layer import dependency_layer
 
         layer = dependency_layer(ctx, lock, state)
+    # A one-app project: its application's own routes, traced to their modules.
+    found = []
+    app = next((r for r in a.routes.values() if r.app is not None), None)
+    if app is not None:
+        from vega_dag.bundle.discover import app_routes
+
+        found = app_routes(
+            ctx, a, app, bundled.records[app.pattern], compiled, state, layer[1] if layer else None
+        )
     # 5. manifest
     module_items = source_items(a, last)
     manifest_bytes, manifest_digest = assemble_manifest(
-        ctx, a, module_items, bundled.records, layer, digest_of_config
+        ctx, a, module_items, bundled.records, layer, digest_of_config, found
     )
     ctx.new_objects[manifest_digest] = manifest_bytes
 
