@@ -43,8 +43,6 @@ if TYPE_CHECKING:
     from vega_dag.store.state import BuildState, RouteRecord
 
 DRIVER = Path(__file__).with_name("discover_driver.py")
-#: Bump when what the driver lists changes: cached discoveries are then redone.
-DISCOVERY_VERSION = 1
 
 
 class Found(msgspec.Struct, frozen=True):
@@ -66,7 +64,9 @@ def app_name(route: Route, entry: str) -> str:
 def discover(ctx: BuildContext, route: Route, record: RouteRecord, layer: str | None) -> Discovered:
     """The framework routes of the app in ``record``'s bundle (cached by its digest)."""
     env = dict(sorted(ctx.config.vega.env.items()))
-    key = action_key("app-routes", DISCOVERY_VERSION, record.bundle, record.entry, layer, env)
+    # The driver's own digest: a change to what it lists redoes every discovery.
+    driver = _core.hash_file(DRIVER)
+    key = action_key("app-routes", driver, record.bundle, record.entry, layer, env)
     out = ctx.actions.get(key)
     if out is not None and ctx.present(out):
         return msgspec.json.decode(ctx.store.get(out), type=Discovered)

@@ -124,8 +124,8 @@ def _django_pattern(pattern: object) -> str:
 def _django(patterns: list, prefix: str, out: list) -> None:
     for entry in patterns:
         text = prefix + _django_pattern(entry.pattern)
-        sub = getattr(entry, "url_patterns", None)
-        if sub is not None and not hasattr(entry, "callback"):
+        sub = getattr(entry, "url_patterns", None)  # a URLResolver: include()
+        if sub is not None:
             _django(list(sub), text, out)
             continue
         callback = getattr(entry, "callback", None)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vega_dag.daemon import warm
+from vega_dag.graph.app import whole_project_apps
 from vega_dag.graph.closures import route_closures
 from vega_dag.graph.edges import resolve_edges
 from vega_dag.graph.parse import parse_modules
@@ -76,7 +77,10 @@ def analyze(
     deps, edges_digest = resolve_edges(
         ctx, modules, digests, parsed, edited, state, last, tables_key
     )
-    closures = route_closures(routes, deps, edges_digest, state) if with_closures else {}
+    closures = {}
+    if with_closures:
+        whole = whole_project_apps(ctx.root, routes, digests, parsed)
+        closures = route_closures(routes, deps, edges_digest, state, whole)
     return Analysis(
         modules,
         routes,

@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING
 from vega_dag.graph.modules import Route
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vega_dag.config import VegaConfig
     from vega_dag.graph.modules import Module
+    from vega_dag.store.state import Parsed
 
 #: Where a project without route files is looked for an application, in order.
 APP_MODULES = ("main", "app.main", "app", "asgi", "wsgi")
@@ -71,3 +74,37 @@ def app_route(vega: VegaConfig, modules: dict[str, Module]) -> Route | str | Non
         if name in modules:
             return Route(pattern=pattern, module=modules[name], app="")
     return None
+
+
+def whole_project_apps(
+    root: Path,
+    routes: dict[str, Route],
+    digests: dict[str, str],
+    parsed: dict[str, Parsed],
+) -> set[str]:
+    """The app routes whose bundle must hold every module of the project: Django's.
+
+    Django imports by name what no import statement names (the settings
+    module, ``ROOT_URLCONF``, ``INSTALLED_APPS``, ``include("polls.urls")``),
+    so the import graph cannot say what its app needs: a Django app (its
+    module imports ``django``) ships the whole project, as platforms ship it.
+    """
+    out = set()
+    for pattern, route in routes.items():
+        if route.app is None:
+            continue
+        found = parsed.get(digests[route.module.path])
+        if found is None:  # not parsed this build: one small file, scanned again
+            names = _imported(root / route.module.path)
+        else:
+            names = [i[0] for i in found.imports]
+        if any(n == "django" or n.startswith("django.") for n in names):
+            out.add(pattern)
+    return out
+
+
+def _imported(path: Path) -> list[str]:
+    from vega_dag import _core
+
+    imports, _ = _core.scan_imports(path.read_bytes(), path.name)
+    return [i[0] for i in imports]
