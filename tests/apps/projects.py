@@ -8,8 +8,8 @@ from pathlib import Path
 ROLLOUT = """
 [tool.vega.rollout]
 canary = "fra"
-waves = [["fra"], ["*"]]
-regions = 2
+waves = [["fra"]]
+regions = 1
 
 [tool.vega.health]
 p99_ms = 5000
@@ -18,7 +18,9 @@ min_samples = 2
 
 FASTAPI = {
     "pyproject.toml": '[project]\nname = "shop"\nversion = "0.1.0"\n\n[tool.vega]\n'
-    'app = "shop.main:app"\n' + ROLLOUT,
+    'app = "shop.main:app"\n'
+    + ROLLOUT
+    + '\n[tool.vega.health.probes]\n"/items/{item_id}" = ["/items/1"]\n',
     "shop/__init__.py": "",
     "shop/main.py": (
         "from fastapi import FastAPI\n\n"

@@ -137,11 +137,11 @@ def _run_driver(
             )
         result = json.loads(answer.read_text(encoding="utf-8"))
     if "error" in result:
-        last = result["traceback"].strip().splitlines()[-6:]
+        where = f" at {result['where']}" if result.get("where") else ""
         raise BuildError(
             [
                 f"app {name}: importing it from its bundle (as a region would) to discover its "
-                f"routes failed: {result['error']}: {result['message']}\n" + "\n".join(last)
+                f"routes failed{where}: {result['error']}: {result['message']}"
             ]
         )
     return msgspec.convert(result, Discovered)

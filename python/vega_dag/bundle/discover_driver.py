@@ -15,7 +15,8 @@ Each route is ``{"methods", "path", "module"}``: the methods (``["*"]``
 when any), the path pattern in the routes' syntax (``/items/{item_id}``,
 ``/files/{name:path}``) and the module of the handler. The answer, written
 to ``out`` (the app's own prints go to /dev/null), is ``{"framework",
-"routes"}`` or ``{"error", "message", "traceback"}``.
+"routes"}`` or ``{"error", "message", "where"}`` (``where``: the innermost
+frame of the project's code, ``shop/main.py:7``).
 
 CONFIG is JSON: ``{"paths", "module", "attr", "env", "out"}``.
 """
@@ -152,6 +153,15 @@ def discover(app: object) -> tuple[str | None, list]:
     return None, out
 
 
+def _where(tb: object) -> str | None:
+    """``file:line`` of the innermost frame in the bundle's code (named by its project path)."""
+    found = None
+    for frame in traceback.extract_tb(tb):  # type: ignore[arg-type]
+        if not frame.filename.startswith("<") and not os.path.isabs(frame.filename):
+            found = f"{frame.filename}:{frame.lineno}"
+    return found
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     out_path = config["out"]
@@ -170,11 +180,10 @@ def main() -> None:
         unique = {(tuple(r["methods"]), r["path"]): r for r in routes}
         result: dict = {"framework": framework, "routes": [unique[k] for k in sorted(unique)]}
     except BaseException as err:
-        lines = traceback.format_exception(type(err), err, err.__traceback__)
         result = {
             "error": type(err).__name__,
             "message": str(err),
-            "traceback": "".join(lines)[-2000:],
+            "where": _where(err.__traceback__),
         }
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(result, f)
