@@ -1,7 +1,8 @@
 """Build benchmarks: whole `vega-dag build` processes, beside their peers.
 
 Groups (see docs/performance.md):
-- build-217-incremental: the generated 217-module API with 3 modules changed.
+- build-217-incremental: the generated 217-module API with 3 modules changed
+  (also with the import check off, ``*_no_import_check``: what the check costs).
 - build-20k-noop / build-20k-10changed: the generated 20,000-module project.
   Each of these three also runs with the build daemon (`*_daemon`): the same
   `vega-dag build` command, handed to `vega-dag daemon start`'s process;
@@ -88,6 +89,20 @@ def changing(project: GeneratedProject, count: int, first_seed: int = 1):
 @pytest.mark.benchmark(group="build-217-incremental")
 def test_build_217_three_changed(benchmark, p217: GeneratedProject):
     benchmark.pedantic(run, setup=changing(p217, 3), rounds=3 if SMOKE else 15)
+
+
+@pytest.fixture(scope="module")
+def p217_unchecked(tmp_path_factory: pytest.TempPathFactory) -> GeneratedProject:
+    """The same project with the build's import check off: its cost is the difference."""
+    project = generate(tmp_path_factory.mktemp("p217u") / "api", 217, seed=0)
+    with (project.root / "pyproject.toml").open("a") as f:
+        f.write("\n[tool.vega.import_check]\nenabled = false\n")
+    return built(project)
+
+
+@pytest.mark.benchmark(group="build-217-incremental")
+def test_build_217_three_changed_no_import_check(benchmark, p217_unchecked: GeneratedProject):
+    benchmark.pedantic(run, setup=changing(p217_unchecked, 3), rounds=3 if SMOKE else 15)
 
 
 @pytest.mark.benchmark(group="build-20k-noop")

@@ -78,6 +78,24 @@ class CompileStepTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     options: dict[str, object] = {}
 
 
+class RouteSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Settings of one route (``[tool.vega.per_route."/api/reports/export"]``)."""
+
+    #: Globs of more files for this route's bundle (see ``VegaConfig.include``).
+    include: list[str] = []
+    #: Globs of files left out of this route's bundle (see ``VegaConfig.exclude``).
+    exclude: list[str] = []
+
+
+class ImportCheck(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The build's isolated import of each changed route (``[tool.vega.import_check]``)."""
+
+    #: Run it (a build that skips it can deploy a bundle that lacks a module).
+    enabled: bool = True
+    #: An import still running after this many seconds fails the build.
+    timeout_s: float = 10.0
+
+
 class Rewrite(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A path served as another (``[[tool.vega.rewrites]]``), as platforms' ``rewrites``."""
 
@@ -114,6 +132,15 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     compile_steps: list[str | CompileStepTable] = []
     #: Environment variables the routes run with (part of a deployment).
     env: dict[str, str] = {}
+    #: Globs (gitignore-style, from the project root) of more files for
+    #: every bundle: a module's file adds the module and its imports, any
+    #: other file is bundled as data (non-Python files inside packages are).
+    include: list[str] = []
+    #: Globs of data files never bundled (package data or included).
+    exclude: list[str] = []
+    #: route pattern -> that route's own include/exclude globs.
+    per_route: dict[str, RouteSettings] = {}
+    import_check: ImportCheck = ImportCheck()
     #: Paths served as other paths, first match first, before routing (part
     #: of a deployment).
     rewrites: list[Rewrite] = []
@@ -153,6 +180,9 @@ class ProjectConfig(msgspec.Struct, frozen=True):
 _HASHED_WHEN_SET = {
     ("rewrites",): [],
     ("health", "load_timeout_s"): 10.0,
+    ("include",): [],
+    ("exclude",): [],
+    ("per_route",): {},
     ("app",): None,
     ("app_mount",): "/",
 }
@@ -163,6 +193,8 @@ def config_digest(config: ProjectConfig) -> str:
     data = msgspec.to_builtins(config.vega)
     # How a build runs, not what it makes: the digest is the one from before the key existed.
     data.pop("daemon")
+    # The import check judges a build's bundles; it does not change them.
+    data.pop("import_check")
     for path, default in _HASHED_WHEN_SET.items():
         *tables, key = path
         table = data

@@ -280,6 +280,9 @@ struct FStr {
 #[derive(Clone, Copy, Default)]
 struct LineSummary {
     has_import: bool,
+    /// A name `import_module` or `__import__`: the line may hold a dynamic
+    /// import with a constant name (see `Analyzer::dynamic_imports`).
+    has_dynamic: bool,
     has_semicolon: bool,
     /// Index of the last `=` outside brackets: no assignment target can
     /// come after it.
@@ -449,8 +452,10 @@ impl<'a> Lexer<'a> {
                     if self.lex_name_or_prefixed_string(0)? {
                         self.push(toks, Kind::Str, start, line);
                     } else {
-                        if &self.src[start..self.pos] == b"import" {
-                            self.summary.has_import = true;
+                        match &self.src[start..self.pos] {
+                            b"import" => self.summary.has_import = true,
+                            b"import_module" | b"__import__" => self.summary.has_dynamic = true,
+                            _ => {}
                         }
                         self.push(toks, Kind::Name, start, line);
                     }
@@ -749,6 +754,13 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// `bytes` as a dotted module name (`a.b`; empty is allowed), or None if a
+/// component is empty.
+fn dotted_name(bytes: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    (text.is_empty() || text.split('.').all(|c| !c.is_empty())).then_some(text)
+}
+
 // ---------------------------------------------------------------------------
 // Analyzer: block structure and statements over logical lines
 // ---------------------------------------------------------------------------
@@ -813,6 +825,10 @@ struct Analyzer<'a> {
     /// defined there.
     import_depth: Vec<u32>,
     names: Vec<String>,
+    /// Names bound so far by `from importlib import import_module [as x]`.
+    import_module_names: Vec<Vec<u8>>,
+    /// One of them is not `import_module` (which the lexer spots itself).
+    import_module_aliased: bool,
 }
 
 fn is_tc_name(src: &[u8], toks: &[Tok]) -> bool {
@@ -840,6 +856,8 @@ impl<'a> Analyzer<'a> {
             imports: Vec::new(),
             import_depth: Vec::new(),
             names: Vec::new(),
+            import_module_names: Vec::new(),
+            import_module_aliased: false,
         }
     }
 
@@ -880,6 +898,16 @@ impl<'a> Analyzer<'a> {
             if top.indent == indent {
                 closed = Some(top);
             }
+        }
+        let mut summary = summary;
+        if !summary.has_dynamic && self.import_module_aliased {
+            summary.has_dynamic = toks.iter().any(|t| {
+                t.kind == Kind::Name
+                    && self
+                        .import_module_names
+                        .iter()
+                        .any(|n| n.as_slice() == self.text(t))
+            });
         }
         let mut i = 0;
         while i < toks.len() {
@@ -976,13 +1004,18 @@ impl<'a> Analyzer<'a> {
         if is_header_kw || is_soft_header {
             if let Some(colon) = self.header_colon(toks, i + 1) {
                 if kw != b"match" || colon == toks.len() - 1 {
-                    self.header(toks, i, colon, indent, closed);
+                    let expr_ctx = self.header(toks, i, colon, indent, closed);
+                    // Calls in a `case` pattern or guard are not read: a
+                    // class pattern looks like a call and is none.
+                    if summary.has_dynamic && kw != b"case" {
+                        self.dynamic_imports(&toks[i + 1..colon], expr_ctx);
+                    }
                     return colon + 1;
                 }
             }
         }
 
-        if !summary.has_import && summary.last_assign.is_none() {
+        if !summary.has_import && !summary.has_dynamic && summary.last_assign.is_none() {
             // Nothing after this point can record anything.
             return toks.len();
         }
@@ -1001,14 +1034,27 @@ impl<'a> Analyzer<'a> {
                         self.bind_assignment(stmt, last - i);
                     }
                 }
+                if summary.has_dynamic {
+                    self.dynamic_imports(stmt, self.ctx());
+                }
             }
         }
         end + 1
     }
 
-    fn header(&mut self, toks: &[Tok], i: usize, colon: usize, indent: u32, closed: Option<Block>) {
+    /// Open the block of the compound statement whose header is
+    /// `toks[i..=colon]`; returns the context its header's expressions run in.
+    fn header(
+        &mut self,
+        toks: &[Tok],
+        i: usize,
+        colon: usize,
+        indent: u32,
+        closed: Option<Block>,
+    ) -> Ctx {
         let parent = self.ctx();
         let mut ctx = parent;
+        let mut expr_ctx = parent;
         let mut kind = BlockKind::Plain;
         let mut kw = self.text(&toks[i]);
         let mut head = i + 1;
@@ -1036,6 +1082,8 @@ impl<'a> Analyzer<'a> {
                     _ => false,
                 };
                 let (tc, not_tc) = self.classify_condition(cond);
+                // The condition itself runs only where the `elif` is reached.
+                expr_ctx.type_checking = parent.type_checking || reach;
                 ctx.type_checking = parent.type_checking || reach || tc;
                 kind = BlockKind::If {
                     else_reach_tc: reach || not_tc,
@@ -1089,6 +1137,7 @@ impl<'a> Analyzer<'a> {
             _ => {}
         }
         self.blocks.push(Block { indent, kind, ctx });
+        expr_ctx
     }
 
     /// `(body is type-checking only, else branch is type-checking only)`.
@@ -1138,7 +1187,17 @@ impl<'a> Analyzer<'a> {
     }
 
     fn push_import(&mut self, module: String, level: u32, names: Vec<String>, line: u32) {
-        let ctx = self.ctx();
+        self.push_import_in(self.ctx(), module, level, names, line);
+    }
+
+    fn push_import_in(
+        &mut self,
+        ctx: Ctx,
+        module: String,
+        level: u32,
+        names: Vec<String>,
+        line: u32,
+    ) {
         self.imports.push(Import {
             module,
             level,
@@ -1215,6 +1274,11 @@ impl<'a> Analyzer<'a> {
                     bound = &toks[j + 1];
                     j += 2;
                 }
+                if level == 0 && module == "importlib" && self.text(t) == b"import_module" {
+                    let name = self.text(bound);
+                    self.import_module_aliased |= name != b"import_module";
+                    self.import_module_names.push(name.to_vec());
+                }
                 if bind {
                     self.names.push(self.string(bound));
                 }
@@ -1228,6 +1292,186 @@ impl<'a> Analyzer<'a> {
             }
         }
         self.push_import(module, level, names, line);
+    }
+
+    /// Dynamic imports with a constant name in `toks` (one statement, or a
+    /// compound statement's header), each recorded as the `import` it does:
+    ///
+    /// - `importlib.import_module("a.b")`, and `import_module("a.b")` after
+    ///   `from importlib import import_module [as name]`: `import a.b`. A
+    ///   relative name with a constant package (`import_module(".b", "a")`,
+    ///   or `package="a"`) is resolved here, as importlib does; one relative
+    ///   to `__package__` is recorded as a relative import;
+    /// - `__import__("a.b")` without a `level` argument: `import a.b`.
+    ///
+    /// A constant is one string literal of name characters and dots (no
+    /// prefix but `r`/`u`, no escapes, no concatenation); anything else is
+    /// left to the build's isolated import check.
+    fn dynamic_imports(&mut self, toks: &[Tok], ctx: Ctx) {
+        for k in 0..toks.len() {
+            let t = &toks[k];
+            if t.kind != Kind::Name {
+                continue;
+            }
+            // `x.import_module(...)` is some other function, and
+            // `def import_module(...)` defines one.
+            let prev = k.checked_sub(1).and_then(|p| toks.get(p));
+            if self.is(prev, b".") || self.is(prev, b"def") || self.is(prev, b"class") {
+                continue;
+            }
+            let text = self.text(t);
+            let (open, dunder) = if text == b"importlib"
+                && self.is(toks.get(k + 1), b".")
+                && self.is(toks.get(k + 2), b"import_module")
+                && self.is(toks.get(k + 3), b"(")
+            {
+                (k + 3, false)
+            } else if self.is(toks.get(k + 1), b"(")
+                && (text == b"__import__"
+                    || self
+                        .import_module_names
+                        .iter()
+                        .any(|n| n.as_slice() == text))
+            {
+                (k + 1, text == b"__import__")
+            } else {
+                continue;
+            };
+            let Some(args) = self.call_args(toks, open) else {
+                continue;
+            };
+            let found = if dunder {
+                self.dunder_import(&args)
+            } else {
+                self.import_module_call(&args)
+            };
+            if let Some((module, level)) = found {
+                self.push_import_in(ctx, module, level, Vec::new(), t.line);
+            }
+        }
+    }
+
+    /// The top-level arguments of the call whose `(` is `toks[open]`, each
+    /// as its tokens; None if the call does not close in `toks`.
+    fn call_args<'t>(&self, toks: &'t [Tok], open: usize) -> Option<Vec<&'t [Tok]>> {
+        let mut depth: u32 = 0;
+        let mut args = Vec::new();
+        let mut start = open + 1;
+        for (j, t) in toks.iter().enumerate().skip(open + 1) {
+            if t.kind != Kind::Op {
+                continue;
+            }
+            match self.text(t) {
+                b"(" | b"[" | b"{" => depth = depth.saturating_add(1),
+                b")" | b"]" | b"}" if depth > 0 => depth -= 1,
+                b")" => {
+                    // A trailing comma leaves no argument after it.
+                    if j > start {
+                        args.push(&toks[start..j]);
+                    }
+                    return Some(args);
+                }
+                b"," if depth == 0 => {
+                    args.push(&toks[start..j]);
+                    start = j + 1;
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The text of `arg` if it is one constant string literal of name
+    /// characters and dots (see `dynamic_imports`).
+    fn constant(&self, arg: &[Tok]) -> Option<&'a [u8]> {
+        let [t] = arg else {
+            return None;
+        };
+        if t.kind != Kind::Str {
+            return None;
+        }
+        let text = self.text(t);
+        let q = text.iter().position(|&b| b == b'"' || b == b'\'')?;
+        if q > 1 || !text[..q].iter().all(|b| b"rRuU".contains(b)) {
+            return None;
+        }
+        let quote = text[q];
+        let triple = text.len() >= q + 6 && text[q + 1] == quote && text[q + 2] == quote;
+        let width = if triple { 3 } else { 1 };
+        let body = text.get(q + width..text.len().checked_sub(width)?)?;
+        let simple = body
+            .iter()
+            .all(|&b| b == b'.' || CLASS[b as usize] & NAME != 0);
+        (!body.is_empty() && simple).then_some(body)
+    }
+
+    /// The value of `arg` if it is the keyword argument `name=value`.
+    fn keyword<'t>(&self, arg: &'t [Tok], name: &[u8]) -> Option<&'t [Tok]> {
+        match arg {
+            [n, eq, value @ ..]
+                if n.kind == Kind::Name && self.text(n) == name && self.is(Some(eq), b"=") =>
+            {
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+
+    /// `import_module(name[, package])`: the (module, level) it imports.
+    fn import_module_call(&self, args: &[&[Tok]]) -> Option<(String, u32)> {
+        let name = self.constant(args.first()?)?;
+        let dots = name.iter().take_while(|&&b| b == b'.').count();
+        let rest = dotted_name(&name[dots..])?;
+        if dots == 0 {
+            // The package argument only anchors relative names.
+            return (!rest.is_empty()).then(|| (rest.to_owned(), 0));
+        }
+        let [_, package] = args else {
+            return None;
+        };
+        let package = self.keyword(package, b"package").unwrap_or(package);
+        let level = u32::try_from(dots).ok()?;
+        if let [t] = package {
+            if t.kind == Kind::Name && self.text(t) == b"__package__" {
+                return Some((rest.to_owned(), level));
+            }
+        }
+        // A constant package, resolved as importlib does (`rsplit` by level).
+        let mut base = dotted_name(self.constant(package)?)?;
+        for _ in 1..dots {
+            base = &base[..base.rfind('.')?];
+        }
+        if base.is_empty() {
+            return None;
+        }
+        let module = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}.{rest}")
+        };
+        Some((module, 0))
+    }
+
+    /// `__import__(name, ...)` without a level: the (module, 0) it imports.
+    fn dunder_import(&self, args: &[&[Tok]]) -> Option<(String, u32)> {
+        let name = dotted_name(self.constant(args.first()?)?)?;
+        if name.is_empty() {
+            return None;
+        }
+        let mut positional = 0;
+        for arg in args {
+            let starred = arg
+                .first()
+                .is_some_and(|t| matches!(self.text(t), b"*" | b"**"));
+            if starred || self.keyword(arg, b"level").is_some() {
+                return None;
+            }
+            let is_keyword =
+                arg.len() >= 2 && arg[0].kind == Kind::Name && self.is(arg.get(1), b"=");
+            positional += usize::from(!is_keyword);
+        }
+        // The fifth positional argument is the level.
+        (positional < 5).then(|| (name.to_owned(), 0))
     }
 
     /// Record the names bound by an assignment / annotated assignment /
@@ -1352,6 +1596,69 @@ mod tests {
             Some(i) => i,
             None => panic!("no import of {module:?} in {:?}", m.imports),
         }
+    }
+
+    #[test]
+    fn dynamic_imports_with_constant_names() {
+        let src = "import importlib\n\
+                   m = importlib.import_module('lib.plug')\n\
+                   def f():\n    return importlib.import_module(\"lib.a\", package=x)\n\
+                   importlib.import_module(name)\n\
+                   importlib.import_module('lib.' + name)\n\
+                   importlib.import_module(f'lib.{x}')\n\
+                   importlib.import_module('lib' 'x')\n\
+                   importlib.import_module('a\\\\x2eb')\n\
+                   __import__('os.path')\n\
+                   __import__('x', globals(), locals(), [], 1)\n\
+                   __import__('y', level=0)\n\
+                   obj.import_module('not.this')\n\
+                   import_module('not.bound.yet')\n";
+        assert_eq!(
+            brief(src),
+            vec![
+                imp("importlib", 0, &[], 1),
+                imp("lib.plug", 0, &[], 2),
+                imp("lib.a", 0, &[], 4),
+                imp("os.path", 0, &[], 10),
+            ]
+        );
+        let m = scan(src);
+        assert!(find(&m, "lib.a").in_function);
+        assert!(!find(&m, "lib.plug").in_function);
+    }
+
+    #[test]
+    fn dynamic_imports_relative_and_bound_names() {
+        let src = "from importlib import import_module as load\n\
+                   load('.plug', __package__)\n\
+                   load('..up', package=__package__)\n\
+                   load('.b', 'pkg.sub')\n\
+                   load('..c', package='pkg.sub')\n\
+                   load('...d', 'pkg.sub')\n\
+                   load('.e')\n\
+                   load('.f', __name__)\n\
+                   if TYPE_CHECKING:\n    load('typed.only')\n\
+                   try:\n    load('maybe')\nexcept ImportError:\n    pass\n\
+                   if load('in.header'):\n    pass\n";
+        assert_eq!(
+            brief(src),
+            vec![
+                imp("importlib", 0, &["import_module"], 1),
+                imp("plug", 1, &[], 2),
+                imp("up", 2, &[], 3),
+                imp("pkg.sub.b", 0, &[], 4),
+                imp("pkg.c", 0, &[], 5),
+                imp("typed.only", 0, &[], 10),
+                imp("maybe", 0, &[], 12),
+                imp("in.header", 0, &[], 15),
+            ]
+        );
+        let m = scan(src);
+        assert!(find(&m, "typed.only").type_checking);
+        assert!(find(&m, "maybe").guarded);
+        assert!(!find(&m, "in.header").guarded);
+        // Defining a function of that name is no call of it.
+        assert_eq!(brief("def __import__(x='a'):\n    pass\n"), vec![]);
     }
 
     #[test]

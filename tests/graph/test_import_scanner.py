@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.examples import SHOP, source_files
+from tests.graph.dynamic_reference import dynamic_calls, header_exprs
 from vega_dag import _core
 from vega_dag.errors import SourceError
 
@@ -326,12 +327,27 @@ def _suppresses_import_error(item: ast.withitem) -> bool:
     return name == "suppress" and any(_names_import_error(a) for a in call.args)
 
 
-def ast_imports(tree: ast.Module) -> set[tuple]:
-    """Every import as the scanner reports it, computed from ``ast``."""
+def ast_imports(tree: ast.Module, source: bytes | None = None) -> set[tuple]:
+    """Every import as the scanner reports it, computed from ``ast``.
+
+    With ``source``, constant dynamic imports too (``tests/graph/dynamic_reference.py``).
+    """
     out: set[tuple] = set()
+    dyn = dynamic_calls(tree, source.splitlines(keepends=True)) if source is not None else {}
+
+    def dynamic(exprs: list, tc: bool, guarded: bool, in_func: bool) -> None:
+        for e in exprs:
+            for node in ast.walk(e):
+                if id(node) in dyn:
+                    line, module, level = dyn[id(node)]
+                    out.add((module, level, (), line, tc, guarded, in_func))
 
     def visit(body: list[ast.stmt], tc: bool, guarded: bool, in_func: bool) -> None:
         for n in body:
+            if dyn:
+                dynamic(header_exprs(n), tc, guarded, in_func)
+                if isinstance(n, ast.Try | ast.TryStar):
+                    dynamic([h.type for h in n.handlers if h.type], tc, guarded, in_func)
             if isinstance(n, ast.Import):
                 for alias in n.names:
                     out.add((alias.name, 0, (), n.lineno, tc, guarded, in_func))
@@ -471,7 +487,7 @@ def test_corpus_shop_api_matches_ast():
         source = path.read_bytes()
         tree = ast.parse(source)
         imps, top = scanned(source)
-        assert imps == ast_imports(tree), path
+        assert imps == ast_imports(tree, source), path
         assert top == ast_names(tree), path
 
 
@@ -484,7 +500,7 @@ def test_corpus_stdlib_matches_ast():
         except (SyntaxError, ValueError):
             continue  # test data that is not valid Python 3
         imps, top = scanned(source)
-        assert imps == ast_imports(tree), path
+        assert imps == ast_imports(tree, source), path
         assert top == ast_names(tree), path
         checked += 1
     assert checked >= 250

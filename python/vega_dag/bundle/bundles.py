@@ -28,7 +28,11 @@ from vega_dag.store.actions import action_key
 from vega_dag.store.objects import CorruptObjectError, MissingObjectError
 from vega_dag.store.state import RouteRecord
 
+#: No data members (``RouteFiles.members`` lists only routes with some).
+_NONE: list[tuple[str, str]] = []
+
 if TYPE_CHECKING:
+    from vega_dag.bundle.files import RouteFiles
     from vega_dag.compile.dirty import Compiled
     from vega_dag.graph.analysis import Analysis
     from vega_dag.graph.modules import Module
@@ -50,9 +54,15 @@ def build_bundles(
     entries: dict[str, str],
     compiled: Compiled,
     state: BuildState,
+    files: RouteFiles | None = None,
 ) -> Bundled:
-    """Every route's bundle: the last build's where no member changed, else built."""
+    """Every route's bundle: the last build's where no member changed, else built.
+
+    ``files`` holds each route's data members (``bundle.files``).
+    """
     routes, closures, modules, pyc = a.routes, a.closures, a.modules, compiled.pyc
+    data = files.members if files is not None else {}
+    old_data = state.route_files
     records: dict[str, RouteRecord] = {}
     rebuilt: set[str] = set()
     same_toolchain = state.toolchain == ctx.toolchain
@@ -79,6 +89,7 @@ def build_bundles(
             and old.entry == entries[pattern]
             and ((prev := old_closures.get(pattern)) is closure_names or prev == closure_names)
             and changed.isdisjoint(closure_names)
+            and data.get(pattern, _NONE) == old_data.get(pattern, _NONE)
             and (old.bundle in index or ctx.present(old.bundle))
         ):
             # No member's compiled bytes changed: the bundle stands
@@ -86,6 +97,8 @@ def build_bundles(
             records[pattern] = old
             continue
         meta, members = bundle_inputs(route, entries[pattern], closure_names, names, pyc)
+        if pattern in data:
+            members = sorted([*members, *data[pattern]])
         key = action_key("bundle", meta, members, ctx.tc_key)
         out = ctx.actions.get(key)
         if out is not None and ctx.present(out):
@@ -95,7 +108,7 @@ def build_bundles(
         todo.append((pattern, meta, members, key, closure_names))
     if todo:
         jobs = [(meta, members, c) for _, meta, members, _, c in todo]
-        made = make_bundles(ctx, jobs, pyc, modules)
+        made = make_bundles(ctx, jobs, pyc, modules, files)
         for (pattern, meta, _, key, _), digest in zip(todo, made, strict=True):
             ctx.new_actions[key] = digest
             records[pattern] = RouteRecord(module=meta.module, entry=meta.entry, bundle=digest)
@@ -108,6 +121,7 @@ def make_bundles(
     jobs: list[tuple[RouteMeta, list[tuple[str, str]], list[str]]],
     pyc: dict[str, str],
     modules: dict[str, Module],
+    files: RouteFiles | None = None,
 ) -> list[str]:
     """Each job's bundle digest; the bundles are stored as their assemblies.
 
@@ -122,6 +136,11 @@ def make_bundles(
             d = pyc[name]
             if d not in blobs:
                 blobs[d] = member_bytes(ctx, modules[name], d)
+    if files is not None and files.paths:
+        for _, members, _ in jobs:
+            for _, d in members:
+                if d not in blobs and d in files.paths:
+                    blobs[d] = data_bytes(ctx, files.paths[d], d)
     inline = [route_inline(meta) for meta, _, _ in jobs]
     digests = _core.stored_archive_digests(
         [(i, members) for i, (_, members, _) in zip(inline, jobs, strict=True)],
@@ -152,6 +171,25 @@ def member_bytes(ctx: BuildContext, m: Module, d: str) -> bytes:
         return fresh
 
 
+def data_bytes(ctx: BuildContext, path: str, d: str) -> bytes:
+    """The bytes ``d`` of the data file at ``path``: stored once, like a compiled module."""
+    if ctx.present(d):
+        try:
+            return ctx.store.get(d)
+        except (CorruptObjectError, MissingObjectError):
+            ctx.why(f"{path}: stored copy {short(d)} is damaged; read again")
+    try:
+        data = (ctx.root / path).read_bytes()
+    except FileNotFoundError:
+        raise BuildError([f"{path}: vanished during the build; run the build again"]) from None
+    if _core.hash_bytes(data) != d:
+        from vega_dag.compile.bytecode import SourceChangedError
+
+        raise BuildError([str(SourceChangedError(path))])
+    ctx.new_objects[d] = data
+    return data
+
+
 def explain_bundle(
     ctx: BuildContext,
     pattern: str,
@@ -174,13 +212,18 @@ def explain_bundle(
         for n in state.closures.get(pattern, [])
         if (rec := state.modules.get(n)) is not None
     }
+    before.update(state.route_files.get(pattern, ()))
     after = dict(members)
     changed = sorted(n for n in after if n in before and before[n] != after[n])
     added = sorted(set(after) - set(before))
     removed = sorted(set(before) - set(after))
     parts = []
-    if changed:
-        parts.append("compiled output changed: " + ", ".join(changed))
+    changed_code = [n for n in changed if n.endswith(".pyc")]
+    changed_data = [n for n in changed if not n.endswith(".pyc")]
+    if changed_code:
+        parts.append("compiled output changed: " + ", ".join(changed_code))
+    if changed_data:
+        parts.append("file changed: " + ", ".join(changed_data))
     if added:
         parts.append("added: " + ", ".join(added))
     if removed:

@@ -7,6 +7,7 @@ namespace packages resolve):
     api/orders/[id].pyc      the route module
     lib/__init__.pyc         every module of its closure, by import path
     lib/db.pyc
+    lib/templates/page.html  data files (bundle.files), where the project has them
 
 ``entry`` is how the runtime calls the route: ``app`` (an ASGI or WSGI
 application, told apart when it is loaded) or ``handler`` (a plain

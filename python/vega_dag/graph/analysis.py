@@ -3,23 +3,35 @@
 tables (``graph.tables``) → which modules were edited → parse
 (``graph.parse``) → edges (``graph.edges``) → closures (``graph.closures``).
 The build starts from it; so do ``vega-dag graph``, the drift check's builds
-and ``vega-dag plan`` (a dry-run build).
+and ``vega-dag plan`` (a dry-run build). The include globs of
+``[tool.vega]`` (``bundle.files``) add modules to closures here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import msgspec
+
+from vega_dag import _core
+from vega_dag.bundle.files import (
+    FileRules,
+    FilesConfigError,
+    check_route_settings,
+    file_rules,
+    included_modules,
+)
 from vega_dag.daemon import warm
 from vega_dag.graph.app import whole_project_apps
 from vega_dag.graph.closures import route_closures
 from vega_dag.graph.edges import resolve_edges
 from vega_dag.graph.parse import parse_modules
 from vega_dag.graph.tables import project_tables, scanned_files
+from vega_dag.pipeline.result import BuildError
 
 if TYPE_CHECKING:
-    from vega_dag import _core
+    from vega_dag.config import VegaConfig
     from vega_dag.daemon.warm import LastBuild
     from vega_dag.graph.modules import Module, Route
     from vega_dag.pipeline.context import BuildContext
@@ -51,6 +63,12 @@ class Analysis:
     tables_key: tuple = ()
     #: The parse cache to write back, or None when it was not read.
     parse_cache: dict[str, Parsed] | None = None
+    #: The include/exclude globs (``bundle.files``).
+    rules: FileRules = field(default_factory=FileRules)
+    #: route pattern → the modules its include globs add to its closure
+    included: dict[str, list[str]] = field(default_factory=dict)
+    #: their digest ("" for none), recorded with the closures
+    included_digest: str = ""
 
 
 def analyze(
@@ -77,10 +95,17 @@ def analyze(
     deps, edges_digest = resolve_edges(
         ctx, modules, digests, parsed, edited, state, last, tables_key
     )
+    rules = _file_rules(vega, routes)
+    included = included_modules(rules, modules, routes, digests) if not rules.empty else {}
+    included_digest = (
+        _core.hash_bytes(msgspec.json.encode(sorted(included.items()))) if included else ""
+    )
     closures = {}
     if with_closures:
         whole = whole_project_apps(ctx.root, routes, digests, parsed)
-        closures = route_closures(routes, deps, edges_digest, state, whole)
+        closures = route_closures(
+            routes, deps, edges_digest, state, included, included_digest, whole
+        )
     return Analysis(
         modules,
         routes,
@@ -93,7 +118,21 @@ def analyze(
         edited=edited,
         tables_key=tables_key,
         parse_cache=parse_cache,
+        rules=rules,
+        included=included,
+        included_digest=included_digest,
     )
+
+
+def _file_rules(vega: VegaConfig, routes: dict[str, Route]) -> FileRules:
+    """The include/exclude globs; a bad glob or an unknown route pattern is a build error."""
+    problems = check_route_settings(vega, routes)
+    if problems:
+        raise BuildError(problems)
+    try:
+        return file_rules(vega)
+    except FilesConfigError as err:
+        raise BuildError([str(err)]) from None
 
 
 def _edited(

@@ -18,16 +18,23 @@ def route_closures(
     deps: dict[str, list[str]],
     edges_digest: str,
     state: BuildState,
+    included: dict[str, list[str]] | None = None,
+    included_digest: str = "",
     whole: set[str] | None = None,
 ) -> dict[str, list[str]]:
     """route pattern → the sorted modules of its closure (the last build's, if they stand).
 
-    ``whole`` names routes whose bundle holds every module (``graph.app``:
-    a Django app, which loads its settings, URLs and apps by name).
+    ``included`` names, per route, the modules its ``include`` globs add
+    (``bundle.files.included_modules``): their closures join the route's.
+    ``included_digest`` identifies them (the cached closures were computed
+    for ``state.included``). ``whole`` names routes whose bundle holds every
+    module (``graph.app``: a Django app, which loads its settings, URLs and
+    apps by name).
     """
     wanted = {p: r.module.name for p, r in routes.items()}
     if (
         state.edges == edges_digest
+        and state.included == included_digest
         and set(state.closures) == set(wanted)
         # A pattern served by another module now (a one-app project's app
         # moved) has another closure.
@@ -41,6 +48,15 @@ def route_closures(
     # Only here is networkx imported: the edges changed.
     from vega_dag.graph.dag import closures, import_graph
 
-    by_module = closures(import_graph(deps), sorted(set(wanted.values())))
-    whole = whole or set()
-    return {p: everything if p in whole else by_module[m] for p, m in sorted(wanted.items())}
+    extra = included or {}
+    roots = set(wanted.values()).union(*extra.values())
+    by_module = closures(import_graph(deps), sorted(roots))
+    out = {}
+    for p, m in sorted(wanted.items()):
+        if p in (whole or ()):
+            out[p] = everything
+        elif p in extra:
+            out[p] = sorted(set(by_module[m]).union(*(by_module[n] for n in extra[p])))
+        else:
+            out[p] = by_module[m]
+    return out

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from vega_dag.daemon.warm import LastBuild
     from vega_dag.graph.modules import Module, Route
 
-#: Bump when import resolution changes: cached edges are then recomputed.
-RESOLVER_VERSION = 2
+#: Bump when import resolution changes: cached edges are then recomputed
+#: (3: constant dynamic imports are edges).
+RESOLVER_VERSION = 3
 
 
 def scanned_files(

@@ -11,6 +11,7 @@ from vega_dag.daemon import warm
 from vega_dag.manifest.schema import MANIFEST_SCHEMA, AppRoute, Manifest, RouteEntry
 
 if TYPE_CHECKING:
+    from vega_dag.bundle.files import RouteFiles
     from vega_dag.daemon.warm import LastBuild
     from vega_dag.graph.analysis import Analysis
     from vega_dag.pipeline.context import BuildContext
@@ -39,17 +40,21 @@ def assemble_manifest(
     routes: dict[str, RouteRecord],
     layer: tuple[str, str] | None,
     config_digest: str,
+    files: RouteFiles | None = None,
     app_routes: list[AppRoute] | None = None,
 ) -> tuple[bytes, str]:
     """The manifest's canonical bytes and digest (the build's identity).
 
-    ``module_items`` are the modules' ``source_items``; the lock file, when
-    there is one, is part of the source too.
+    ``module_items`` are the modules' ``source_items``; every file a bundle
+    holds (``files``), and the lock file when there is one, are part of the
+    source too.
     """
     if ctx.config.vega.rewrites:
         check_rewrites(ctx, list(a.routes))
     lock = ctx.config.lock_path
     items = list(module_items)
+    if files is not None:
+        items.extend(files.sources)
     if lock is not None and lock.is_file():
         rel = lock.relative_to(ctx.root).as_posix()
         items.append((rel, a.digests.get(rel) or _core.hash_file(lock)))

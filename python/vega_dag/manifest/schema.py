@@ -60,7 +60,8 @@ class Manifest(msgspec.Struct, frozen=True, omit_defaults=True):
     # it, so manifests that do not use it keep their bytes (and digests).
     schema: int
     toolchain: Toolchain
-    #: Digest of the sorted (path, digest) list of every module and the lock.
+    #: Digest of the (path, digest) list of every module, every file a
+    #: bundle holds besides them, and the lock.
     source: str
     #: Digest of the project's [tool.vega] settings.
     config: str

@@ -50,6 +50,8 @@ class BuildContext:
     verify: bool = False
     #: Compute everything, write nothing (``vega-dag plan``).
     dry_run: bool = False
+    #: Import each changed route from its bundle alone (``bundle.importcheck``).
+    import_check: bool = True
     #: The ``--explain`` lines, in the order the stages found them.
     explained: list[str] = field(default_factory=list)
     #: digest → bytes of every output this build made (one pack at the commit)

@@ -10,10 +10,12 @@ did not change:
    the edges changed, each route's closure over their condensation;
 3. compile (``compile.dirty``): every module whose (source digest, path,
    toolchain) has no cached output, in parallel, into canonical bytecode;
-4. bundle (``bundle.bundles``, ``bundle.layer``): every route whose members
-   (pyc digests) or metadata changed: a change that compiles to identical
-   bytes rebuilds nothing (early cutoff); the dependency layer, keyed by the
-   lock's pins;
+4. bundle (``bundle.files``, ``bundle.bundles``, ``bundle.layer``): each
+   route's data files (package data, include globs); every route whose
+   members (pyc and data digests) or metadata changed: a change that
+   compiles to identical bytes rebuilds nothing (early cutoff); the
+   dependency layer, keyed by the lock's pins; each route whose bundle was
+   made imported from it alone, isolated (``bundle.importcheck``);
 5. manifest (``manifest.assemble``);
 6. commit (``store.commit``): new objects (one pack), then action cache,
    state, head and stat cache.
@@ -59,6 +61,7 @@ def build(
     verify: bool = False,
     dry_run: bool = False,
     state_dir: Path | None = None,
+    import_check: bool = True,
 ) -> BuildResult:
     """Build the project at ``root``; see the module docstring.
 
@@ -72,6 +75,9 @@ def build(
     ``state_dir`` keeps this build's state (what the next build compares
     with) apart from the project's, sharing the store and action cache: a
     toolchain bisection builds each version without moving the project's head.
+
+    Without ``import_check``, the changed routes are not imported from their
+    bundles (``bundle.importcheck``; also off by ``[tool.vega.import_check]``).
     """
     started = time.perf_counter()
     config = config or load_config(root)
@@ -95,6 +101,7 @@ def build(
                 dry_run=dry_run,
                 state_dir=state_dir,
             )
+            ctx.import_check = import_check
             result, tail = run(ctx)
             if tail is not None:
                 # The daemon answers first and records the caches after,
@@ -176,6 +183,7 @@ def rebuild(
 ) -> tuple[BuildResult, Callable[[], None] | None]:
     """Stages 2-6, for a project that changed since its last build."""
     from vega_dag.bundle.bundles import build_bundles
+    from vega_dag.bundle.files import bundle_files
     from vega_dag.bundle.routes import route_entries
     from vega_dag.compile.dirty import compile_modules
     from vega_dag.graph.analysis import analyze
@@ -189,14 +197,22 @@ def rebuild(
     entries = route_entries(ctx, a.routes, a.digests, a.parsed, state)
     # 3. compile
     compiled = compile_modules(ctx, a, state, last)
-    # 4. bundle, and the dependency layer (its module only for a project with a lock)
-    bundled = build_bundles(ctx, a, entries, compiled, state)
+    # 4. bundle: each route's files besides its modules, its bundle, and the
+    # dependency layer (its module only for a project with a lock)
+    files = bundle_files(ctx, a)
+    bundled = build_bundles(ctx, a, entries, compiled, state, files)
     layer = None
     lock = ctx.config.lock_path
     if lock is not None:
         from vega_dag.bundle.layer import dependency_layer
 
         layer = dependency_layer(ctx, lock, state)
+    # ... and each changed route imported from its bundle alone
+    if ctx.import_check:
+        from vega_dag.bundle.importcheck import check_imports
+
+        layer_changed = state.manifest is not None and layer != state.layer
+        check_imports(ctx, a, compiled, files, bundled, layer, layer_changed)
     # A one-app project: its application's own routes, traced to their modules.
     found = []
     app = next((r for r in a.routes.values() if r.app is not None), None)
@@ -209,7 +225,7 @@ def rebuild(
     # 5. manifest
     module_items = source_items(a, last)
     manifest_bytes, manifest_digest = assemble_manifest(
-        ctx, a, module_items, bundled.records, layer, digest_of_config, found
+        ctx, a, module_items, bundled.records, layer, digest_of_config, files, found
     )
     ctx.new_objects[manifest_digest] = manifest_bytes
 
@@ -244,6 +260,7 @@ def rebuild(
         layer,
         manifest_digest,
         module_items,
+        files,
     )
     result.seconds = time.perf_counter() - ctx.started
     return result, tail

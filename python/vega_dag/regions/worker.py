@@ -22,58 +22,14 @@ from pathlib import Path
 
 from vega_dag import _core
 from vega_dag.manifest import Manifest, decode_manifest
+from vega_dag.regions.layout import ensure_tree
 from vega_dag.regions.loading import LoadProgress, frames_of
 from vega_dag.regions.runtime import RouteLoadError, Router, import_route, route_app
-from vega_dag.store.objects import ObjectStore, write_durably
+from vega_dag.store.objects import ObjectStore
 
 
 def _hex(digest: str) -> str:
     return digest.removeprefix(_core.DIGEST_PREFIX)
-
-
-def ensure_code(store: ObjectStore, fleet: Path, manifest_digest: str, manifest: Manifest) -> Path:
-    """Every bundle of the deployment merged into one zip that zipimport can open.
-
-    One archive, not one per route: a package such as ``lib`` is in many
-    bundles, each holding only the submodules its route needs, and a
-    package's ``__path__`` names one archive. Inside one build a module has
-    one compiled form, so the union is well defined; a clash is an error.
-    The merged file is keyed by the manifest and checked by its own digest,
-    recorded beside it, before every use.
-    """
-    path = fleet / "code" / f"{_hex(manifest_digest)}.zip"
-    sidecar = path.with_suffix(".digest")
-    if path.is_file() and sidecar.is_file() and _core.hash_file(path) == sidecar.read_text():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Every region prefetches at once: one merges, the others wait and reuse.
-    with open(path.with_suffix(".lock"), "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        if path.is_file() and sidecar.is_file() and _core.hash_file(path) == sidecar.read_text():
-            return path
-        return _merge_bundles(store, path, sidecar, manifest_digest, manifest)
-
-
-def _merge_bundles(
-    store: ObjectStore, path: Path, sidecar: Path, manifest_digest: str, manifest: Manifest
-) -> Path:
-    members: dict[str, bytes] = {}
-    for route in manifest.routes:
-        with zipfile.ZipFile(io.BytesIO(store.get(route.bundle))) as zf:
-            for info in zf.infolist():
-                if info.filename.startswith("__vega__/"):
-                    continue
-                data = zf.read(info)
-                if members.setdefault(info.filename, data) != data:
-                    raise ValueError(f"bundles of {manifest_digest} disagree on {info.filename}")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for name in sorted(members):
-            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), members[name])
-    data = buf.getvalue()
-    write_durably(path, data, sync=False)
-    write_durably(sidecar, _core.hash_bytes(data).encode(), sync=False)
-    return path
 
 
 def ensure_layer(store: ObjectStore, fleet: Path, digest: str) -> Path:
@@ -112,13 +68,14 @@ def prepare(store_root: Path, fleet: Path, manifest_digest: str) -> tuple[Manife
     """Verify every blob of the deployment and lay it out for import: (manifest, sys.path).
 
     The manifest and every bundle are read through ``ObjectStore.get`` (digest
-    checked) into the merged code archive, itself checked against its own
-    digest; the layer is extracted once. This is what a region's prefetch
-    confirms before any pointer may move to the deployment.
+    checked) into the deployment's code tree (``regions.layout``), itself
+    checked against its listing at every use; the layer is extracted once.
+    This is what a region's prefetch confirms before any pointer may move to
+    the deployment.
     """
     store = ObjectStore(store_root)
     manifest = load_manifest(store, manifest_digest)
-    paths = [str(ensure_code(store, fleet, manifest_digest, manifest))]
+    paths = [str(ensure_tree(store, fleet, manifest_digest, manifest))]
     if manifest.layer is not None:
         paths.append(str(ensure_layer(store, fleet, manifest.layer)))
     return manifest, paths
@@ -139,6 +96,9 @@ def load_deployment(
     sys.path[:0] = paths
     importlib.invalidate_caches()
     os.environ.update(manifest.env)
+    # Relative paths mean the deployment's tree, as they mean the project
+    # root when the code runs from its source tree.
+    os.chdir(paths[0])
     router = Router()
     for rewrite in manifest.rewrites:
         router.add_rewrite(rewrite.source, rewrite.destination)

@@ -24,6 +24,7 @@ from vega_dag.store.state import (
 )
 
 if TYPE_CHECKING:
+    from vega_dag.bundle.files import RouteFiles
     from vega_dag.compile.dirty import Compiled
     from vega_dag.graph.analysis import Analysis
     from vega_dag.pipeline.context import BuildContext
@@ -45,6 +46,7 @@ def record(
     layer: tuple[str, str] | None,
     manifest_digest: str,
     module_items: list[tuple[str, str]],
+    files: RouteFiles | None = None,
 ) -> None:
     """Record what the next build starts from: action cache, state, head, stat cache.
 
@@ -63,6 +65,8 @@ def record(
         modules=module_records(ctx, a, compiled, state),
         routes=routes,
         closures=a.closures,
+        included=a.included_digest,
+        route_files=files.members if files is not None else {},
     )
     save_state(ctx.state_path, new_state, state)
     if a.parse_cache is not None:

@@ -78,6 +78,10 @@ class BuildState(msgspec.Struct):
     modules: dict[str, ModuleRecord] = {}
     routes: dict[str, RouteRecord] = {}
     closures: dict[str, list[str]] = {}
+    #: digest of the modules ``include`` globs add to closures ("" for none)
+    included: str = ""
+    #: route pattern → its bundle's data members (entry name, digest), for routes with any
+    route_files: dict[str, list[tuple[str, str]]] = {}
 
 
 _decoder = msgspec.msgpack.Decoder(BuildState)
@@ -117,6 +121,7 @@ class ClosureTable(msgspec.Struct):
     version: int = STATE_VERSION
     edges: str = ""
     closures: dict[str, list[str]] = {}
+    included: str = ""
 
 
 _closures_decoder = msgspec.msgpack.Decoder(ClosureTable)
@@ -137,7 +142,11 @@ def _read_state(path: Path) -> BuildState:
         table = _closures_decoder.decode(_closures_path(path).read_bytes())
     except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
         table = ClosureTable()
-    if table.version == STATE_VERSION and table.edges == state.edges:
+    if (
+        table.version == STATE_VERSION
+        and table.edges == state.edges
+        and table.included == state.included
+    ):
         state.closures = table.closures
     # Otherwise the closures are recomputed: they are checked against the
     # edges and routes before use.
@@ -147,28 +156,39 @@ def _read_state(path: Path) -> BuildState:
 def save_state(path: Path, state: BuildState, previous: BuildState | None = None) -> None:
     """Write ``state``; its closures only if they are not ``previous``'s (same object)."""
     if previous is None or state.closures is not previous.closures:
-        table = ClosureTable(edges=state.edges, closures=state.closures)
+        table = ClosureTable(edges=state.edges, closures=state.closures, included=state.included)
         write_durably(_closures_path(path), _encoder.encode(table), sync=False)
     on_disk = msgspec.structs.replace(state, closures={})
     write_durably(path, _encoder.encode(on_disk), sync=False)
     warm.wrote(path, state)
 
 
-_parse_decoder = msgspec.msgpack.Decoder(dict[str, Parsed])
+#: Bumped when the import scanner reports more (2: constant dynamic imports):
+#: what an older scanner parsed is parsed again.
+SCANNER_VERSION = 2
+
+
+class ParseCacheFile(msgspec.Struct, array_like=True):
+    version: int
+    parsed: dict[str, Parsed]
+
+
+_parse_decoder = msgspec.msgpack.Decoder(ParseCacheFile)
 
 
 def load_parse_cache(path: Path) -> dict[str, Parsed]:
-    """Parsed imports by content digest (``parsed.msgpack``); empty if unreadable."""
+    """Parsed imports by content digest (``parsed.msgpack``); empty if unreadable or old."""
     return warm.load(path, _read_parse_cache)
 
 
 def _read_parse_cache(path: Path) -> dict[str, Parsed]:
     try:
-        return _parse_decoder.decode(path.read_bytes())
+        cache = _parse_decoder.decode(path.read_bytes())
     except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
         return {}
+    return cache.parsed if cache.version == SCANNER_VERSION else {}
 
 
 def save_parse_cache(path: Path, cache: dict[str, Parsed]) -> None:
-    write_durably(path, _encoder.encode(cache), sync=False)
+    write_durably(path, _encoder.encode(ParseCacheFile(SCANNER_VERSION, cache)), sync=False)
     warm.wrote(path, cache)
