@@ -2,13 +2,15 @@
 
 The application (``graph.app``) ships as one bundle, but its framework
 declares routes of its own (FastAPI/Starlette ``app.routes``, Flask's
-``url_map``, Django's URL resolver). They are listed at build time by
-importing the app from its bundle alone, in a fresh ``python -I`` whose
-``sys.path`` is the bundle and the dependency layer, from an empty
-temporary directory, within ``[tool.vega.health] load_timeout_s``
-(``discover_driver.py``): what a region would import, never the source
-tree. The list is cached by the bundle's digest (and the layer's and the
-env's), so a build that did not change the app's bundle does not import it.
+``url_map``, Django's URL resolver). They are listed at build time where
+the import check imports the app from its bundle alone (``bundle.importcheck``,
+``bundle/isolated.py``: ``python -I -S``, the bundle laid out as the regions
+lay it out and the dependency layer on ``sys.path``, never the source tree,
+within ``[tool.vega.import_check] timeout_s``), by ``framework_routes.py``
+in the same child, so a discovery costs no interpreter of its own. The list
+is cached by the bundle's digest (and the layer's, the env's and the
+lister's), so a build that did not change the app's bundle imports nothing;
+with the check off, the app is imported the same way for the discovery alone.
 
 Each route is then traced through the import graph: its handler module's
 closure, plus the app's modules that no handler imports (the app's own
@@ -20,9 +22,6 @@ and the deploy name them, and the gate probes them.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,13 +35,15 @@ from vega_dag.pipeline.result import BuildError
 from vega_dag.store.actions import action_key
 
 if TYPE_CHECKING:
+    from vega_dag.bundle.bundles import Bundled
+    from vega_dag.bundle.files import RouteFiles
     from vega_dag.compile.dirty import Compiled
     from vega_dag.graph.analysis import Analysis
     from vega_dag.graph.modules import Route
     from vega_dag.pipeline.context import BuildContext
     from vega_dag.store.state import BuildState, RouteRecord
 
-DRIVER = Path(__file__).with_name("discover_driver.py")
+LISTER = Path(__file__).with_name("framework_routes.py")
 
 
 class Found(msgspec.Struct, frozen=True):
@@ -61,17 +62,71 @@ def app_name(route: Route, entry: str) -> str:
     return f"{route.module.name}:{entry}"
 
 
-def discover(ctx: BuildContext, route: Route, record: RouteRecord, layer: str | None) -> Discovered:
-    """The framework routes of the app in ``record``'s bundle (cached by its digest)."""
+def discovery_key(ctx: BuildContext, record: RouteRecord, layer: str | None) -> str:
+    """The action key of discovering the routes of the app in ``record``'s bundle."""
     env = dict(sorted(ctx.config.vega.env.items()))
-    # The driver's own digest: a change to what it lists redoes every discovery.
-    driver = _core.hash_file(DRIVER)
-    key = action_key("app-routes", driver, record.bundle, record.entry, layer, env)
+    # The lister's own digest: a change to what it lists redoes every discovery.
+    lister = _core.hash_file(LISTER)
+    return action_key("app-routes", lister, record.bundle, record.entry, layer, env)
+
+
+def cached(ctx: BuildContext, key: str) -> Discovered | None:
     out = ctx.actions.get(key)
     if out is not None and ctx.present(out):
         return msgspec.json.decode(ctx.store.get(out), type=Discovered)
-    ctx.why(f"app {app_name(route, record.entry)}: bundle changed; its routes discovered again")
-    found = _run_driver(ctx, route, record, layer, env)
+    return None
+
+
+def request(record: RouteRecord) -> dict:
+    """What the import check's request for the app adds (``bundle/isolated.py``)."""
+    return {"lister": str(LISTER), "attr": record.entry}
+
+
+def discover(
+    ctx: BuildContext,
+    a: Analysis,
+    compiled: Compiled,
+    files: RouteFiles,
+    bundled: Bundled,
+    route: Route,
+    layer: tuple[str, str] | None,
+    answer: dict | None,
+) -> Discovered:
+    """The framework routes of the app (cached by its bundle's digest).
+
+    ``answer`` is the import check's, when it imported the app this build;
+    else (the check is off, or the bundle was not rebuilt) the app is
+    imported here, the same way.
+    """
+    record = bundled.records[route.pattern]
+    key = discovery_key(ctx, record, layer[1] if layer else None)
+    found = cached(ctx, key)
+    if found is not None:
+        return found
+    name = app_name(route, record.entry)
+    ctx.why(f"app {name}: bundle changed; its routes discovered again")
+    if answer is None:
+        answer = _import_app(ctx, a, compiled, files, bundled, route, layer)
+    if not answer.get("ok"):
+        from vega_dag.bundle.importcheck import _what
+
+        where = f" at {answer['importer']}" if answer.get("importer") else ""
+        raise BuildError(
+            [
+                f"app {name}: importing it from its bundle (as a region would) to discover its "
+                f"routes failed{where}: {_what(answer)}"
+            ]
+        )
+    result = answer["discovered"]
+    if "error" in result:
+        where = f" at {result['where']}" if result.get("where") else ""
+        raise BuildError(
+            [
+                f"app {name}: listing its routes failed{where}: "
+                f"{result['error']}: {result['message']}"
+            ]
+        )
+    found = msgspec.convert(result, Discovered)
     data = msgspec.json.encode(found, order="sorted")
     digest = _core.hash_bytes(data)
     ctx.new_objects[digest] = data
@@ -79,72 +134,48 @@ def discover(ctx: BuildContext, route: Route, record: RouteRecord, layer: str | 
     return found
 
 
-def _bundle_bytes(ctx: BuildContext, digest: str) -> bytes:
-    recipe = ctx.new_assemblies.get(digest)
-    if recipe is None:
-        return ctx.store.get(digest)
-    from vega_dag.store.assembly import assemble, decode_assembly
+def _import_app(
+    ctx: BuildContext,
+    a: Analysis,
+    compiled: Compiled,
+    files: RouteFiles,
+    bundled: Bundled,
+    route: Route,
+    layer: tuple[str, str] | None,
+) -> dict:
+    """The isolated driver's answer for the app, imported from its bundle laid out alone."""
+    from vega_dag.bundle.importcheck import base_path, bundle_request, layer_paths, run_driver
+    from vega_dag.regions.layout import remove_tree
 
-    return assemble(decode_assembly(recipe), ctx.store.get)[0]
-
-
-def _run_driver(
-    ctx: BuildContext, route: Route, record: RouteRecord, layer: str | None, env: dict[str, str]
-) -> Discovered:
-    name = app_name(route, record.entry)
-    timeout = ctx.config.vega.health.load_timeout_s
-    # Outside the project: the daemon's watcher must not see the bundle come and go.
-    with tempfile.TemporaryDirectory(prefix="vega-discover-") as tmp:
-        bundle = Path(tmp) / "bundle.zip"
-        bundle.write_bytes(_bundle_bytes(ctx, record.bundle))
-        cwd = Path(tmp) / "cwd"
-        cwd.mkdir()
-        paths = [str(bundle)]
-        if layer is not None and ctx.store.has(layer):
-            from vega_dag.regions.worker import ensure_layer
-
-            paths.append(str(ensure_layer(ctx.store, ctx.config.store_dir / "discover", layer)))
-        answer = Path(tmp) / "answer.json"
-        config = {
-            "paths": paths,
-            "module": route.module.name,
-            "attr": record.entry,
-            "env": env,
-            "out": str(answer),
-        }
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-I", str(DRIVER), json.dumps(config)],
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            raise BuildError(
-                [
-                    f"app {name}: importing it from its bundle to discover its routes took longer "
-                    f"than {timeout:g}s ([tool.vega.health] load_timeout_s)"
-                ]
-            ) from None
-        if not answer.is_file():
-            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
-            raise BuildError(
-                [
-                    f"app {name}: route discovery exited with status {proc.returncode} "
-                    "without answering" + (":\n" + "\n".join(tail) if tail else "")
-                ]
-            )
-        result = json.loads(answer.read_text(encoding="utf-8"))
-    if "error" in result:
-        where = f" at {result['where']}" if result.get("where") else ""
+    timeout = ctx.config.vega.import_check.timeout_s
+    # Outside the project: the daemon's watcher must not see the tree come and go.
+    scratch = Path(tempfile.mkdtemp(prefix="vega-discover-"))
+    try:
+        req = bundle_request(
+            ctx,
+            a,
+            compiled,
+            files,
+            bundled,
+            route.pattern,
+            scratch / "code",
+            scratch,
+            layer_paths(ctx, layer),
+            ctx.store.get,
+        )
+        req["discover"] = request(bundled.records[route.pattern])
+        answer = run_driver([req], base_path(ctx.root), timeout)[route.pattern]
+    finally:
+        remove_tree(scratch)
+    if answer.get("timeout"):
         raise BuildError(
             [
-                f"app {name}: importing it from its bundle (as a region would) to discover its "
-                f"routes failed{where}: {result['error']}: {result['message']}"
+                f"app {app_name(route, bundled.records[route.pattern].entry)}: importing it from "
+                f"its bundle did not finish within {timeout:g} s ([tool.vega.import_check] "
+                "timeout_s)"
             ]
         )
-    return msgspec.convert(result, Discovered)
+    return answer
 
 
 def _closure(a: Analysis, root: str) -> set[str]:
@@ -174,13 +205,16 @@ def app_routes(
     ctx: BuildContext,
     a: Analysis,
     route: Route,
-    record: RouteRecord,
     compiled: Compiled,
+    files: RouteFiles,
+    bundled: Bundled,
     state: BuildState,
-    layer: str | None,
+    layer: tuple[str, str] | None,
+    answer: dict | None = None,
 ) -> list[AppRoute]:
     """The app's routes, each with the digest of the modules it runs (see the module docstring)."""
-    found = discover(ctx, route, record, layer)
+    found = discover(ctx, a, compiled, files, bundled, route, layer, answer)
+    record = bundled.records[route.pattern]
     bundle = set(a.closures[route.pattern])
     pyc = compiled.pyc
     handlers = sorted({f.module for f in found.routes if f.module in bundle})
@@ -191,12 +225,14 @@ def app_routes(
         ctx.why(f"app {app_name(route, record.entry)}: new; {len(found.routes)} routes discovered")
     elif ctx.explain:
         changed = {n for n in bundle if (old := state.modules.get(n)) is None or old.pyc != pyc[n]}
+    data_files = sorted(files.members.get(route.pattern, []))
     out = []
     for f in found.routes:
         # A handler of the framework's own (FastAPI's /openapi.json) runs on
         # what the whole app declares.
         modules = sorted(reach[f.module] | shared) if f.module in reach else sorted(bundle)
-        digest = _core.hash_bytes(msgspec.json.encode([(n, pyc[n]) for n in modules]))
+        # The bundle's data files (templates, static files) are every route's.
+        digest = _core.hash_bytes(msgspec.json.encode([[(n, pyc[n]) for n in modules], data_files]))
         path = _full_path(ctx.config.vega.app_mount, f.path)
         out.append(AppRoute(methods=f.methods, path=path, module=f.module, closure=digest))
         if changed:

@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,16 +123,19 @@ def check_imports(
     bundled: Bundled,
     layer: tuple[str, str] | None,
     layer_changed: bool,
-) -> None:
+    discover: dict[str, dict] | None = None,
+) -> dict[str, dict]:
     """Import every route whose bundle this build made from that bundle alone (module doc).
 
     With ``layer_changed`` (the dependency layer is not the last build's),
-    every route is imported.
+    every route is imported. ``discover`` maps a one-app project's app route
+    to what its import should also list (``bundle.discover``): the answers
+    of those of them that were imported are returned.
     """
     settings = ctx.config.vega.import_check
     routes = sorted(a.routes if layer_changed else bundled.rebuilt)
     if not settings.enabled or not routes:
-        return
+        return {}
     import tempfile
 
     from vega_dag.regions.layout import remove_tree
@@ -140,9 +144,53 @@ def check_imports(
     # the daemon's watcher) reads.
     scratch = Path(tempfile.mkdtemp(prefix="vega-import-check-"))
     try:
-        _check(ctx, a, compiled, files, bundled, routes, layer, scratch, settings.timeout_s)
+        answers = _check(
+            ctx, a, compiled, files, bundled, routes, layer, scratch, settings.timeout_s, discover
+        )
     finally:
         remove_tree(scratch)
+    return {p: answers[p] for p in discover or {} if p in answers}
+
+
+def bundle_request(
+    ctx: BuildContext,
+    a: Analysis,
+    compiled: Compiled,
+    files: RouteFiles,
+    bundled: Bundled,
+    pattern: str,
+    tree: Path,
+    scratch: Path,
+    layer: list[str],
+    fetch: Callable[[str], bytes],
+) -> dict[str, Any]:
+    """The driver's request importing route ``pattern`` from its bundle, laid out at ``tree``."""
+    from vega_dag.bundle.routes import archive_name
+    from vega_dag.regions.layout import lay_out
+
+    members = [
+        (archive_name(a.modules[n]), compiled.pyc[n]) for n in a.closures[pattern]
+    ] + files.members.get(pattern, [])
+    # One route's bundle, laid out as the regions lay a deployment out.
+    lay_out(scratch, tree, {name: (d, fetch(d)) for name, d in members})
+    return {
+        "id": pattern,
+        "paths": [str(tree), *layer],
+        "cwd": str(tree),
+        "module": bundled.records[pattern].module,
+        # A catch-all imports by its file (see isolated._import).
+        "file": a.routes[pattern].module.path,
+        "env": dict(ctx.config.vega.env),
+    }
+
+
+def layer_paths(ctx: BuildContext, layer_record: tuple[str, str] | None) -> list[str]:
+    """The dependency layer's directory (extracted once), as ``sys.path`` entries."""
+    if layer_record is None:
+        return []
+    from vega_dag.regions.worker import ensure_layer
+
+    return [str(ensure_layer(ctx.store, ctx.store.root / "fleet", layer_record[1]))]
 
 
 def _check(
@@ -155,16 +203,9 @@ def _check(
     layer_record: tuple[str, str] | None,
     scratch: Path,
     timeout: float,
-) -> None:
-    from vega_dag.bundle.routes import archive_name
-    from vega_dag.regions.layout import lay_out
-
-    layer: list[str] = []
-    if layer_record is not None:
-        from vega_dag.regions.worker import ensure_layer
-
-        layer = [str(ensure_layer(ctx.store, ctx.store.root / "fleet", layer_record[1]))]
-    env = dict(ctx.config.vega.env)
+    discover: dict[str, dict] | None = None,
+) -> dict[str, dict]:
+    layer = layer_paths(ctx, layer_record)
     blobs: dict[str, bytes] = {}
 
     def fetch(digest: str) -> bytes:
@@ -174,29 +215,18 @@ def _check(
 
     requests: list[dict[str, Any]] = []
     for i, pattern in enumerate(routes):
-        members = [
-            (archive_name(a.modules[n]), compiled.pyc[n]) for n in a.closures[pattern]
-        ] + files.members.get(pattern, [])
-        # One route's bundle, laid out as the regions lay a deployment out.
         tree = scratch / "code" / str(i)
-        lay_out(scratch, tree, {name: (d, fetch(d)) for name, d in members})
-        record = bundled.records[pattern]
-        requests.append(
-            {
-                "id": pattern,
-                "paths": [str(tree), *layer],
-                "cwd": str(tree),
-                "module": record.module,
-                # A catch-all imports by its file (see isolated._import).
-                "file": a.routes[pattern].module.path,
-                "env": env,
-            }
+        request = bundle_request(
+            ctx, a, compiled, files, bundled, pattern, tree, scratch, layer, fetch
         )
+        if discover and pattern in discover:
+            request["discover"] = discover[pattern]
+        requests.append(request)
     paths = base_path(ctx.root)
     answers = run_driver(requests, paths, timeout, preload=_stdlib_imports(ctx, a, routes))
     failed = [r for r in requests if not answers[r["id"]].get("ok")]
     if not failed:
-        return
+        return answers
     # Failures that are not the bundle's: the same import fails from the source tree.
     roots = [str((ctx.root / r).resolve()) for r in ctx.config.vega.source_roots]
     again = run_driver(
@@ -229,6 +259,7 @@ def _check(
         problems.append(_lacking(pattern, route_file, answer, r["cwd"], a))
     if problems:
         raise BuildError(problems)
+    return answers
 
 
 def _stdlib_imports(ctx: BuildContext, a: Analysis, routes: list[str]) -> list[str]:

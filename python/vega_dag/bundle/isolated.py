@@ -4,7 +4,9 @@ It runs in an interpreter that sees neither the project nor vega-dag (no
 site processing, no environment, no script directory on ``sys.path``) and
 imports nothing of its own beyond the stdlib, so that each import it makes
 finds exactly what its request names. Requests arrive on stdin, one JSON
-object a line: ``{"id", "paths", "cwd", "module", "file", "env"}``; for each, a
+object a line: ``{"id", "paths", "cwd", "module", "file", "env"}`` (and, for
+a one-app project's app, ``"discover": {"lister", "attr"}``: the answer's
+``"discovered"`` lists its framework's routes, see ``_discover``); for each, a
 child is forked that puts ``paths`` first on ``sys.path`` (a route's bundle
 and the dependency layer, or the source roots), changes to ``cwd``, sets
 ``env`` and imports ``module``. One JSON line answers each request, in the
@@ -78,6 +80,25 @@ def _import(name: str, file: str | None) -> None:
     raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
+def _discover(module: str, discover: dict) -> dict:
+    """A one-app project's framework routes, listed by ``discover["lister"]`` (a file).
+
+    The lister (``bundle/framework_routes.py``) is stdlib-only code, loaded
+    by its path: nothing of vega-dag is importable here.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_vega_framework_routes", discover["lister"])
+    assert spec is not None and spec.loader is not None
+    lister = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lister)
+    try:
+        return lister.listing(getattr(sys.modules[module], discover["attr"]))
+    except BaseException as err:
+        where = _importer(err.__traceback__)
+        return {"error": type(err).__name__, "message": str(err), "where": where}
+
+
 def _child(request: dict, out: int) -> None:
 
     # Route code that prints at import time must not write into the answers.
@@ -90,6 +111,8 @@ def _child(request: dict, out: int) -> None:
     try:
         _import(request["module"], request.get("file"))
         result: dict = {"ok": True}
+        if request.get("discover"):
+            result["discovered"] = _discover(request["module"], request["discover"])
     except BaseException as err:
         lines = traceback.format_exception(type(err), err, err.__traceback__)
         result = {

@@ -207,20 +207,27 @@ def rebuild(
         from vega_dag.bundle.layer import dependency_layer
 
         layer = dependency_layer(ctx, lock, state)
+    # A one-app project's app lists its framework's routes where it is imported.
+    app = next((r for r in a.routes.values() if r.app is not None), None)
+    discover: dict[str, dict] = {}
+    if app is not None:
+        from vega_dag.bundle import discover as app_discovery
+
+        app_record = bundled.records[app.pattern]
+        key = app_discovery.discovery_key(ctx, app_record, layer[1] if layer else None)
+        if app_discovery.cached(ctx, key) is None:
+            discover[app.pattern] = app_discovery.request(app_record)
     # ... and each changed route imported from its bundle alone
+    answers: dict[str, dict] = {}
     if ctx.import_check:
         from vega_dag.bundle.importcheck import check_imports
 
         layer_changed = state.manifest is not None and layer != state.layer
-        check_imports(ctx, a, compiled, files, bundled, layer, layer_changed)
-    # A one-app project: its application's own routes, traced to their modules.
+        answers = check_imports(ctx, a, compiled, files, bundled, layer, layer_changed, discover)
     found = []
-    app = next((r for r in a.routes.values() if r.app is not None), None)
     if app is not None:
-        from vega_dag.bundle.discover import app_routes
-
-        found = app_routes(
-            ctx, a, app, bundled.records[app.pattern], compiled, state, layer[1] if layer else None
+        found = app_discovery.app_routes(
+            ctx, a, app, compiled, files, bundled, state, layer, answers.get(app.pattern)
         )
     # 5. manifest
     module_items = source_items(a, last)

@@ -1,33 +1,25 @@
-"""Route discovery's driver: ``python -I discover_driver.py CONFIG``, stdlib only.
+"""A one-app project's framework routes, listed in the isolated import check's child.
 
-It runs in a fresh interpreter that sees neither the project's source tree
-nor vega-dag (``-I``: no environment, no script directory or user site on
-``sys.path``), from an empty temporary directory: ``paths`` (the app's bundle
-and the dependency layer) come first on ``sys.path``. It imports ``module``,
-takes ``attr`` and lists the framework's own routes:
+Stdlib-only code, loaded by its path by ``bundle/isolated.py`` once the app's
+module is imported from its bundle alone (nothing of vega-dag is importable
+there). ``listing(app)`` walks the framework's own routes:
 
-- FastAPI and Starlette: ``app.routes``, mounted sub-applications walked;
+- FastAPI and Starlette: ``app.routes``, mounted sub-applications and
+  (lazily) included routers walked;
 - Flask: ``app.url_map.iter_rules()`` and ``app.view_functions``;
-- Django: ``get_resolver().url_patterns``, walked (the settings module is
-  the one the app's module set, or ``DJANGO_SETTINGS_MODULE`` from ``env``).
+- Django: ``get_resolver().url_patterns``, ``include()``s walked (the
+  settings module is the one the app's module set, or
+  ``DJANGO_SETTINGS_MODULE`` from ``[tool.vega] env``).
 
 Each route is ``{"methods", "path", "module"}``: the methods (``["*"]``
 when any), the path pattern in the routes' syntax (``/items/{item_id}``,
-``/files/{name:path}``) and the module of the handler. The answer, written
-to ``out`` (the app's own prints go to /dev/null), is ``{"framework",
-"routes"}`` or ``{"error", "message", "where"}`` (``where``: the innermost
-frame of the project's code, ``shop/main.py:7``).
-
-CONFIG is JSON: ``{"paths", "module", "attr", "env", "out"}``.
+``/files/{name:path}``) and the module of the handler. An app of no known
+framework has no routes (``framework`` None).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import sys
-import traceback
 
 _FLASK_PARAM = re.compile(r"<(?:(?P<conv>[A-Za-z_][A-Za-z0-9_]*)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _DJANGO_PARAM = re.compile(r"<(?:(?P<conv>\w+):)?(?P<name>\w+)>")
@@ -153,41 +145,8 @@ def discover(app: object) -> tuple[str | None, list]:
     return None, out
 
 
-def _where(tb: object) -> str | None:
-    """``file:line`` of the innermost frame in the bundle's code (named by its project path)."""
-    found = None
-    for frame in traceback.extract_tb(tb):  # type: ignore[arg-type]
-        if not frame.filename.startswith("<") and not os.path.isabs(frame.filename):
-            found = f"{frame.filename}:{frame.lineno}"
-    return found
-
-
-def main() -> None:
-    config = json.loads(sys.argv[1])
-    out_path = config["out"]
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1):
-        os.dup2(devnull, fd)
-    sys.path[:0] = config["paths"]
-    sys.dont_write_bytecode = True
-    os.environ.update(config.get("env") or {})
-    try:
-        import importlib
-
-        module = importlib.import_module(config["module"])
-        app = getattr(module, config["attr"])
-        framework, routes = discover(app)
-        unique = {(tuple(r["methods"]), r["path"]): r for r in routes}
-        result: dict = {"framework": framework, "routes": [unique[k] for k in sorted(unique)]}
-    except BaseException as err:
-        result = {
-            "error": type(err).__name__,
-            "message": str(err),
-            "where": _where(err.__traceback__),
-        }
-    with open(out_path, "w", encoding="utf-8") as f:
-        json.dump(result, f)
-
-
-if __name__ == "__main__":
-    main()
+def listing(app: object) -> dict:
+    """``{"framework", "routes"}`` of ``app``, each (methods, path) once, sorted."""
+    framework, routes = discover(app)
+    unique = {(tuple(r["methods"]), r["path"]): r for r in routes}
+    return {"framework": framework, "routes": [unique[k] for k in sorted(unique)]}
