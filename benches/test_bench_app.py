@@ -114,7 +114,7 @@ def started(root: Path) -> Path:
 
     root = root.resolve()
     run_as_a_user(VEGA, "build", "-q", str(root))  # starts the daemon, builds here
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded machine starts it slowly
     while call(root, {"status": True}, timeout=5) is None:
         assert time.monotonic() < deadline, "the first build started no daemon"
         time.sleep(0.05)

@@ -60,17 +60,14 @@ def _route(route: object, path: str, endpoint: object, out: list) -> None:
 
 def _starlette(routes: list, prefix: str, out: list) -> None:
     for route in routes:
-        contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is not None:
-            # FastAPI ≥ 0.160 includes a router lazily: its routes, with the
-            # include's prefix applied, are its effective contexts.
-            for context in contexts():
-                original = context.original_route
-                path = _join(prefix, _starlette_path(context.path))
-                if context.endpoint is not None:
-                    _route(original, path, context.endpoint, out)
-                elif getattr(original, "routes", None) is not None:
-                    _starlette(list(original.routes), path, out)
+        included = getattr(route, "original_router", None)
+        context = getattr(route, "include_context", None)
+        if included is not None and context is not None:
+            # FastAPI ≥ 0.160 includes a router lazily: its own routes, under
+            # the include's prefix (read directly: building its effective
+            # routes costs more than the rest of the listing).
+            inner = _join(prefix, _starlette_path(context.prefix)) if context.prefix else prefix
+            _starlette(list(included.routes), inner, out)
             continue
         raw = getattr(route, "path", None)
         if raw is None:
