@@ -14,6 +14,10 @@ regions = 1
 [tool.vega.health]
 p99_ms = 5000
 min_samples = 2
+
+# A loaded test machine imports FastAPI or Django slowly.
+[tool.vega.import_check]
+timeout_s = 60
 """
 
 FASTAPI = {

@@ -171,8 +171,11 @@ def bundle_request(
     members = [
         (archive_name(a.modules[n]), compiled.pyc[n]) for n in a.closures[pattern]
     ] + files.members.get(pattern, [])
-    # One route's bundle, laid out as the regions lay a deployment out.
-    lay_out(scratch, tree, {name: (d, fetch(d)) for name, d in members})
+    # One route's bundle, laid out as the regions lay a deployment out, its
+    # files linked from the fleet's pool (``fleet/files/<digest>``): a file an
+    # earlier check or deployment pooled is checked, not written again, which
+    # is most of a one-app project's (its bundle is every module).
+    lay_out(ctx.store.root / "fleet", tree, {name: (d, fetch(d)) for name, d in members})
     return {
         "id": pattern,
         "paths": [str(tree), *layer],
