@@ -174,8 +174,10 @@ def bundle_request(
     # One route's bundle, laid out as the regions lay a deployment out, its
     # files linked from the fleet's pool (``fleet/files/<digest>``): a file an
     # earlier check or deployment pooled is checked, not written again, which
-    # is most of a one-app project's (its bundle is every module).
-    lay_out(ctx.store.root / "fleet", tree, {name: (d, fetch(d)) for name, d in members})
+    # is most of a one-app project's (its bundle is every module). A dry run
+    # writes nothing in the store: its pool is the scratch directory's.
+    pool = scratch if ctx.dry_run else ctx.store.root / "fleet"
+    lay_out(pool, tree, {name: (d, fetch(d)) for name, d in members})
     return {
         "id": pattern,
         "paths": [str(tree), *layer],
