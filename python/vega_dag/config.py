@@ -32,7 +32,8 @@ class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timeout_s: float = 2.0
     #: Expected status of every probe.
     expect_status: int = 200
-    #: route pattern ("/api/orders/{id}") -> concrete paths to probe
+    #: route pattern ("/api/orders/{id}", or a one-app project's discovered
+    #: "/items/{item_id}") -> concrete paths to probe
     probes: dict[str, list[str]] = {}
     #: A region whose worker has not imported (and warmed) the deployment in
     #: this long fails its prefetch, naming the route it was loading.
@@ -124,6 +125,14 @@ class BackendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Directory whose modules are routes, relative to the project root.
     routes: str = "api"
+    #: A one-app project's application, "package.module:attr" (ASGI or WSGI):
+    #: it is the project's one route, and the routes directory is not read.
+    #: Unset, a project without route files is one if main.py, app.py,
+    #: asgi.py or wsgi.py (or app/main.py, or a package's asgi.py/wsgi.py)
+    #: defines ``app`` or ``application``.
+    app: str | None = None
+    #: Where a one-app project's application is served: "/" or a prefix ("/v1").
+    app_mount: str = "/"
     #: Directories that hold importable code (the routes' parent included).
     source_roots: list[str] = msgspec.field(default_factory=lambda: ["."])
     #: Pinned third-party dependencies: requirements-style `==` pins or
@@ -195,6 +204,8 @@ _HASHED_WHEN_SET = {
     ("include",): [],
     ("exclude",): [],
     ("per_route",): {},
+    ("app",): None,
+    ("app_mount",): "/",
 }
 
 
@@ -241,6 +252,22 @@ def rewrite_problem(rewrite: Rewrite) -> str | None:
                 f"destination {rewrite.destination!r} uses {{{m.group(1)}}}, "
                 "which the source does not define"
             )
+    return None
+
+
+_APP = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_MOUNT = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+
+
+def app_problem(vega: VegaConfig) -> str | None:
+    """What is wrong with ``app`` and ``app_mount``, or None."""
+    if vega.app is not None and not _APP.match(vega.app):
+        return f'app {vega.app!r} must be "package.module:attr" (e.g. "app.main:app")'
+    if vega.app_mount != "/" and not _MOUNT.match(vega.app_mount):
+        return (
+            f'app_mount {vega.app_mount!r} must be "/" or a path of plain segments '
+            '("/v1", "/api/shop"), without a trailing \'/\''
+        )
     return None
 
 
@@ -306,6 +333,10 @@ def load_config(root: Path) -> ProjectConfig:
         except RemoteConfigError as err:
             where = "[tool.vega.backend] " if source == pyproject else "[backend] "
             raise ConfigError(source or root, f"{where}store: {err.reason}") from None
+    problem = app_problem(vega)
+    if problem is not None:
+        where = "[tool.vega] " if source == pyproject else ""
+        raise ConfigError(source or root, f"{where}{problem}")
     # The lock too: the scan that notices changes covers the project only, so
     # an edit to a lock outside it would leave a no-op build serving a stale layer.
     for rel in [vega.routes, *vega.source_roots, vega.store, *([vega.lock] if vega.lock else [])]:

@@ -216,18 +216,21 @@ def check_imports(
     layer: tuple[str, str] | None,
     state: BuildState,
     everything: bool,
-) -> None:
+    discover: dict[str, dict] | None = None,
+) -> dict[str, dict]:
     """Import every route whose bundle is not the last build's from that bundle alone.
 
     With ``everything`` (the layer or the settings are not the last build's),
     every route is a candidate. A candidate whose bundle was imported before
     with the same layer, env and interpreter is not imported again (its
     verdict is in the action cache): undoing an edit, or a lock change,
-    costs nothing.
+    costs nothing. ``discover`` maps a one-app project's app route to what
+    its import should also list (``bundle.discover``): the answers of those
+    of them that were imported are returned.
     """
     settings = ctx.config.vega.import_check
     if not settings.enabled:
-        return
+        return {}
     routes = sorted(
         p
         for p, r in bundled.records.items()
@@ -238,15 +241,21 @@ def check_imports(
     }
     # A bundle already imported from alone (same layer, env, interpreter) passes
     # again: an undo, or a route whose bundle an edit left as it was, costs nothing.
-    routes = [p for p in routes if ctx.actions.get(verdicts[p]) != bundled.records[p].bundle]
+    # (Not an app whose routes are to be listed: its import lists them.)
+    listing = discover or {}
+    routes = [
+        p
+        for p in routes
+        if p in listing or ctx.actions.get(verdicts[p]) != bundled.records[p].bundle
+    ]
     if not routes:
-        return
+        return {}
     # A bundle whose import would run only code unchanged since it passed
     # passes again (bundle/verdicts.py): an edit inside a handler costs no import.
     context = _context_key(ctx, layer, settings.timeout_s)
     same_run = _SameRun(ctx, a, compiled, files, context)
     for pattern in list(routes):
-        if same_run.passes(pattern):
+        if pattern not in listing and same_run.passes(pattern):
             routes.remove(pattern)
             ctx.actions.put(verdicts[pattern], bundled.records[pattern].bundle)
             ctx.why(
@@ -254,7 +263,7 @@ def check_imports(
                 "passed: not imported again"
             )
     if not routes:
-        return
+        return {}
     from vega_dag.regions.layout import remove_tree
 
     # Outside the project: the check must not touch the tree the build (and
@@ -262,7 +271,7 @@ def check_imports(
     scratch = Path(tempfile.mkdtemp(prefix="vega-import-check-"))
     try:
         passed = _check(
-            ctx, a, compiled, files, bundled, routes, layer, scratch, settings.timeout_s
+            ctx, a, compiled, files, bundled, routes, layer, scratch, settings.timeout_s, discover
         )
     finally:
         remove_tree(scratch)
@@ -270,6 +279,7 @@ def check_imports(
         ctx.actions.put(verdicts[pattern], bundled.records[pattern].bundle)
         if "ran" in answer and not ctx.dry_run:
             same_run.record(pattern, answer["ran"])
+    return {p: passed[p] for p in discover or {} if p in passed}
 
 
 class _SameRun:
@@ -362,6 +372,52 @@ def _verdict_key(
     )
 
 
+def bundle_request(
+    ctx: BuildContext,
+    a: Analysis,
+    compiled: Compiled,
+    files: RouteFiles,
+    bundled: Bundled,
+    pattern: str,
+    tree: Path,
+    scratch: Path,
+    layer: list[str],
+    fetch: Callable[[str], bytes],
+) -> dict[str, Any]:
+    """The driver's request importing route ``pattern`` from its bundle, laid out at ``tree``."""
+    from vega_dag.bundle.routes import archive_name
+    from vega_dag.regions.layout import lay_out
+
+    members = [
+        (archive_name(a.modules[n]), compiled.pyc[n]) for n in a.closures[pattern]
+    ] + files.members.get(pattern, [])
+    # One route's bundle, laid out as the regions lay a deployment out, its
+    # files linked from the fleet's pool (``fleet/files/<digest>``): a file an
+    # earlier check or deployment pooled is checked, not written again, which
+    # is most of a one-app project's (its bundle is every module). A dry run
+    # writes nothing in the store: its pool is the scratch directory's.
+    pool = scratch if ctx.dry_run else ctx.store.root / "fleet"
+    lay_out(pool, tree, {name: (d, fetch(d)) for name, d in members})
+    return {
+        "id": pattern,
+        "paths": [str(tree), *layer],
+        "cwd": str(tree),
+        "module": bundled.records[pattern].module,
+        # A catch-all imports by its file (see isolated._import).
+        "file": a.routes[pattern].module.path,
+        "env": dict(ctx.config.vega.env),
+    }
+
+
+def layer_paths(ctx: BuildContext, layer_record: tuple[str, str] | None) -> list[str]:
+    """The dependency layer's directory (extracted once), as ``sys.path`` entries."""
+    if layer_record is None:
+        return []
+    from vega_dag.regions.worker import ensure_layer
+
+    return [str(ensure_layer(ctx.store, ctx.store.root / "fleet", layer_record[1]))]
+
+
 def _check(
     ctx: BuildContext,
     a: Analysis,
@@ -372,15 +428,12 @@ def _check(
     layer_record: tuple[str, str] | None,
     scratch: Path,
     timeout: float,
+    discover: dict[str, dict] | None = None,
 ) -> dict[str, dict]:
     """Import ``routes`` (module doc): the routes that imported from their bundles alone."""
     from vega_dag.bundle.routes import archive_name
 
-    layer: list[str] = []
-    if layer_record is not None:
-        from vega_dag.regions.worker import ensure_layer
-
-        layer = [str(ensure_layer(ctx.store, ctx.store.root / "fleet", layer_record[1]))]
+    layer = layer_paths(ctx, layer_record)
     env = dict(ctx.config.vega.env)
     blobs: dict[str, bytes] = {}
 
@@ -399,18 +452,19 @@ def _check(
         tree = scratch / "code" / str(i)
         _link_tree(scratch / "files", tree, members, fetch, pooled)
         record = bundled.records[pattern]
-        requests.append(
-            {
-                "id": pattern,
-                "paths": [str(tree), *layer],
-                "cwd": str(tree),
-                "module": record.module,
-                # A catch-all imports by its file (see isolated._import).
-                "file": a.routes[pattern].module.path,
-                "env": env,
-                "trace": True,
-            }
-        )
+        request: dict[str, Any] = {
+            "id": pattern,
+            "paths": [str(tree), *layer],
+            "cwd": str(tree),
+            "module": record.module,
+            # A catch-all imports by its file (see isolated._import).
+            "file": a.routes[pattern].module.path,
+            "env": env,
+            "trace": True,
+        }
+        if discover and pattern in discover:
+            request["discover"] = discover[pattern]
+        requests.append(request)
     paths = base_path(ctx.root)
     preload = _stdlib_imports(ctx, a, routes)
     answers = run_driver(requests, paths, timeout, preload=preload)

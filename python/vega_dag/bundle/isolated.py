@@ -10,7 +10,9 @@ finds exactly what its request names. ``PATHS`` (JSON) is the rest of
 It is resident: the build starts it early (its start-up overlaps the scan
 and compile) and the build daemon keeps it between builds. Batches arrive on
 stdin: a line ``{"count": n, "timeout": seconds, "jobs": k, "preload": [...]}``,
-then ``n`` request lines ``{"id", "paths", "cwd", "module", "file", "env"}``.
+then ``n`` request lines ``{"id", "paths", "cwd", "module", "file", "env"}``
+(and, for a one-app project's app, ``"discover": {"lister", "attr"}``: the
+answer's ``"discovered"`` lists its framework's routes, see ``_discover``).
 For each request a child is forked (``jobs`` at a time) that puts ``paths``
 first on ``sys.path`` (a route's bundle and the dependency layer, or the
 source roots), changes to ``cwd``, sets ``env`` and imports ``module``; the
@@ -94,6 +96,25 @@ class _Fd:
         return self.fd
 
 
+def _discover(module: str, discover: dict) -> dict:
+    """A one-app project's framework routes, listed by ``discover["lister"]`` (a file).
+
+    The lister (``bundle/framework_routes.py``) is stdlib-only code, loaded
+    by its path: nothing of vega-dag is importable here.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_vega_framework_routes", discover["lister"])
+    assert spec is not None and spec.loader is not None
+    lister = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lister)
+    try:
+        return lister.listing(getattr(sys.modules[module], discover["attr"]))
+    except BaseException as err:
+        where = _importer(err.__traceback__)
+        return {"error": type(err).__name__, "message": str(err), "where": where}
+
+
 def _child(request: dict, out: int) -> None:
     import faulthandler
 
@@ -129,6 +150,8 @@ def _child(request: dict, out: int) -> None:
         result: dict = {"ok": True}
         if tracing and whole:
             result["ran"] = {name: sorted(runs) for name, runs in ran.items()}
+        if request.get("discover"):
+            result["discovered"] = _discover(request["module"], request["discover"])
     except BaseException as err:
         sys.settrace(None)
         lines = traceback.format_exception(type(err), err, err.__traceback__)

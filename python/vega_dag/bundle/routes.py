@@ -44,7 +44,33 @@ class RouteExportError(VegaError):
         self.pattern = pattern
 
 
+class AppExportError(VegaError):
+    def __init__(self, path: str, app: str, wanted: tuple[str, ...]) -> None:
+        names = " or ".join(f"`{n}`" for n in wanted)
+        hint = (
+            ""
+            if len(wanted) == 1
+            else '; or name the application in [tool.vega] app = "package.module:attr"'
+        )
+        super().__init__(
+            f"{path}: the project's application {app} is not defined there: "
+            f"define {names} (ASGI or WSGI) at module level{hint}"
+        )
+        self.path = path
+
+
 def entry_point(route: Route, top_level_names: list[str]) -> str:
+    if route.app is not None:
+        # A one-app project's application: the configured attribute, or the
+        # first of the usual ones the module defines.
+        from vega_dag.graph.app import APP_ATTRS
+
+        wanted = (route.app,) if route.app else APP_ATTRS
+        for name in wanted:
+            if name in top_level_names:
+                return name
+        where = f"{route.module.name}:{route.app}" if route.app else route.module.name
+        raise AppExportError(route.module.path, where, wanted)
     for name in ENTRY_POINTS:
         if name in top_level_names:
             return name
@@ -63,7 +89,12 @@ def route_entries(
     for pattern, route in routes.items():
         digest = digests[route.module.path]
         old = state.routes.get(pattern)
-        if digest not in parsed and old is not None and old.module == route.module.name:
+        if (
+            digest not in parsed
+            and old is not None
+            and old.module == route.module.name
+            and not route.app  # a configured app attribute may have been renamed
+        ):
             # Not parsed this build: unchanged since the last one, whose
             # record says how the route is called.
             entries[pattern] = old.entry

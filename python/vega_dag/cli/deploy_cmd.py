@@ -161,11 +161,22 @@ def deploy_cmd(
         )
     else:
         moved = sum(1 for r in outcome.regions.values() if r.outcome == "promoted")
+        changed = outcome.changed_app_routes
+        if changed:
+            # One bundle, many routes: say which of them changed, and how many a gate probed.
+            probed = len(outcome.gates[0].routes) if outcome.gates else 0
+            counts = f"{len(changed)} changed routes, {probed} probed"
+        else:
+            counts = f"{len(outcome.changed_routes)} changed routes probed"
         click.echo(
             click.style("✓", fg="green")
             + f" Deployed to {moved} regions in {outcome.seconds:.2f}s"
-            + f"   ({len(outcome.changed_routes)} changed routes probed)"
+            + f"   ({counts})"
         )
+        for line in changed[:20]:
+            click.echo(f"  route {line}")
+        if len(changed) > 20:
+            click.echo(f"  … and {len(changed) - 20} more")
     if outcome.skipped and outcome.deployment:
         names = ", ".join(outcome.skipped)
         click.secho(

@@ -16,10 +16,12 @@ from vega_dag.errors import VegaError
 def make_plan(path: Path) -> dict:
     """What a deploy would do, computed exactly by a dry-run build (nothing is written)."""
     from vega_dag.manifest import decode_manifest
+    from vega_dag.manifest.schema import AppRouteEntry
     from vega_dag.pipeline import build
     from vega_dag.plugins.manager import region_target
     from vega_dag.regions import REGION_NAMES
     from vega_dag.rollout.deploy import changed_routes, plan_waves
+    from vega_dag.rollout.health import probed_routes
     from vega_dag.rollout.pointers import PointerStore
     from vega_dag.store.objects import ObjectStore
 
@@ -53,10 +55,16 @@ def make_plan(path: Path) -> dict:
     # The routes a deploy would probe: those whose bundle differs from what a
     # moving region serves now (every route, for a region serving nothing).
     probe: set[str] = set()
+    app_changes: dict[str, str] = {}
+    health, mount = config.vega.health, config.vega.app_mount
     for name in moving:
         digest = live.get(name)
         old = decode_manifest(store.get(digest)) if digest and store.has(digest) else None
-        probe.update(r.pattern for r in changed_routes(old, new_manifest))
+        changed = changed_routes(old, new_manifest)
+        probe.update(r.pattern for r in probed_routes(changed, health, mount))
+        for r in changed:
+            if isinstance(r, AppRouteEntry):
+                app_changes[r.pattern] = r.describe()
     rebuild = sorted(probe)
     nothing = not moving
     nodes = [
@@ -104,6 +112,7 @@ def make_plan(path: Path) -> dict:
         "bundles_built": result.bundles_built,
         "moving_regions": moving,
         "rebuild_routes": rebuild,
+        "changed_app_routes": [app_changes[p] for p in sorted(app_changes)],
         "start_regions": start,
         "waves": waves,
         "pointers": pointers,
@@ -141,3 +150,7 @@ def plan_cmd(path: Path, as_json: bool) -> None:
             f"  {len(plan['moving_regions'])} region(s) would move; "
             f"{len(plan['rebuild_routes'])} changed route(s) would be probed"
         )
+        for line in plan["changed_app_routes"][:20]:
+            click.echo(f"  changed route {line}")
+        if len(plan["changed_app_routes"]) > 20:
+            click.echo(f"  … and {len(plan['changed_app_routes']) - 20} more")

@@ -23,6 +23,7 @@ from vega_dag.bundle.files import (
     included_modules,
 )
 from vega_dag.daemon import warm
+from vega_dag.graph.app import whole_project_apps
 from vega_dag.graph.closures import route_closures
 from vega_dag.graph.edges import resolve_edges
 from vega_dag.graph.parse import parse_modules
@@ -99,11 +100,12 @@ def analyze(
     included_digest = (
         _core.hash_bytes(msgspec.json.encode(sorted(included.items()))) if included else ""
     )
-    closures = (
-        route_closures(routes, deps, edges_digest, state, ctx, included, included_digest)
-        if with_closures
-        else {}
-    )
+    closures = {}
+    if with_closures:
+        whole = whole_project_apps(ctx.root, routes, digests, parsed)
+        closures = route_closures(
+            routes, deps, edges_digest, state, ctx, included, included_digest, whole
+        )
     return Analysis(
         modules,
         routes,

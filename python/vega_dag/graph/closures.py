@@ -27,21 +27,31 @@ def route_closures(
     ctx: BuildContext | None = None,
     included: dict[str, list[str]] | None = None,
     included_digest: str = "",
+    whole: set[str] | None = None,
 ) -> dict[str, list[str]]:
     """route pattern → the sorted modules of its closure (the last build's, if they stand).
 
     ``included`` names, per route, the modules its ``include`` globs add
     (``bundle.files.included_modules``): their closures join the route's.
     ``included_digest`` identifies them (the cached closures were computed
-    for ``state.included``).
+    for ``state.included``). ``whole`` names routes whose bundle holds every
+    module (``graph.app``: a Django app, which loads its settings, URLs and
+    apps by name).
     """
     wanted = {p: r.module.name for p, r in routes.items()}
     if (
         state.edges == edges_digest
         and state.included == included_digest
         and set(state.closures) == set(wanted)
+        # A pattern served by another module now (a one-app project's app
+        # moved) has another closure.
+        and all((old := state.routes.get(p)) is None or old.module == m for p, m in wanted.items())
+        and all(len(state.closures[p]) == len(deps) for p in whole or ())
     ):
         return state.closures
+    everything = sorted(deps)
+    if whole and set(whole) == set(wanted):
+        return {p: everything for p in sorted(wanted)}
     shared = ctx is not None and ctx.remote_url is not None and not ctx.dry_run
     if shared:
         assert ctx is not None
@@ -56,7 +66,9 @@ def route_closures(
     by_module = closures(import_graph(deps), sorted(roots))
     result = {}
     for p, m in sorted(wanted.items()):
-        if p in extra:
+        if p in (whole or ()):
+            result[p] = everything
+        elif p in extra:
             result[p] = sorted(set(by_module[m]).union(*(by_module[n] for n in extra[p])))
         else:
             result[p] = by_module[m]

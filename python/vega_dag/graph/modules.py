@@ -89,6 +89,10 @@ class Route:
     #: URL pattern, e.g. "/api/orders/{id}".
     pattern: str
     module: Module
+    #: A one-app project's application (``graph.app``): its attribute, or ""
+    #: when detected (``app`` or ``application``, whichever the module
+    #: defines). None for a file route.
+    app: str | None = None
 
 
 def _is_name(part: str) -> bool:

@@ -12,6 +12,7 @@ import msgspec
 
 from vega_dag import _core
 from vega_dag.daemon import warm
+from vega_dag.graph.app import app_route
 from vega_dag.graph.modules import RouteConflictError, layout_problems, module_table, route_table
 from vega_dag.pipeline.result import BuildError
 
@@ -41,7 +42,7 @@ def scanned_files(
         return digests, last.tables_key
     digests = changes.table.digests()
     files = tuple(sorted(digests))
-    return digests, (files, tuple(vega.source_roots), vega.routes)
+    return digests, (files, tuple(vega.source_roots), vega.routes, vega.app, vega.app_mount)
 
 
 def project_tables(
@@ -57,10 +58,19 @@ def project_tables(
         files = list(tables_key[0])
         modules = module_table(files, vega.source_roots, vega.routes)
         problems = layout_problems(files, modules, vega.routes)
-        try:
-            routes = route_table(modules, vega.routes)
-        except RouteConflictError as err:
-            problems += err.problems
+        routes: dict[str, Route] = {}
+        if vega.app is None:
+            try:
+                routes = route_table(modules, vega.routes)
+            except RouteConflictError as err:
+                problems += err.problems
+        if vega.app is not None or (not routes and not problems):
+            # A one-app project: its application is its one route.
+            app = app_route(vega, modules)
+            if isinstance(app, str):
+                problems.append(app)
+            elif app is not None:
+                routes = {app.pattern: app}
         if problems:
             raise BuildError(problems)
         module_set = _core.hash_bytes(

@@ -8,7 +8,7 @@ import msgspec
 
 from vega_dag import _core
 from vega_dag.daemon import warm
-from vega_dag.manifest.schema import MANIFEST_SCHEMA, Manifest, RouteEntry
+from vega_dag.manifest.schema import MANIFEST_SCHEMA, AppRoute, Manifest, RouteEntry
 
 if TYPE_CHECKING:
     from vega_dag.bundle.files import RouteFiles
@@ -41,6 +41,7 @@ def assemble_manifest(
     layer: tuple[str, str] | None,
     config_digest: str,
     files: RouteFiles | None = None,
+    app_routes: list[AppRoute] | None = None,
 ) -> tuple[bytes, str]:
     """The manifest's canonical bytes and digest (the build's identity).
 
@@ -75,6 +76,7 @@ def assemble_manifest(
         ],
         env=dict(sorted(ctx.config.vega.env.items())),
         rewrites=list(ctx.config.vega.rewrites),
+        app_routes=app_routes or [],
     )
     data = manifest.encode()
     return data, _core.hash_bytes(data)

@@ -215,7 +215,18 @@ def rebuild(
         from vega_dag.bundle.layer import dependency_layer
 
         layer = dependency_layer(ctx, lock, state)
+    # A one-app project's app lists its framework's routes where it is imported.
+    app = next((r for r in a.routes.values() if r.app is not None), None)
+    discover: dict[str, dict] = {}
+    if app is not None:
+        from vega_dag.bundle import discover as app_discovery
+
+        app_record = bundled.records[app.pattern]
+        key = app_discovery.discovery_key(ctx, app_record, layer[1] if layer else None)
+        if app_discovery.cached(ctx, key) is None:
+            discover[app.pattern] = app_discovery.request(app_record)
     # ... and each changed route imported from its bundle alone
+    answers: dict[str, dict] = {}
     if ctx.import_check:
         from vega_dag.bundle.importcheck import check_imports
 
@@ -223,11 +234,18 @@ def rebuild(
         everything = state.manifest is not None and (
             layer != state.layer or state.config != digest_of_config
         )
-        check_imports(ctx, a, compiled, files, bundled, layer, state, everything)
+        answers = check_imports(
+            ctx, a, compiled, files, bundled, layer, state, everything, discover
+        )
+    found = []
+    if app is not None:
+        found = app_discovery.app_routes(
+            ctx, a, app, compiled, files, bundled, state, layer, answers.get(app.pattern)
+        )
     # 5. manifest
     module_items = source_items(a, last)
     manifest_bytes, manifest_digest = assemble_manifest(
-        ctx, a, module_items, bundled.records, layer, digest_of_config, files
+        ctx, a, module_items, bundled.records, layer, digest_of_config, files, found
     )
     ctx.new_objects[manifest_digest] = manifest_bytes
 

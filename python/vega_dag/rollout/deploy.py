@@ -29,8 +29,9 @@ import msgspec
 from vega_dag.config import ProjectConfig, RolloutConfig
 from vega_dag.errors import VegaError
 from vega_dag.manifest import Manifest, RouteEntry, decode_manifest
+from vega_dag.manifest.schema import AppRouteEntry
 from vega_dag.regions.fleet import RegionError, RegionInfo
-from vega_dag.rollout.health import GateReport, run_gate
+from vega_dag.rollout.health import GateReport, probed_routes, run_gate
 from vega_dag.rollout.pointers import Move, PointerStore, default_actor
 from vega_dag.rollout.scheduler import Node, NodeFailed, Schedule
 from vega_dag.store.objects import ObjectStore
@@ -70,6 +71,8 @@ class DeployOutcome:
     gates: list[GateReport] = field(default_factory=list)
     waves: list[list[str]] = field(default_factory=list)
     changed_routes: list[str] = field(default_factory=list)
+    #: a one-app project's changed routes, "GET /items/{id} (shop.routers.items)"
+    changed_app_routes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     started_regions: bool = False
@@ -83,6 +86,7 @@ class DeployOutcome:
             "status": self.status,
             "seconds": round(self.seconds, 4),
             "changed_routes": self.changed_routes,
+            "changed_app_routes": self.changed_app_routes,
             "waves": self.waves,
             "regions": [r.to_json() for r in self.regions.values()],
             "gates": [g.to_json() for g in self.gates],
@@ -127,11 +131,43 @@ def plan_waves(regions: list[str], rollout: RolloutConfig) -> list[list[str]]:
 
 
 def changed_routes(old: Manifest | None, new: Manifest) -> list[RouteEntry]:
-    """Routes whose bundle differs from the live deployment's (all, on a first deploy)."""
-    if old is None or old.env != new.env or old.layer != new.layer:
-        return list(new.routes)
-    before = {r.pattern: r.bundle for r in old.routes}
-    return [r for r in new.routes if before.get(r.pattern) != r.bundle]
+    """Routes whose bundle differs from the live deployment's (all, on a first deploy).
+
+    A one-app project's changed application stands for its discovered routes
+    whose modules changed (``app_changes``).
+    """
+    everything = old is None or old.env != new.env or old.layer != new.layer
+    if everything:
+        changed = list(new.routes)
+    else:
+        assert old is not None
+        before = {r.pattern: r.bundle for r in old.routes}
+        changed = [r for r in new.routes if before.get(r.pattern) != r.bundle]
+    if not new.app_routes or not changed:
+        return changed
+    return app_changes(None if everything else old, new, changed[0])
+
+
+def app_changes(old: Manifest | None, new: Manifest, app: RouteEntry) -> list[RouteEntry]:
+    """The app's routes whose modules differ from ``old``'s (all without one), one per path.
+
+    When none did (the bundle changed, not what any route runs: a discovered
+    route removed), the app itself stands for the change.
+    """
+    before = {(tuple(r.methods), r.path): r.closure for r in old.app_routes} if old else {}
+    by_path: dict[str, tuple[list[str], str]] = {}
+    for r in new.app_routes:
+        if before.get((tuple(r.methods), r.path)) != r.closure:
+            methods, module = by_path.get(r.path, ([], r.module))
+            by_path[r.path] = (sorted({*methods, *r.methods}), module)
+    if not by_path:
+        return [app]
+    return [
+        AppRouteEntry(
+            pattern=path, module=module, file="", entry=app.entry, bundle=app.bundle, methods=m
+        )
+        for path, (m, module) in sorted(by_path.items())
+    ]
 
 
 def config_snapshot(config: ProjectConfig) -> dict[str, Any]:
@@ -287,6 +323,9 @@ class Rollout:
         }
         union = {r.pattern: r for name in moving for r in changes[name]}
         outcome.changed_routes = sorted(union)
+        outcome.changed_app_routes = [
+            r.describe() for _, r in sorted(union.items()) if isinstance(r, AppRouteEntry)
+        ]
         waves = [
             [n for n in wave if n in moving]
             for wave in plan_waves([r.name for r in regions], self.config.vega.rollout)
@@ -405,7 +444,12 @@ def build_schedule(
     everyone = [n for wave in waves for n in wave]
     previous = tuple(prefetch_keys)
     for i, wave in enumerate(waves):
-        routes = list({r.pattern: r for n in wave for r in changes[n]}.values())
+        vega = rollout.config.vega
+        routes = probed_routes(
+            list({r.pattern: r for n in wave for r in changes[n]}.values()),
+            vega.health,
+            vega.app_mount,
+        )
 
         def promote(_: dict, wave: list[str] = wave) -> dict[str, float]:
             if background:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from vega_dag.config import HealthConfig
 from vega_dag.manifest import RouteEntry
+from vega_dag.manifest.schema import AppRouteEntry
 from vega_dag.regions import DEPLOYMENT_HEADER
 from vega_dag.regions.fleet import Connection, RegionInfo
 from vega_dag.rollout.probes import probe_all
@@ -133,11 +134,37 @@ def p99(values: list[float]) -> float:
 
 
 def probe_paths(route: RouteEntry, health: HealthConfig) -> tuple[list[str], bool]:
-    """(paths, configured): the configured probe paths, or the route's own path."""
+    """(paths, configured): the configured probe paths, or the route's own path.
+
+    A one-app project's route (``AppRouteEntry``) is probed at its own path
+    only when that is a GET without parameters: any other needs a body, a
+    method or a value only a configured probe knows.
+    """
     configured = health.probes.get(route.pattern)
     if configured:
         return list(configured), True
+    if isinstance(route, AppRouteEntry):
+        plain = _PARAM.search(route.pattern) is None and {"GET", "*"} & set(route.methods)
+        return ([route.pattern] if plain else []), False
     return [_PARAM.sub("1", route.pattern)], False
+
+
+def probed_routes(
+    routes: list[RouteEntry], health: HealthConfig, mount: str = "/"
+) -> list[RouteEntry]:
+    """The routes a gate probes: those with a probe path.
+
+    When a one-app project's changed routes have none (only POSTs or routes
+    with parameters changed, and no probes are configured), its app is
+    probed at its mount path instead: the new deployment must answer there
+    without a server error.
+    """
+    kept = [r for r in routes if probe_paths(r, health)[0]]
+    apps = [r for r in routes if isinstance(r, AppRouteEntry)]
+    if kept or not apps:
+        return kept
+    app = apps[0]
+    return [AppRouteEntry(mount, app.module, "", app.entry, app.bundle, methods=["GET"])]
 
 
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 404: "Not Found", 500: "Error"}

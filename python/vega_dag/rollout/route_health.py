@@ -20,11 +20,18 @@ CONCURRENCY = 8
 
 
 def probe_region(
-    url: str, deployment: str, manifest: Manifest, health: HealthConfig
+    url: str, deployment: str, manifest: Manifest, health: HealthConfig, mount: str = "/"
 ) -> tuple[str, list[str], float | None]:
     """(summary, problems, p99 ms) for one region serving ``deployment``."""
     jobs: list[tuple[str, str, bool]] = []
-    for route in manifest.routes:
+    routes = list(manifest.routes)
+    if manifest.app_routes and routes:
+        # A one-app project: its routes as a gate probes them (deploy.app_changes).
+        from vega_dag.rollout.deploy import app_changes
+        from vega_dag.rollout.health import probed_routes
+
+        routes = probed_routes(app_changes(None, manifest, routes[0]), health, mount)
+    for route in routes:
         paths, configured = probe_paths(route, health)
         jobs.extend((route.pattern, path, configured) for path in paths)
 
@@ -52,11 +59,11 @@ def probe_region(
     problems = [f"route {pattern} {problem}" for pattern, _, problem in results if problem]
     timings = [s for _, s, _ in results if s is not None]
     latency = p99(timings) * 1000 if timings else None
-    routes = len(manifest.routes)
+    count = len(routes)
     failing = len({pattern for pattern, _, problem in results if problem})
     p99_text = "-" if latency is None else f"{latency:.0f}ms"
     if problems:
-        summary = f"failing: {failing} of {routes} routes ({problems[0]})"
+        summary = f"failing: {failing} of {count} routes ({problems[0]})"
     else:
-        summary = f"ok: {routes} routes answer, p99 {p99_text}"
+        summary = f"ok: {count} routes answer, p99 {p99_text}"
     return summary, problems, latency

@@ -114,5 +114,7 @@ def _probe(config, pointers, url: str, deployment: str) -> dict:  # noqa: ANN001
     if record is None:
         return {"summary": "unknown deployment", "problems": [deployment], "p99_ms": None}
     manifest = decode_manifest(ObjectStore(config.store_dir).get(record.manifest))
-    summary, problems, latency = probe_region(url, deployment, manifest, config.vega.health)
+    summary, problems, latency = probe_region(
+        url, deployment, manifest, config.vega.health, config.vega.app_mount
+    )
     return {"summary": summary, "problems": problems, "p99_ms": latency}
