@@ -2,7 +2,8 @@
 
 State lives in ``<project>/.vega/fleet/``: ``pointers.sqlite`` (the pointer
 store), ``regions/<name>.json`` (pid, process group, port, URL of each running
-region), ``logs/<name>.log``, and the content-addressed ``bundles/`` and
+region), ``logs/<name>.log``, ``logs/requests/<name>.jsonl`` (its request log,
+``regions.request_log``), and the content-addressed ``bundles/`` and
 ``layers/`` the workers load. Each region is its own session (process group),
 so stopping it stops its zygote and workers too.
 """
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 import vega_dag
 from vega_dag.config import ProjectConfig
@@ -398,8 +401,10 @@ class LocalFleet:
         # loads with its own zygote instead (see vega_dag.regions.loader).
         self._start("loader", ["vega_dag.regions.loader", "--fleet", str(self.dir)], env)
         names = REGION_NAMES[:count]
+        # [tool.vega.observe]: what each region records of its traffic (regions.observe).
+        observe = ["--observe", msgspec.json.encode(self.config.vega.observe).decode()]
         for name in names:
-            args = ["vega_dag.regions.server", "--name", name, "--fleet", str(self.dir)]
+            args = ["vega_dag.regions.server", "--name", name, "--fleet", str(self.dir), *observe]
             self._start(name, [*args, "--store", str(self.config.store_dir)], env)
         self.wait_ready(names)
         return self.regions(), True

@@ -21,15 +21,18 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from typing import Any
 
 import h11
+import msgspec
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
 from vega_dag.regions.handoff import ADMIN_PREFIX, Channel, adopt, hand_over
+from vega_dag.regions.observe import NO_ROUTE, RequestObserver
 from vega_dag.regions.runtime import ASGIApp, Receive, Scope, Send
 
 #: A connection going back whose last response is still being written is retried
@@ -147,20 +150,49 @@ class WorkerHost:
         self.state: ServerState | None = None
         self.tasks: set[asyncio.Task] = set()
         self.listening: socket.socket | None = None
+        #: the deployment answered as (x-vega-deployment), for metrics and logs
+        self.deployment = ""
+        #: metrics and request log, once the front has said what to record (``serve``)
+        self.observer: RequestObserver | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The worker's ASGI app: the deployment's router, every answer stamped."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.extra
+        observer = self.observer
+        if observer is None:
+            extra = self.extra
 
-        async def stamped(message: dict) -> None:
+            async def stamped(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                await send(message)
+
+            await self.app(scope, receive, stamped)
+            return
+        started = time.perf_counter()
+        request_id = observer.request_id(scope["headers"])
+        scope["vega.request_id"] = request_id.decode()
+        headers = [*self.extra, (b"x-request-id", request_id)]
+        deployment = self.deployment
+        status = 500  # what the client gets if the app never starts a response
+
+        async def observed(message: dict) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *headers]}
             await send(message)
 
-        await self.app(scope, receive, stamped)
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            # The router names the pattern it matched in the scope it was given.
+            route = scope.get("vega.route", NO_ROUTE)
+            observer.record(
+                deployment, route, status, time.perf_counter() - started, scope, request_id
+            )
 
     def start(self, config: uvicorn.Config, state: ServerState, listening: socket.socket) -> None:
         self.config, self.state, self.listening = config, state, listening
@@ -194,6 +226,8 @@ class WorkerHost:
                 (REGION_HEADER.encode(), str(header["region"]).encode()),
                 (DEPLOYMENT_HEADER.encode(), str(header["deployment"]).encode()),
             ]
+            self.deployment = str(header["deployment"])
+            self._observe(str(header["region"]), header)
             self.draining = False
         elif op == "drain":
             self.draining = True
@@ -201,8 +235,26 @@ class WorkerHost:
             for connection in list(self.state.connections):
                 if isinstance(connection, WorkerProtocol):
                     self.release(connection)
+        elif op == "metrics":
+            families = self.observer.families() if self.observer is not None else []
+            reply = {"op": "metrics", "ask": header.get("ask"), "pid": os.getpid()}
+            if self.channel is not None:
+                self.channel.send(reply, msgspec.json.encode(families))
         elif sock is not None:
             sock.close()
+
+    def _observe(self, region: str, header: dict) -> None:
+        """Start recording as the front's ``serve`` says (once: a worker serves one region)."""
+        settings = header.get("observe")
+        if self.observer is not None or not settings:
+            return
+        if settings.get("metrics") or settings.get("request_log"):
+            self.observer = RequestObserver(region, settings, header.get("log"))
+
+    def close(self) -> None:
+        """On the way out: what the request log holds in memory goes to the file."""
+        if self.observer is not None:
+            self.observer.close()
 
     def give_back(self, protocol: WorkerProtocol, data: bytes) -> bool:
         """Hand ``protocol``'s connection to the front, with ``data`` not yet parsed."""
@@ -252,6 +304,9 @@ def serve_host(app: ASGIApp, uds: str) -> None:
         host.start(config, server.server_state, listening)
         # No listening sockets of its own: uvicorn's server runs the
         # connections it is given (the date header, signals, a graceful stop).
-        await server.serve(sockets=[])
+        try:
+            await server.serve(sockets=[])
+        finally:
+            host.close()
 
     asyncio.run(main())
