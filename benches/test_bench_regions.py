@@ -14,6 +14,8 @@ Groups (see README, "Performance"):
 - serve-throughput: ``wrk -t2 -c16 -d8s``; requests per second in each
   benchmark's extra_info (``requests_per_s``), ratios printed by
   benches/report.py (goal ≥ 0.8× uvicorn with the same worker count).
+- serve-observe: the same wrk run through a region with its metrics and
+  request log on (the default) and off (goal: on ≥ 0.95× off).
 
 With VEGA_BENCH_SMOKE=1 each runs once, wrk for one second.
 """
@@ -98,11 +100,23 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def region(project: Path):
-    """The URL of a one-region fleet serving the example."""
+    """The URL of a one-region fleet serving the example (metrics and request log on)."""
+    yield from _one_region(project)
+
+
+@pytest.fixture(scope="module")
+def region_unobserved(tmp_path_factory: pytest.TempPathFactory):
+    """The same, with ``[tool.vega.observe]`` metrics and request log off."""
+    root = tmp_path_factory.mktemp("unobserved") / "shop-api"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".vega", "__pycache__"))
+    yield from _one_region(root, "\n[tool.vega.observe]\nmetrics = false\nrequest_log = false\n")
+
+
+def _one_region(project: Path, extra: str = ""):
     text = (project / "pyproject.toml").read_text()
     text = text.replace('waves = [["fra"], ["iad", "sfo", "lhr"], ["*"]]', 'waves = [["fra"]]')
     text = text.replace("[tool.vega.rollout]", "[tool.vega.rollout]\nregions = 1")
-    (project / "pyproject.toml").write_text(text)
+    (project / "pyproject.toml").write_text(text + extra)
     cli = [sys.executable, "-c", "from vega_dag.cli import main; main()"]
     proc = subprocess.run(
         [*cli, "deploy", "-q", str(project)], env=ENV, capture_output=True, text=True
@@ -241,3 +255,13 @@ def test_uvicorn_wrk(benchmark, wrk: str, uvicorn_url: str) -> None:
 @pytest.mark.benchmark(group="serve-throughput")
 def test_uvicorn_async_wrk(benchmark, wrk: str, uvicorn_url: str) -> None:
     _throughput(benchmark, wrk, uvicorn_url + "/async")
+
+
+@pytest.mark.benchmark(group="serve-observe")
+def test_region_observed_wrk(benchmark, wrk: str, region: str) -> None:
+    _throughput(benchmark, wrk, region)
+
+
+@pytest.mark.benchmark(group="serve-observe")
+def test_region_unobserved_wrk(benchmark, wrk: str, region_unobserved: str) -> None:
+    _throughput(benchmark, wrk, region_unobserved)

@@ -4,7 +4,7 @@ Every worker of a region (the deployment served now, and the one draining its
 last responses after a switch) appends to the region's one file,
 ``<fleet>/logs/requests/<region>.jsonl``. A record is built on the request
 path and kept in memory; the buffer goes to the file at least every
-``FLUSH_SECONDS``, when it passes ``FLUSH_BYTES``, and when the worker stops,
+``FLUSH_SECONDS``, when it holds ``FLUSH_RECORDS``, and when the worker stops,
 in one ``write`` of whole lines (O_APPEND: lines of two workers never mix).
 
 Rotation is by size, as logging's RotatingFileHandler does it
@@ -32,8 +32,8 @@ import msgspec
 
 #: Longest a record waits in memory before it is in the file.
 FLUSH_SECONDS = 1.0
-#: A buffer this large is written at once, without waiting for the timer.
-FLUSH_BYTES = 64 * 1024
+#: This many records are written at once, without waiting for the timer.
+FLUSH_RECORDS = 256
 
 
 def log_dir(fleet: Path) -> Path:
@@ -51,18 +51,19 @@ class RequestLogWriter:
         self.path = path
         self.max_bytes = max_bytes
         self.backups = backups
-        self.buffer = bytearray()
-        self.encode = msgspec.json.Encoder().encode
+        self.pending: list[object] = []
+        self.encoder = msgspec.json.Encoder()
         self._fd: int | None = None
         self._ino: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
 
-    def add(self, record: dict) -> None:
-        self.buffer += self.encode(record)
-        self.buffer += b"\n"
-        if len(self.buffer) >= FLUSH_BYTES:
+    def add(self, record: object) -> None:
+        """Queue one record (a dict or a msgspec Struct) for the next flush."""
+        # Encoded at the flush, all at once: the request path only appends.
+        self.pending.append(record)
+        if len(self.pending) >= FLUSH_RECORDS:
             self.flush()
         elif self._timer is None:
             with contextlib.suppress(RuntimeError):  # no running loop: flushed on close
@@ -73,10 +74,10 @@ class RequestLogWriter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self.buffer:
+        if not self.pending:
             return
-        data = bytes(self.buffer)
-        self.buffer.clear()
+        data = self.encoder.encode_lines(self.pending)
+        self.pending.clear()
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX)
             try:
