@@ -49,8 +49,6 @@ RATES: dict[str, list[tuple[str, str]]] = {
         ("test_region_wrk", "test_uvicorn_wrk"),
         ("test_region_wrk", "test_uvicorn_async_wrk"),
     ],
-    # Metrics and request log on against off (goal ≥ 0.95×).
-    "serve-observe": [("test_region_observed_wrk", "test_region_unobserved_wrk")],
 }
 
 
