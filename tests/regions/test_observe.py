@@ -225,18 +225,36 @@ def test_status_reports_the_last_minute(deployed) -> None:
     assert "p99" in table and "err" in table
 
 
-def test_off_means_no_metrics_no_log_no_id(tmp_path: Path) -> None:
+def test_metrics_off_and_the_log_flushed_when_the_region_stops(tmp_path: Path) -> None:
     root = write_project(tmp_path / "proj", regions=1)
     with open(root / "pyproject.toml", "a") as f:
-        f.write("\n[tool.vega.observe]\nmetrics = false\nrequest_log = false\n")
+        f.write("\n[tool.vega.observe]\nmetrics = false\n")
     try:
         vega_json("deploy", str(root))
         (info,) = LocalFleet(load_config(root)).regions()
-        status, headers, _ = get(info.url, "/api")
-        assert status == 200 and "x-request-id" not in headers
         assert get(info.url, "/__vega/metrics")[0] == 404
         assert vega_json("status", str(root))["regions"][0]["traffic"] is None
-        time.sleep(FLUSH_SECONDS + 0.2)
-        assert not log_path(fleet_dir(load_config(root)), "fra").exists()
+        status, headers, _ = _request(info.url + "/api", {"X-Request-Id": "last-words"})
+        assert status == 200 and headers["x-request-id"] == "last-words"
     finally:
-        stop_fleet(root)
+        stop_fleet(root)  # at once: the record is still in the worker's buffer
+    fleet = fleet_dir(load_config(root))
+    assert "last-words" in {r["request_id"] for r in records(fleet, ["fra"])}
+
+
+def test_nothing_recorded_when_both_are_off() -> None:
+    import asyncio
+
+    from vega_dag.regions.serving import WorkerHost
+
+    async def main() -> None:
+        host = WorkerHost(lambda scope, receive, send: None)  # type: ignore[arg-type,return-value]
+        host.on_message(
+            {"op": "serve", "region": "fra", "deployment": "dpl_x", "log": "/nonexistent/x",
+             "observe": {"metrics": False, "request_log": False}},
+            b"",
+            None,
+        )  # fmt: skip
+        assert host.observer is None and host.deployment == "dpl_x"
+
+    asyncio.run(main())

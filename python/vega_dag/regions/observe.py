@@ -178,6 +178,10 @@ class RequestObserver:
             for m in self.registry.collect()
         ]
 
+    def flush(self) -> None:
+        if self.log is not None:
+            self.log.flush()
+
     def close(self) -> None:
         if self.log is not None:
             self.log.close()

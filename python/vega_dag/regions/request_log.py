@@ -76,8 +76,9 @@ class RequestLogWriter:
             self._timer = None
         if not self.pending:
             return
-        data = self.encoder.encode_lines(self.pending)
-        self.pending.clear()
+        # Taken before encoding: a flush from a signal handler never writes them twice.
+        pending, self.pending = self.pending, []
+        data = self.encoder.encode_lines(pending)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX)
             try:

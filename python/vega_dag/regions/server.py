@@ -128,6 +128,11 @@ class FrontMetrics:
             registry=self.registry,
         )
         self.window = Window()
+        # Every series from the start, at zero: "no failures" is a sample, not an absence.
+        for outcome in ("loaded", "failed"):
+            self.loads.labels(region, outcome)
+        self.exits.labels(region)
+        self.switches.labels(region)
 
 
 @dataclass
@@ -516,7 +521,8 @@ class Region:
         from vega_dag.regions.observe import totals
 
         current: dict = {}
-        for pid, families in await self.worker_families(timeout=0.5):
+        # Short: a worker whose loop is blocked must not make `status` slow.
+        for pid, families in await self.worker_families(timeout=0.25):
             current.update(totals(families, pid))
         return current
 

@@ -254,7 +254,7 @@ class WorkerHost:
     def close(self) -> None:
         """On the way out: what the request log holds in memory goes to the file."""
         if self.observer is not None:
-            self.observer.close()
+            self.observer.flush()
 
     def give_back(self, protocol: WorkerProtocol, data: bytes) -> bool:
         """Hand ``protocol``'s connection to the front, with ``data`` not yet parsed."""
@@ -279,6 +279,29 @@ class WorkerHost:
             protocol.shutdown()  # no front to go back to: close it, as on shutdown
 
 
+class WorkerServer(uvicorn.Server):
+    """uvicorn's server, writing out the request log's buffer when told to stop.
+
+    At the signal itself, not only after the graceful stop: uvicorn re-raises
+    the signal once it has stopped (the process ends there), and a fleet going
+    down kills what is left of a region's process group soon after.
+    """
+
+    def __init__(self, config: uvicorn.Config, host: WorkerHost) -> None:
+        super().__init__(config)
+        self.host = host
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.host.close()
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            self.host.close()  # what the last responses added
+
+
 def serve_host(app: ASGIApp, uds: str) -> None:
     """Serve ``app`` to the connections handed over on the unix socket ``uds``, until SIGTERM."""
     with contextlib.suppress(FileNotFoundError):
@@ -300,13 +323,10 @@ def serve_host(app: ASGIApp, uds: str) -> None:
             http="h11",
         )
         config.load()
-        server = uvicorn.Server(config)
+        server = WorkerServer(config, host)
         host.start(config, server.server_state, listening)
         # No listening sockets of its own: uvicorn's server runs the
         # connections it is given (the date header, signals, a graceful stop).
-        try:
-            await server.serve(sockets=[])
-        finally:
-            host.close()
+        await server.serve(sockets=[])
 
     asyncio.run(main())
