@@ -2,7 +2,7 @@
 
 The worker listens on a unix ``SOCK_SEQPACKET`` socket for its front. Each
 connection it is given is served by uvicorn's own HTTP/1.1 protocol, as
-under ``uvicorn app:app``, with three additions:
+under ``uvicorn app:app``, with these additions:
 
 - the bytes the front read first are fed in before anything else is read;
 - every response carries ``x-vega-region`` and ``x-vega-deployment`` (what
@@ -12,7 +12,10 @@ under ``uvicorn app:app``, with three additions:
 - on ``drain`` (its deployment is no longer the one served) every idle
   connection goes back to the front, and each busy one once its response is
   complete; a kept-alive connection whose next request is for ``/__vega/``
-  goes back too, with that request.
+  goes back too, with that request;
+- unless ``[tool.vega.observe]`` turns both off, every request is counted
+  (route pattern, status class, deployment, latency) and logged, and its
+  response carries ``x-request-id`` (``observe``, ``request_log``).
 """
 
 from __future__ import annotations
