@@ -84,7 +84,11 @@ def _print_table(rows: list[dict]) -> None:
             *_traffic_cells(row.get("traffic")),
             row["url"] or "-",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        # Piped or captured: no terminal to fit, so no cell is cut short to fit 80 columns.
+        console = Console(width=max(console.width, 160))
+    console.print(table)
 
 
 def _traffic_cells(traffic: dict | None) -> tuple[str, str, str]:
