@@ -54,8 +54,12 @@ MAX_REQUEST_ID = 128
 _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
 
 
-class RequestRecord(msgspec.Struct, omit_defaults=False):
-    """One line of a region's request log (a Struct: encoded faster than a dict)."""
+class RequestRecord(msgspec.Struct, gc=False):
+    """One line of a region's request log (a Struct: encoded faster than a dict).
+
+    Untracked by the garbage collector (only strings and numbers in it): up to
+    FLUSH_RECORDS of them wait for a flush, and gc would walk them all.
+    """
 
     ts: float
     region: str
