@@ -17,11 +17,13 @@ demo: install       ## the main job: build the example API and deploy it to 24 l
 test: install test-deps test-rust test-python   ## install, then run every test
 
 # diffoscope, which `vega-dag drift` adds to its reports when installed (a
-# Debian package; without its hundreds of recommended format tools).
+# Debian package; without its hundreds of recommended format tools), and wrk,
+# the load generator of the regions' metrics and request-log tests.
 test-deps:
 	command -v diffoscope >/dev/null || (apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends diffoscope-minimal >/dev/null) || \
 		echo "note: diffoscope could not be installed; its test will be skipped"
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 
 test-rust:
 	cargo test --quiet

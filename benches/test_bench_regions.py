@@ -14,6 +14,9 @@ Groups (see README, "Performance"):
 - serve-throughput: ``wrk -t2 -c16 -d8s``; requests per second in each
   benchmark's extra_info (``requests_per_s``), ratios printed by
   benches/report.py (goal ≥ 0.8× uvicorn with the same worker count).
+- serve-observe: the same wrk run through a region with its metrics and
+  request log on (the default) and through one with them off, interleaved
+  round by round (goal: on ≥ 0.95× off; ``on_over_off`` in extra_info).
 
 With VEGA_BENCH_SMOKE=1 each runs once, wrk for one second.
 """
@@ -98,11 +101,23 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def region(project: Path):
-    """The URL of a one-region fleet serving the example."""
+    """The URL of a one-region fleet serving the example (metrics and request log on)."""
+    yield from _one_region(project)
+
+
+@pytest.fixture(scope="module")
+def region_unobserved(tmp_path_factory: pytest.TempPathFactory):
+    """The same, with ``[tool.vega.observe]`` metrics and request log off."""
+    root = tmp_path_factory.mktemp("unobserved") / "shop-api"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".vega", "__pycache__"))
+    yield from _one_region(root, "\n[tool.vega.observe]\nmetrics = false\nrequest_log = false\n")
+
+
+def _one_region(project: Path, extra: str = ""):
     text = (project / "pyproject.toml").read_text()
     text = text.replace('waves = [["fra"], ["iad", "sfo", "lhr"], ["*"]]', 'waves = [["fra"]]')
     text = text.replace("[tool.vega.rollout]", "[tool.vega.rollout]\nregions = 1")
-    (project / "pyproject.toml").write_text(text)
+    (project / "pyproject.toml").write_text(text + extra)
     cli = [sys.executable, "-c", "from vega_dag.cli import main; main()"]
     proc = subprocess.run(
         [*cli, "deploy", "-q", str(project)], env=ENV, capture_output=True, text=True
@@ -241,3 +256,59 @@ def test_uvicorn_wrk(benchmark, wrk: str, uvicorn_url: str) -> None:
 @pytest.mark.benchmark(group="serve-throughput")
 def test_uvicorn_async_wrk(benchmark, wrk: str, uvicorn_url: str) -> None:
     _throughput(benchmark, wrk, uvicorn_url + "/async")
+
+
+def _worker_pid(url: str) -> int:
+    """The pid of the worker serving ``url``'s region (its only loaded one, after one deploy)."""
+    status = json.loads(request(url + "/__vega/status")[2])
+    (pid,) = [w["pid"] for w in status["workers"] if w["ready"]]
+    return pid
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.benchmark(group="serve-observe")
+def test_region_observe_cost_wrk(benchmark, wrk: str, region: str, region_unobserved: str) -> None:
+    """wrk through a region with metrics and request log on, then through one with them off.
+
+    Interleaved, round by round, in one benchmark: on a shared machine the
+    load drifts over a run, and a 5% budget is smaller than that drift.
+    """
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    cpu: dict[str, list[float]] = {"on": [], "off": []}
+    workers = {"on": _worker_pid(region), "off": _worker_pid(region_unobserved)}
+
+    def run() -> None:
+        for side, url in (("on", region), ("off", region_unobserved)):
+            before = _cpu_seconds(workers[side])
+            out = subprocess.run(
+                [wrk, *WRK, url + PATH], capture_output=True, text=True, timeout=WRK_SECONDS + 30
+            )
+            used = _cpu_seconds(workers[side]) - before
+            assert out.returncode == 0, out.stderr
+            assert "Non-2xx" not in out.stdout and "Socket errors" not in out.stdout, out.stdout
+            rate = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+            count = re.search(r"(\d+) requests in", out.stdout)
+            assert rate is not None and count is not None, out.stdout
+            rates[side].append(float(rate.group(1)))
+            cpu[side].append(used / int(count.group(1)) * 1e6)
+
+    benchmark.pedantic(run, rounds=1 if SMOKE else 5, iterations=1)
+    on = sorted(rates["on"])[len(rates["on"]) // 2]
+    off = sorted(rates["off"])[len(rates["off"]) // 2]
+    benchmark.extra_info["requests_per_s_on"] = round(on, 1)
+    benchmark.extra_info["requests_per_s_off"] = round(off, 1)
+    # Goal ≥ 0.95: metrics and request log cost at most 5% of the throughput.
+    benchmark.extra_info["on_over_off"] = round(on / off, 3)
+    # The worker's CPU time per request: what the load of a shared machine disturbs least.
+    cpu_on = sorted(cpu["on"])[len(cpu["on"]) // 2]
+    cpu_off = sorted(cpu["off"])[len(cpu["off"]) // 2]
+    benchmark.extra_info["worker_cpu_us_per_request_on"] = round(cpu_on, 1)
+    benchmark.extra_info["worker_cpu_us_per_request_off"] = round(cpu_off, 1)
+    benchmark.extra_info["rounds_on"] = rates["on"]
+    benchmark.extra_info["rounds_off"] = rates["off"]
+    benchmark.extra_info["wrk"] = " ".join(WRK)

@@ -122,6 +122,23 @@ class BackendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     store: str | None = None
 
 
+class ObserveConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What a region records of the traffic it serves (``[tool.vega.observe]``).
+
+    Read when the regions start; not part of the build's identity.
+    """
+
+    #: Prometheus metrics (requests, latency, worker loads, pointer generation)
+    #: at each region's ``/__vega/metrics``, and live traffic in ``status``.
+    metrics: bool = True
+    #: One JSON line per request in ``.vega/fleet/logs/requests/<region>.jsonl``.
+    request_log: bool = True
+    #: A region's request log is rotated when it reaches this size.
+    log_max_bytes: int = 16 * 1024 * 1024
+    #: Rotated request logs kept per region (``<region>.jsonl.1`` … ``.N``).
+    log_backups: int = 3
+
+
 class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Directory whose modules are routes, relative to the project root.
     routes: str = "api"
@@ -165,6 +182,7 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     toolchain: ToolchainPin = ToolchainPin()
     rollout: RolloutConfig = RolloutConfig()
     health: HealthConfig = HealthConfig()
+    observe: ObserveConfig = ObserveConfig()
     #: Whether a build, deploy or drift check may start the project's build
     #: daemon in the background (see vega_dag.daemon.autostart). Not part
     #: of the build's identity: outputs are the same either way.
@@ -217,6 +235,8 @@ def config_digest(config: ProjectConfig) -> str:
     data.pop("backend")
     # The import check judges a build's bundles; it does not change them.
     data.pop("import_check")
+    # What the regions record of their traffic changes no build output either.
+    data.pop("observe")
     for path, default in _HASHED_WHEN_SET.items():
         *tables, key = path
         table = data
@@ -320,6 +340,12 @@ def load_config(root: Path) -> ProjectConfig:
             except StepSpecError as err:
                 where = "[tool.vega] " if source == pyproject else ""
                 raise ConfigError(source or root, f"{where}compile_steps[{i}]: {err}") from err
+    if vega.observe.log_max_bytes < 4096 or vega.observe.log_backups < 0:
+        where = "[tool.vega.observe] " if source == pyproject else "[observe] "
+        raise ConfigError(
+            source or root,
+            f"{where}log_max_bytes must be at least 4096 and log_backups at least 0",
+        )
     for i, rewrite in enumerate(vega.rewrites):
         problem = rewrite_problem(rewrite)
         if problem is not None:

@@ -30,7 +30,7 @@ def _age(seconds: float) -> str:
     help="Also probe every route of each region's deployment once (health by route).",
 )
 def status_cmd(path: Path, as_json: bool, probe: bool) -> None:
-    """A table of the regions: deployment, generation, health, age, URL."""
+    """A table of the regions: deployment, generation, health, age, last minute's traffic, URL."""
     try:
         data = collect(path, probe=probe)
     except VegaError as err:
@@ -91,7 +91,7 @@ def _print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("region", "deployment", "gen", "health", "age", "url"):
+    for col in ("region", "deployment", "gen", "health", "age", "req 1m", "err", "p99", "url"):
         table.add_column(col)
     for row in rows:
         age = "-" if row["age_seconds"] is None else _age(row["age_seconds"])
@@ -105,6 +105,21 @@ def _print_table(rows: list[dict]) -> None:
             str(row["generation"]),
             f"[{style}]{health}[/{style}]",
             age,
+            *_traffic_cells(row.get("traffic")),
             row["url"] or "-",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        # Piped or captured: no terminal to fit, so no cell is cut short to fit 80 columns.
+        console = Console(width=max(console.width, 160))
+    console.print(table)
+
+
+def _traffic_cells(traffic: dict | None) -> tuple[str, str, str]:
+    """The last minute's requests, error rate and p99 ("-" for what is not known)."""
+    if not traffic:
+        return "-", "-", "-"
+    rate = traffic["error_rate"]
+    err = "-" if rate is None else f"{rate * 100:.1f}%"
+    p99 = "-" if traffic["p99_ms"] is None else f"{traffic['p99_ms']:.0f}ms"
+    return str(traffic["requests"]), err, p99

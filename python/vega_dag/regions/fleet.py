@@ -2,7 +2,8 @@
 
 State lives in ``<project>/.vega/fleet/``: ``pointers.sqlite`` (the pointer
 store), ``regions/<name>.json`` (pid, process group, port, URL of each running
-region), ``logs/<name>.log``, and the content-addressed ``bundles/`` and
+region), ``logs/<name>.log``, ``logs/requests/<name>.jsonl`` (its request log,
+``regions.request_log``), and the content-addressed ``bundles/`` and
 ``layers/`` the workers load. Each region is its own session (process group),
 so stopping it stops its zygote and workers too.
 """
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 import vega_dag
 from vega_dag.config import ProjectConfig
@@ -440,6 +443,8 @@ class LocalFleet:
         if state is None:
             # Its first pass starts every wanted region that does not run.
             args = ["vega_dag.regions.supervisor", "--fleet", str(self.dir)]
+            # [tool.vega.observe]: what each region records of its traffic (regions.observe).
+            args += ["--observe", msgspec.json.encode(self.config.vega.observe).decode()]
             self._start("supervisor", [*args, "--store", str(self.config.store_dir)], env)
         elif missing:
             # Now, whatever their backoff: someone asked.

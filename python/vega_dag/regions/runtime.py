@@ -211,6 +211,7 @@ class Router:
             return
         if scope["type"] != "http":
             return
+        given = scope
         path = scope["path"]
         if self.rewrites:
             new = self.rewrite(path)
@@ -222,6 +223,8 @@ class Router:
             await send_json(send, {"error": "no route", "path": path}, 404)
             return
         route, params, root = found
+        # In the scope given too: the worker's metrics and request log name the pattern.
+        given["vega.route"] = route.pattern
         scope = {**scope, "path_params": params, "vega.route": route.pattern}
         if root:
             scope["root_path"] = scope.get("root_path", "") + root

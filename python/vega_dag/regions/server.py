@@ -36,7 +36,8 @@ Admin endpoints (under ``/__vega/``):
   loading and what happened (``regions.loading``);
 - ``GET wait?deployment=ID&timeout=S``: re-read the pointer now, then answer
   once the region serves ``ID`` (200), failed to load it (502) or after
-  ``S`` seconds (504). One request instead of polling ``status``.
+  ``S`` seconds (504). One request instead of polling ``status``;
+- ``GET metrics``: Prometheus metrics, the front's and its workers' (``observe``).
 """
 
 from __future__ import annotations
@@ -105,6 +106,51 @@ class WorkerLoadError(Exception):
     pass
 
 
+class FrontMetrics:
+    """The region's own metrics: worker loads and failures, the pointer's generation."""
+
+    def __init__(self, region: str) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge
+
+        from vega_dag.regions.observe import Window
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        labels = ["region"]
+        self.loads = Counter(
+            "vega_worker_loads",
+            "Worker loads finished, by outcome (loaded, failed).",
+            ["region", "outcome"],
+            registry=self.registry,
+        )
+        self.exits = Counter(
+            "vega_worker_failures",
+            "Loaded workers that went away without the region stopping them.",
+            labels,
+            registry=self.registry,
+        )
+        self.workers = Gauge(
+            "vega_workers", "Loaded workers running.", labels, registry=self.registry
+        )
+        self.generation = Gauge(
+            "vega_pointer_generation",
+            "Generation of the pointer the region serves.",
+            labels,
+            registry=self.registry,
+        )
+        self.switches = Counter(
+            "vega_switches",
+            "Switches to the deployment its pointer references.",
+            labels,
+            registry=self.registry,
+        )
+        self.window = Window()
+        # Every series from the start, at zero: "no failures" is a sample, not an absence.
+        for outcome in ("loaded", "failed"):
+            self.loads.labels(region, outcome)
+        self.exits.labels(region)
+        self.switches.labels(region)
+
+
 @dataclass
 class Zygote:
     pid: int
@@ -152,10 +198,12 @@ class WorkerHandle:
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
     load_timeout: float = LOAD_TIMEOUT
+    #: stopped by the region (not a failure when its channel closes)
+    killed: bool = False
 
 
 class Region:
-    def __init__(self, name: str, fleet: Path, store: Path) -> None:
+    def __init__(self, name: str, fleet: Path, store: Path, observe: dict | None = None) -> None:
         self.name = name
         self.fleet = fleet
         self.store = store
@@ -185,12 +233,22 @@ class Region:
         self.db: sqlite3.Connection | None = None
         #: (uvicorn config, server state) of this front, for the connections workers hand back
         self.http: tuple[Any, Any] | None = None
+        #: [tool.vega.observe], as the fleet started the region with it
+        self.observe = {"metrics": True, "request_log": True, **(observe or {})}
+        self.metrics: FrontMetrics | None = None
+        if self.observe["metrics"]:
+            self.metrics = FrontMetrics(name)
+        #: replies awaited from workers (``op: metrics``), by ask number
+        self._asks: dict[int, asyncio.Future] = {}
+        self._ask = 0
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
         self.zygote_lock = asyncio.Lock()
         self.changed = asyncio.Event()
         self._spawn(self.watch())
+        if self.metrics is not None:
+            self._spawn(self.sample())
 
     def _notify(self) -> None:
         assert self.changed is not None
@@ -275,9 +333,13 @@ class Region:
             if not handle.ready.done():
                 handle.ready.set_exception(WorkerLoadError(str(err)))
                 handle.ready.exception()  # retrieved: no "never retrieved" warning
+            if self.metrics is not None:
+                self.metrics.loads.labels(self.name, "failed").inc()
         else:
             handle.seconds = time.monotonic() - handle.started
             handle.ready.set_result(True)
+            if self.metrics is not None:
+                self.metrics.loads.labels(self.name, "loaded").inc()
 
     async def _start_worker(self, handle: WorkerHandle) -> None:
         for stale in (handle.uds, handle.err):
@@ -311,7 +373,9 @@ class Region:
                 except OSError:
                     sock.close()
                 else:
-                    handle.channel = Channel(sock, self._handed_back)
+                    handle.channel = Channel(
+                        sock, self._handed_back, lambda: self._worker_gone(handle)
+                    )
                     return
             if not pid_alive(handle.pid):
                 if os.path.exists(handle.err):
@@ -338,7 +402,13 @@ class Region:
     def _alive(self, handle: WorkerHandle) -> bool:
         return handle.channel is not None and not handle.channel.closed and pid_alive(handle.pid)
 
+    def _worker_gone(self, handle: WorkerHandle) -> None:
+        """A loaded worker's channel closed: a failure unless the region stopped it."""
+        if not handle.killed and self.metrics is not None:
+            self.metrics.exits.labels(self.name).inc()
+
     def _kill(self, handle: WorkerHandle) -> None:
+        handle.killed = True
         if handle.channel is not None:
             handle.channel.close()
         if handle.pid:
@@ -433,15 +503,90 @@ class Region:
             return  # overtaken by a newer pointer write while loading
         # The new worker learns what it answers as before its first connection
         # (the channel keeps order); the old one hands its connections back.
-        self._tell(manifest, {"op": "serve", "deployment": deployment, "region": self.name})
+        self._tell(manifest, self._serve_message(deployment))
         if self.serving is not None and self.serving[1] != manifest:
             self.previous = self.serving[1]
             self._tell(self.serving[1], {"op": "drain"})
         self.serving = (deployment, manifest, generation)
         self.switched_at = time.time()
         self.error = None
+        if self.metrics is not None:
+            self.metrics.generation.labels(self.name).set(generation)
+            self.metrics.switches.labels(self.name).inc()
         self.collect()
         self._notify()
+
+    def _serve_message(self, deployment: str) -> dict:
+        from vega_dag.regions.request_log import log_path
+
+        return {
+            "op": "serve",
+            "deployment": deployment,
+            "region": self.name,
+            "observe": self.observe,
+            "log": str(log_path(self.fleet, self.name)),
+        }
+
+    # -- metrics --------------------------------------------------------------
+    async def worker_families(self, timeout: float = 1.0) -> list[tuple[int, list[dict]]]:
+        """(pid, samples) of every loaded worker that answers within ``timeout``."""
+        loop = asyncio.get_running_loop()
+        waiting = []
+        for handle in list(self.workers.values()):
+            if handle.channel is None or handle.channel.closed:
+                continue
+            self._ask += 1
+            future = loop.create_future()
+            self._asks[self._ask] = future
+            if handle.channel.send({"op": "metrics", "ask": self._ask}):
+                waiting.append((self._ask, future))
+            else:
+                self._asks.pop(self._ask)
+        out = []
+        if waiting:
+            await asyncio.wait([f for _, f in waiting], timeout=timeout)
+        for ask, future in waiting:
+            self._asks.pop(ask, None)
+            if future.done():
+                out.append(future.result())
+            else:
+                future.cancel()
+        return out
+
+    async def current_totals(self) -> dict:
+        from vega_dag.regions.observe import totals
+
+        current: dict = {}
+        # Short: a worker whose loop is blocked must not make `status` slow.
+        for pid, families in await self.worker_families(timeout=0.25):
+            current.update(totals(families, pid))
+        return current
+
+    async def sample(self) -> None:
+        """Every few seconds, the workers' totals: the live window's past."""
+        from vega_dag.regions.observe import SAMPLE_SECONDS
+
+        assert self.metrics is not None
+        while True:
+            await asyncio.sleep(SAMPLE_SECONDS)
+            if self.serving is not None:
+                self.metrics.window.add(await self.current_totals())
+
+    async def traffic(self) -> dict | None:
+        """The last minute's requests, errors, error rate and p99 (None with metrics off)."""
+        if self.metrics is None:
+            return None
+        return self.metrics.window.traffic(await self.current_totals())
+
+    async def exposition(self) -> bytes:
+        from vega_dag.regions.observe import merged_exposition
+
+        assert self.metrics is not None
+        self.metrics.workers.labels(self.name).set(
+            sum(1 for h in self.workers.values() if self._alive(h))
+        )
+        families = [f for _, f in await self.worker_families()]
+        return merged_exposition(self.metrics.registry, families)
 
     # -- connections ----------------------------------------------------------
     def _tell(self, manifest: str, message: dict) -> None:
@@ -460,6 +605,14 @@ class Region:
 
     def _handed_back(self, header: dict, data: bytes, sock: socket.socket | None) -> None:
         """A worker gives a connection back (it drains, or the next request is an admin one)."""
+        if header.get("op") == "metrics":
+            import msgspec
+
+            future = self._asks.get(header.get("ask", -1))
+            if future is not None and not future.done():
+                with contextlib.suppress(ValueError):
+                    future.set_result((int(header.get("pid", 0)), msgspec.json.decode(data)))
+            return
         if sock is None:
             return
         if header.get("op") != "conn" or self.http is None:
@@ -572,8 +725,20 @@ class Region:
         path = scope["path"]
         headers = [(REGION_HEADER, self.name), *_FRONT_HEADERS]
         if path == "/__vega/status":
-            body = json.dumps(self.status()).encode()
+            status = self.status()
+            status["traffic"] = await self.traffic()
+            body = json.dumps(status).encode()
             await send_bytes(send, body, 200, "application/json", headers)
+            return
+        if path == "/__vega/metrics":
+            if self.metrics is None:
+                body = b'{"error": "metrics are off ([tool.vega.observe] metrics = false)"}'
+                await send_bytes(send, body, 404, "application/json", headers)
+                return
+            from prometheus_client import CONTENT_TYPE_LATEST
+
+            body = await self.exposition()
+            await send_bytes(send, body, 200, CONTENT_TYPE_LATEST, headers)
             return
         if path == "/__vega/prefetch" and scope["method"] == "POST":
             started = time.monotonic()
@@ -741,6 +906,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fleet", required=True, type=Path)
     parser.add_argument("--store", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--observe", type=json.loads, default={}, help="[tool.vega.observe]")
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -752,7 +918,7 @@ def main(argv: list[str] | None = None) -> None:
 
     sock = listen(args.port)
     port = sock.getsockname()[1]
-    region = Region(args.name, args.fleet, args.store)
+    region = Region(args.name, args.fleet, args.store, args.observe)
     region.zygote = fork_zygote(sock)
     record = {
         "name": args.name,

@@ -2,7 +2,7 @@
 
 The worker listens on a unix ``SOCK_SEQPACKET`` socket for its front. Each
 connection it is given is served by uvicorn's own HTTP/1.1 protocol, as
-under ``uvicorn app:app``, with three additions:
+under ``uvicorn app:app``, with these additions:
 
 - the bytes the front read first are fed in before anything else is read;
 - every response carries ``x-vega-region`` and ``x-vega-deployment`` (what
@@ -12,7 +12,10 @@ under ``uvicorn app:app``, with three additions:
 - on ``drain`` (its deployment is no longer the one served) every idle
   connection goes back to the front, and each busy one once its response is
   complete; a kept-alive connection whose next request is for ``/__vega/``
-  goes back too, with that request.
+  goes back too, with that request;
+- unless ``[tool.vega.observe]`` turns both off, every request is counted
+  (route pattern, status class, deployment, latency) and logged, and its
+  response carries ``x-request-id`` (``observe``, ``request_log``).
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from typing import Any
 
 import h11
+import msgspec
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
 from vega_dag.regions.handoff import ADMIN_PREFIX, Channel, adopt, hand_over
+from vega_dag.regions.observe import NO_ROUTE, RequestObserver
 from vega_dag.regions.runtime import ASGIApp, Receive, Scope, Send
 
 #: A connection going back whose last response is still being written is retried
@@ -147,20 +153,49 @@ class WorkerHost:
         self.state: ServerState | None = None
         self.tasks: set[asyncio.Task] = set()
         self.listening: socket.socket | None = None
+        #: the deployment answered as (x-vega-deployment), for metrics and logs
+        self.deployment = ""
+        #: metrics and request log, once the front has said what to record (``serve``)
+        self.observer: RequestObserver | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The worker's ASGI app: the deployment's router, every answer stamped."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.extra
+        observer = self.observer
+        if observer is None:
+            extra = self.extra
 
-        async def stamped(message: dict) -> None:
+            async def stamped(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                await send(message)
+
+            await self.app(scope, receive, stamped)
+            return
+        started = time.perf_counter()
+        request_id = observer.request_id(scope["headers"])
+        scope["vega.request_id"] = request_id.decode()
+        headers = [*self.extra, (b"x-request-id", request_id)]
+        deployment = self.deployment
+        status = 500  # what the client gets if the app never starts a response
+
+        async def observed(message: dict) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *headers]}
             await send(message)
 
-        await self.app(scope, receive, stamped)
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            # The router names the pattern it matched in the scope it was given.
+            route = scope.get("vega.route", NO_ROUTE)
+            observer.record(
+                deployment, route, status, time.perf_counter() - started, scope, request_id
+            )
 
     def start(self, config: uvicorn.Config, state: ServerState, listening: socket.socket) -> None:
         self.config, self.state, self.listening = config, state, listening
@@ -194,6 +229,8 @@ class WorkerHost:
                 (REGION_HEADER.encode(), str(header["region"]).encode()),
                 (DEPLOYMENT_HEADER.encode(), str(header["deployment"]).encode()),
             ]
+            self.deployment = str(header["deployment"])
+            self._observe(str(header["region"]), header)
             self.draining = False
         elif op == "drain":
             self.draining = True
@@ -201,8 +238,26 @@ class WorkerHost:
             for connection in list(self.state.connections):
                 if isinstance(connection, WorkerProtocol):
                     self.release(connection)
+        elif op == "metrics":
+            families = self.observer.families() if self.observer is not None else []
+            reply = {"op": "metrics", "ask": header.get("ask"), "pid": os.getpid()}
+            if self.channel is not None:
+                self.channel.send(reply, msgspec.json.encode(families))
         elif sock is not None:
             sock.close()
+
+    def _observe(self, region: str, header: dict) -> None:
+        """Start recording as the front's ``serve`` says (once: a worker serves one region)."""
+        settings = header.get("observe")
+        if self.observer is not None or not settings:
+            return
+        if settings.get("metrics") or settings.get("request_log"):
+            self.observer = RequestObserver(region, settings, header.get("log"))
+
+    def close(self) -> None:
+        """On the way out: what the request log holds in memory goes to the file."""
+        if self.observer is not None:
+            self.observer.flush()
 
     def give_back(self, protocol: WorkerProtocol, data: bytes) -> bool:
         """Hand ``protocol``'s connection to the front, with ``data`` not yet parsed."""
@@ -227,6 +282,29 @@ class WorkerHost:
             protocol.shutdown()  # no front to go back to: close it, as on shutdown
 
 
+class WorkerServer(uvicorn.Server):
+    """uvicorn's server, writing out the request log's buffer when told to stop.
+
+    At the signal itself, not only after the graceful stop: uvicorn re-raises
+    the signal once it has stopped (the process ends there), and a fleet going
+    down kills what is left of a region's process group soon after.
+    """
+
+    def __init__(self, config: uvicorn.Config, host: WorkerHost) -> None:
+        super().__init__(config)
+        self.host = host
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.host.close()
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            self.host.close()  # what the last responses added
+
+
 def serve_host(app: ASGIApp, uds: str) -> None:
     """Serve ``app`` to the connections handed over on the unix socket ``uds``, until SIGTERM."""
     with contextlib.suppress(FileNotFoundError):
@@ -248,7 +326,7 @@ def serve_host(app: ASGIApp, uds: str) -> None:
             http="h11",
         )
         config.load()
-        server = uvicorn.Server(config)
+        server = WorkerServer(config, host)
         host.start(config, server.server_state, listening)
         # No listening sockets of its own: uvicorn's server runs the
         # connections it is given (the date header, signals, a graceful stop).

@@ -1,6 +1,6 @@
 """The fleet's supervisor: it owns the region fronts and restarts the ones that die.
 
-    python -m vega_dag.regions.supervisor --fleet DIR --store DIR
+    python -m vega_dag.regions.supervisor --fleet DIR --store DIR [--observe JSON]
 
 Started by ``regions up`` (and a deploy's ``up``) in its own session, so it
 outlives the command that started it. One per fleet: it holds an exclusive
@@ -194,9 +194,11 @@ class Front:
 
 
 class Supervisor:
-    def __init__(self, fleet: Path, store: Path) -> None:
+    def __init__(self, fleet: Path, store: Path, observe: str | None = None) -> None:
         self.fleet = fleet
         self.store = store
+        #: [tool.vega.observe] as JSON, passed on to every front it starts (regions.observe).
+        self.observe = observe
         self.fronts: dict[str, Front] = {}
         self.hup = False
         self.stopping = False
@@ -324,6 +326,8 @@ class Supervisor:
             sys.executable, "-m", "vega_dag.regions.server", "--name", front.name,
             "--fleet", str(self.fleet), "--store", str(self.store), "--port", str(port),
         ]  # fmt: skip
+        if self.observe is not None:
+            args += ["--observe", self.observe]
         (self.fleet / "logs").mkdir(parents=True, exist_ok=True)
         with open(self.fleet / "logs" / f"{front.name}.log", "ab") as log:
             if restart:
@@ -516,13 +520,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vega_dag.regions.supervisor")
     parser.add_argument("--fleet", required=True, type=Path)
     parser.add_argument("--store", required=True, type=Path)
+    parser.add_argument("--observe", default=None, help="[tool.vega.observe] as JSON")
     args = parser.parse_args(argv)
     lock = open(lock_path(args.fleet), "a+")  # noqa: SIM115 (held for the process's life)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return  # another supervisor has this fleet
-    Supervisor(args.fleet, args.store).run()
+    Supervisor(args.fleet, args.store, args.observe).run()
 
 
 if __name__ == "__main__":

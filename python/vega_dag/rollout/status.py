@@ -1,4 +1,5 @@
-"""What ``vega-dag status`` reports, without the CLI: each region's deployment, health, age.
+"""What ``vega-dag status`` reports, without the CLI: each region's deployment, health, age,
+and its live traffic over the last minute (requests, error rate, p99: ``regions.observe``).
 
 Free of click and rich, so the console script's fast path (``vega_dag.entry``)
 can answer ``vega-dag status [PATH] [--json]`` with nothing else imported;
@@ -77,6 +78,8 @@ def collect(path: Path, probe: bool = False) -> dict:
                     "age_seconds": round(now - p.updated_at, 1) if p else None,
                     "restarts": sup.get("restarts", 0),
                     "last_restart": (sup.get("history") or [None])[-1],
+                    # The last minute's live traffic, from the region's metrics (None: off).
+                    "traffic": st.get("traffic") if isinstance(st, dict) else None,
                     **({"probe": row_probe} if row_probe is not None else {}),
                 }
             )
