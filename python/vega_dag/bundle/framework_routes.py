@@ -128,7 +128,7 @@ def discover(app: object) -> tuple[str | None, list]:
     out: list = []
     kind = type(app).__module__.partition(".")[0]
     if kind == "django":
-        from django.urls import get_resolver  # type: ignore[import-untyped]
+        from django.urls import get_resolver
 
         _django(list(get_resolver().url_patterns), "", out)
         return "django", out
