@@ -12,12 +12,13 @@ pure-Python fallback.
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 from tests.apps.projects import ROLLOUT, write
-from tests.rollout.helpers import get, stop_fleet, vega_json
+from tests.rollout.helpers import get, stop_fleet, vega, vega_json
 
 ORJSON = "3.11.4"
 MARKUPSAFE = "3.0.2"
@@ -78,3 +79,27 @@ def test_layer_with_extension_modules_serves_from_a_region(native):
     assert (Path(ms_file).parent / "_speedups.pyi").is_file()
     assert list(Path(ms_file).parent.glob("_speedups.*.so"))
     assert got["escape"] == ["markupsafe._speedups", "&lt;b&gt;&amp;&lt;/b&gt;"]
+
+
+def test_a_pin_the_runtime_already_imported_fails_the_load_naming_it(tmp_path):
+    # The region runs on msgspec itself: a route could not get another version.
+    runtime = version("msgspec")
+    root = write(
+        tmp_path / "proj",
+        {
+            "pyproject.toml": NATIVE["pyproject.toml"],
+            "requirements.lock": "msgspec==0.18.6\n",
+            "api/v.py": "import msgspec\n\n\ndef handler(request):\n    return 1\n",
+        },
+    )
+    try:
+        proc = vega("deploy", str(root), "--json")
+        assert proc.returncode != 0
+        out = json.loads(proc.stdout)
+        assert out["status"] != "live"
+        text = json.dumps(out["problems"])
+        assert "the lock pins msgspec==0.18.6" in text
+        assert f"already imported msgspec {runtime}" in text
+        assert f"pin msgspec=={runtime} or drop it from the lock" in text
+    finally:
+        stop_fleet(root)

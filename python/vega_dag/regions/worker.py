@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib
+import importlib.metadata
 import io
 import os
 import shutil
@@ -21,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 from vega_dag import _core
+from vega_dag.errors import VegaError
 from vega_dag.manifest import Manifest, decode_manifest
 from vega_dag.regions.layout import ensure_tree
 from vega_dag.regions.loading import LoadProgress, frames_of
@@ -60,6 +62,44 @@ def ensure_layer(store: ObjectStore, fleet: Path, digest: str) -> Path:
     return final
 
 
+class LayerConflictError(VegaError):
+    """The lock pins a package the region's runtime had already imported, at another version."""
+
+
+def layer_conflicts(layer: Path) -> list[str]:
+    """The layer's packages the runtime already imported at another version, one line each.
+
+    A module the region imported before the deployment loaded (the runtime's
+    own dependencies: msgspec, h11, uvicorn, click...) stays in
+    ``sys.modules``: putting the layer first on ``sys.path`` cannot replace
+    it, so the route would silently run the runtime's copy, not the pin.
+    The same version is no conflict.
+    """
+    problems = []
+    base = layer.resolve()
+    for info in sorted(layer.glob("*.dist-info")):
+        dist, _, version = info.name.removesuffix(".dist-info").partition("-")
+        top = info / "top_level.txt"
+        names = top.read_text().split() if top.is_file() else [dist.lower()]
+        for name in names:
+            module = sys.modules.get(name)
+            where = getattr(module, "__file__", None) if module is not None else None
+            if where is None or Path(where).resolve().is_relative_to(base):
+                continue
+            try:
+                have = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                have = "an unknown version"
+            if have == version:
+                continue
+            problems.append(
+                f"the lock pins {dist}=={version}, but the region's runtime already imported "
+                f"{name} {have} (from {where}): the route would run the runtime's copy; "
+                f"pin {dist}=={have} or drop it from the lock"
+            )
+    return problems
+
+
 def load_manifest(store: ObjectStore, digest: str) -> Manifest:
     return decode_manifest(store.get(digest))
 
@@ -91,6 +131,10 @@ def load_deployment(
     manifest, paths = prepare(store_root, fleet, manifest_digest)
     if progress is not None:
         progress.files = {r.pattern: r.file for r in manifest.routes}
+    if manifest.layer is not None:
+        conflicts = layer_conflicts(Path(paths[1]))
+        if conflicts:
+            raise LayerConflictError("; ".join(conflicts))
     # Bundles and the layer come first: the deployment's pins win over
     # whatever the region's own interpreter has installed.
     sys.path[:0] = paths
