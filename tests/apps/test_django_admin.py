@@ -214,4 +214,6 @@ def test_django_admin_and_whitenoise_served_through_a_region(site):
     assert status == 200, css
     assert headers["content-type"].startswith("text/css")
     assert b"DJANGO Admin styles" in css
+    assert int(headers["content-length"]) == len(css)
+    assert fetch(url, "/static/admin/css/base.css", {"If-None-Match": headers["etag"]})[0] == 304
     assert fetch(url, "/static/admin/css/nowhere.css")[0] == 404
