@@ -117,14 +117,15 @@ class RequestObserver:
         status: int,
         seconds: float,
         scope: dict,
-        request_id: bytes,
+        request_id: str,
     ) -> None:
         if self.registry is not None:
             key = (deployment, route, status // 100)
-            self._counts[key] = self._counts.get(key, 0) + 1
-            cells = self._latency.get(key[:2])
+            counts = self._counts
+            counts[key] = counts.get(key, 0) + 1
+            cells = self._latency.get((deployment, route))
             if cells is None:
-                cells = self._latency[key[:2]] = [0.0] * (len(BUCKETS) + 2)
+                cells = self._latency[deployment, route] = [0.0] * (len(BUCKETS) + 2)
             cells[bisect_left(BUCKETS, seconds)] += 1
             cells[-1] += seconds
         if self.log is not None:
@@ -139,7 +140,7 @@ class RequestObserver:
                     status,
                     # Microseconds, in milliseconds: cheaper than round() and as short.
                     int(seconds * 1e6) / 1000,
-                    request_id.decode("ascii", "replace"),
+                    request_id,
                 )
             )
 

@@ -176,7 +176,8 @@ class WorkerHost:
             return
         started = time.perf_counter()
         request_id = observer.request_id(scope["headers"])
-        scope["vega.request_id"] = request_id.decode()
+        # Decoded once: the app's scope and the log record share the str.
+        scope["vega.request_id"] = request_id_str = request_id.decode("ascii", "replace")
         headers = [*self.extra, (b"x-request-id", request_id)]
         deployment = self.deployment
         status = 500  # what the client gets if the app never starts a response
@@ -194,7 +195,7 @@ class WorkerHost:
             # The router names the pattern it matched in the scope it was given.
             route = scope.get("vega.route", NO_ROUTE)
             observer.record(
-                deployment, route, status, time.perf_counter() - started, scope, request_id
+                deployment, route, status, time.perf_counter() - started, scope, request_id_str
             )
 
     def start(self, config: uvicorn.Config, state: ServerState, listening: socket.socket) -> None:
