@@ -97,6 +97,18 @@ def _nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _connecting(address: tuple[str, int]) -> socket.socket:
+    """A non-blocking socket whose connect to ``address`` has begun (refused: an error)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+    _nodelay(sock)
+    sock.setblocking(False)
+    code = sock.connect_ex(address)
+    if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+        sock.close()
+        raise ConnectionRefusedError(code, os.strerror(code))
+    return sock
+
+
 class _Reply:
     """An HTTP/1.1 response read incrementally: ``feed`` until it says it is complete."""
 
@@ -231,13 +243,7 @@ def request_many(
         for i, (url, method, body) in enumerate(requests):
             try:
                 address, payload = _prepare(url, method, body)
-                sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
-                _nodelay(sock)
-                sock.setblocking(False)
-                code = sock.connect_ex(address)
-                if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-                    sock.close()
-                    raise ConnectionRefusedError(code, os.strerror(code))
+                sock = _connecting(address)
             except (OSError, ValueError) as err:
                 results[i] = err if isinstance(err, OSError) else OSError(str(err))
                 continue

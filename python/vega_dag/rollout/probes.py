@@ -20,7 +20,6 @@ not HTTP.
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import selectors
@@ -29,7 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from vega_dag.regions.fleet import Response, _nodelay, _prepare, _Reply
+from vega_dag.regions.fleet import Response, _connecting, _prepare, _Reply
 
 #: Probes in flight at once. Latency is what a gate measures: more at once than
 #: the machine has cores (regions here are local) would measure queueing.
@@ -150,13 +149,7 @@ def _connect(
     lane.reply = _Reply()
     try:
         address, _ = _prepare(lane.url, "GET", None)
-        sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
-        _nodelay(sock)
-        sock.setblocking(False)
-        code = sock.connect_ex(address)
-        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-            sock.close()
-            raise ConnectionRefusedError(code, os.strerror(code))
+        sock = _connecting(address)
     except (OSError, ValueError) as err:
         answers[lane.index] = Answer(error=err if isinstance(err, OSError) else OSError(str(err)))
         return False
