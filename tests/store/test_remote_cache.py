@@ -50,13 +50,17 @@ def test_a_second_machine_compiles_nothing(tmp_path, s3_env, store_url):
     first, second = machine(tmp_path, "a"), machine(tmp_path, "b")
     one = build(first, store_url=store_url, explain=True)
     assert one.modules_compiled == 68
-    assert any("uploaded 71 objects and 70 entries" in line for line in one.explain)
+    # The 68 modules, the closures, the tree pack (and the manifest, an object), and each of the
+    # 35 routes' import-check verdict (an entry and its small object).
+    assert any("uploaded 106 objects and 105 entries" in line for line in one.explain)
 
     two = build(second, store_url=store_url, explain=True)
     assert (two.modules_compiled, two.modules_cached, two.modules_remote) == (0, 68, 68)
     assert two.manifest == one.manifest
     assert manifest_bytes(second, two.manifest) == manifest_bytes(first, one.manifest)
     assert any("68 compiled modules fetched from the remote cache" in line for line in two.explain)
+    # The first machine imported every route from its bundle alone: the second does not again.
+    assert "35 routes passed the import check on another machine: not imported" in two.explain
     # Nothing new: the manifest was there already, and no entry is sent back.
     assert any("uploaded 0 objects and 0 entries" in line for line in two.explain)
     # The fetched objects are in the second machine's own store now.

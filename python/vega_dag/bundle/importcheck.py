@@ -250,6 +250,15 @@ def check_imports(
     ]
     if not routes:
         return {}
+    # With a shared store, another machine's verdict on the same bundle (same
+    # layer, env, interpreter, limit: the key says so) counts as this one's.
+    if _sharing(ctx):
+        shared = _shared_verdicts(
+            ctx, {p: (verdicts[p], bundled.records[p].bundle) for p in routes if p not in listing}
+        )
+        routes = [p for p in routes if p not in shared]
+    if not routes:
+        return {}
     # A bundle whose import would run only code unchanged since it passed
     # passes again (bundle/verdicts.py): an edit inside a handler costs no import.
     context = _context_key(ctx, layer, settings.timeout_s)
@@ -277,9 +286,63 @@ def check_imports(
         remove_tree(scratch)
     for pattern, answer in passed.items():
         ctx.actions.put(verdicts[pattern], bundled.records[pattern].bundle)
+        if _sharing(ctx):
+            _share_verdict(ctx, verdicts[pattern], bundled.records[pattern].bundle)
         if "ran" in answer and not ctx.dry_run:
             same_run.record(pattern, answer["ran"])
     return {p: passed[p] for p in discover or {} if p in passed}
+
+
+def _sharing(ctx: BuildContext) -> bool:
+    return ctx.remote_url is not None and not ctx.dry_run
+
+
+def _shared_key(verdict_key: str) -> str:
+    from vega_dag.store.actions import action_key
+
+    return action_key("import-check-shared", verdict_key)
+
+
+def _shared_verdicts(ctx: BuildContext, wanted: dict[str, tuple[str, str]]) -> set[str]:
+    """The routes whose bundle the shared store holds a pass for, fetched in one lookup.
+
+    ``wanted``: route → (verdict key, bundle). A remote entry names a small
+    object (the bundle's digest, as JSON), verified like any other before it
+    counts; bundles themselves are not shared (store.commit.push_outputs).
+    """
+    from vega_dag.compile.dirty import from_remote
+
+    keys = {p: _shared_key(k) for p, (k, _) in wanted.items()}
+    if not keys:
+        return set()
+    from_remote(ctx, sorted(keys.values()), "import-check verdicts")
+    passed = set()
+    for pattern, key in keys.items():
+        digest = ctx.remote_hits.get(key)
+        if digest is None:
+            continue
+        verdict_key, bundle = wanted[pattern]
+        try:
+            ok = json.loads(ctx.new_objects[digest]) == {"bundle": bundle}
+        except (ValueError, KeyError):
+            ok = False
+        if not ok:
+            ctx.remote_hits.pop(key, None)
+            ctx.new_actions.pop(key, None)
+            continue
+        ctx.actions.put(verdict_key, bundle)
+        passed.add(pattern)
+    if passed:
+        ctx.why(f"{len(passed)} routes passed the import check on another machine: not imported")
+    return passed
+
+
+def _share_verdict(ctx: BuildContext, verdict_key: str, bundle: str) -> None:
+    """Leave this pass for the shared store (uploaded with the build's other entries)."""
+    data = json.dumps({"bundle": bundle}, sort_keys=True).encode()
+    digest = _core.hash_bytes(data)
+    ctx.new_objects[digest] = data
+    ctx.new_actions[_shared_key(verdict_key)] = digest
 
 
 class _SameRun:
