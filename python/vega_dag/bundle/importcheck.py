@@ -448,19 +448,35 @@ def bundle_request(
     fetch: Callable[[str], bytes],
 ) -> dict[str, Any]:
     """The driver's request importing route ``pattern`` from its bundle, laid out at ``tree``."""
-    from vega_dag.bundle.routes import archive_name
+
     from vega_dag.regions.layout import lay_out
 
-    members = [
-        (archive_name(a.modules[n]), compiled.pyc[n]) for n in a.closures[pattern]
-    ] + files.members.get(pattern, [])
     # One route's bundle, laid out as the regions lay a deployment out, its
     # files linked from the fleet's pool (``fleet/files/<digest>``): a file an
     # earlier check or deployment pooled is checked, not written again, which
     # is most of a one-app project's (its bundle is every module). A dry run
     # writes nothing in the store: its pool is the scratch directory's.
     pool = scratch if ctx.dry_run else ctx.store.root / "fleet"
+    members = _members(a, compiled, files, pattern)
     lay_out(pool, tree, {name: (d, fetch(d)) for name, d in members})
+    return _request(ctx, a, bundled, pattern, tree, layer)
+
+
+def _members(
+    a: Analysis, compiled: Compiled, files: RouteFiles, pattern: str
+) -> list[tuple[str, str]]:
+    """Route ``pattern``'s bundle members: (entry name, digest) of its modules and files."""
+    from vega_dag.bundle.routes import archive_name
+
+    return [
+        (archive_name(a.modules[n]), compiled.pyc[n]) for n in a.closures[pattern]
+    ] + files.members.get(pattern, [])
+
+
+def _request(
+    ctx: BuildContext, a: Analysis, bundled: Bundled, pattern: str, tree: Path, layer: list[str]
+) -> dict[str, Any]:
+    """The driver's request importing route ``pattern`` from the bundle laid out at ``tree``."""
     return {
         "id": pattern,
         "paths": [str(tree), *layer],
@@ -494,10 +510,8 @@ def _check(
     discover: dict[str, dict] | None = None,
 ) -> dict[str, dict]:
     """Import ``routes`` (module doc): the routes that imported from their bundles alone."""
-    from vega_dag.bundle.routes import archive_name
 
     layer = layer_paths(ctx, layer_record)
-    env = dict(ctx.config.vega.env)
     blobs: dict[str, bytes] = {}
 
     def fetch(digest: str) -> bytes:
@@ -508,23 +522,10 @@ def _check(
     pooled: set[str] = set()
     requests: list[dict[str, Any]] = []
     for i, pattern in enumerate(routes):
-        members = [
-            (archive_name(a.modules[n]), compiled.pyc[n]) for n in a.closures[pattern]
-        ] + files.members.get(pattern, [])
         # One route's bundle, laid out as the regions lay a deployment out.
         tree = scratch / "code" / str(i)
-        _link_tree(scratch / "files", tree, members, fetch, pooled)
-        record = bundled.records[pattern]
-        request: dict[str, Any] = {
-            "id": pattern,
-            "paths": [str(tree), *layer],
-            "cwd": str(tree),
-            "module": record.module,
-            # A catch-all imports by its file (see isolated._import).
-            "file": a.routes[pattern].module.path,
-            "env": env,
-            "trace": True,
-        }
+        _link_tree(scratch / "files", tree, _members(a, compiled, files, pattern), fetch, pooled)
+        request = {**_request(ctx, a, bundled, pattern, tree, layer), "trace": True}
         if discover and pattern in discover:
             request["discover"] = discover[pattern]
         requests.append(request)
