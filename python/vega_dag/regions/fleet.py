@@ -531,18 +531,10 @@ class LocalFleet:
 
     def _start(self, log_name: str, module_args: list[str], env: dict[str, str]) -> None:
         """``python -m MODULE_ARGS`` in its own session, logging to logs/LOG_NAME.log."""
-        import subprocess
+        from vega_dag.processes import spawn_detached
 
-        with open(self.dir / "logs" / f"{log_name}.log", "ab") as log:
-            subprocess.Popen(
-                [sys.executable, "-m", *module_args],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                start_new_session=True,
-                cwd=str(self.dir),
-            )
+        log = self.dir / "logs" / f"{log_name}.log"
+        spawn_detached([sys.executable, "-m", *module_args], log, self.dir, env)
 
     def wait_ready(
         self, names: tuple[str, ...] | list[str], timeout: float = START_TIMEOUT
