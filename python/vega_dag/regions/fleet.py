@@ -637,6 +637,7 @@ class LocalFleet:
         *,
         wait: bool = True,
         load_timeout: float | None = None,
+        deployment: str | None = None,
     ) -> dict:
         """Ask the region to verify every blob of ``manifest`` and load its worker.
 
@@ -647,7 +648,7 @@ class LocalFleet:
         own limit for loads no deploy asked for, 60).
         """
         return self.prefetch_many(
-            [region], manifest, timeout, wait=wait, load_timeout=load_timeout
+            [region], manifest, timeout, wait=wait, load_timeout=load_timeout, deployment=deployment
         )[region.name]
 
     def prefetch_many(
@@ -659,6 +660,7 @@ class LocalFleet:
         wait: bool = True,
         errors: bool = False,
         load_timeout: float | None = None,
+        deployment: str | None = None,
     ) -> dict[str, Any]:
         """``prefetch`` in every region at once (``manifest`` may be per region name).
 
@@ -672,6 +674,10 @@ class LocalFleet:
         body: dict[str, Any] = {"wait": wait}
         if load_timeout is not None:
             body["load_timeout"] = load_timeout
+        if deployment is not None:
+            # The region checks the deployment's record is one it may serve
+            # (signed by a key it trusts) before it verifies or loads anything.
+            body["deployment"] = deployment
         if timeout is None:
             # A region's load is bounded by its load timeout; the host's
             # loader may make it wait for one other load first.
