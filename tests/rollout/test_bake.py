@@ -25,24 +25,30 @@ from vega_dag.regions.fleet import LocalFleet
 
 #: Answers after ``DELAY``. In "racy" mode it holds one of a pool of 4 (as a
 #: database pool would): a request that finds all 4 taken fails. A gate's
-#: probes are at most 4 in flight (rollout.probes), so they always pass.
+#: probes are at most 4 in flight (rollout.probes), so they always pass. In
+#: "flaky" mode one request in five with a query string fails: users send
+#: them (wrk's ``?q=1``), the gate's probes of ``/api/work`` do not.
 WORK = """\
 import asyncio
 
 from lib.mode import DELAY, MODE
 
 busy = 0
+served = 0
 
 
 async def app(scope, receive, send):
-    global busy
+    global busy, served
     busy += 1
+    served += 1
     try:
         exhausted = busy > 4
         await asyncio.sleep(DELAY)
     finally:
         busy -= 1
     status = 500 if MODE == "racy" and exhausted else 200
+    if MODE == "flaky" and scope["query_string"] and served % 5 == 0:
+        status = 503
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": MODE.encode()})
@@ -78,13 +84,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict
 
 @contextlib.contextmanager
 def traffic(urls: list[str], connections: int = 4, seconds: int = 40) -> Iterator[None]:
-    """wrk at each URL's /api/work (one thread), stopped on exit."""
+    """wrk at each URL's /api/work?q=1 (one thread), stopped on exit."""
     binary = shutil.which("wrk")
     if binary is None:
         pytest.fail("wrk is not installed (make test-deps installs it)")
     procs = [
         subprocess.Popen(
-            [binary, "-t1", f"-c{connections}", f"-d{seconds}s", url + "/api/work"],
+            [binary, "-t1", f"-c{connections}", f"-d{seconds}s", url + "/api/work?q=1"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -201,12 +207,15 @@ def test_the_watch_after_the_last_wave_rolls_back_a_regression(fleet) -> None:
     before = serving(root)
     set_bake(root, "watch_s = 2\nmin_requests = 30")
     with traffic(list(urls.values())):
-        set_mode(root, "ok", 0.06)
+        set_mode(root, "flaky", 0.01)
         code, out = deploy_json(root)
     assert code == 1, out
     assert out["status"] == "rolled-back"
+    assert [g["passed"] for g in out["gates"]] == [True, True]
     (verdict,) = out["bakes"]
     assert verdict["wave"] is None and verdict["baseline"]["kind"] == "before"
-    assert "latency regressed" in verdict["problems"][0]
+    assert verdict["baseline"]["regions"] == ["fra", "iad"]
+    assert "error rate regressed" in verdict["problems"][0], verdict
+    assert verdict["new"]["error_rate"] > 0.15 and verdict["two_proportions"]["p"] < 0.01
     assert {r["outcome"] for r in out["regions"]} == {"rolled-back"}
     assert serving(root) == before

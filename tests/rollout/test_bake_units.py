@@ -189,12 +189,59 @@ def test_too_few_fails_or_extends_up_to_the_limit(tmp_path: Path) -> None:
 def test_watch_judges_against_the_traffic_before_the_deploy(tmp_path: Path) -> None:
     clock = Clock()
     rng = random.Random(3)
-    # Before the first move at 1000: the old deployment, 5 ms; then the new one, 20 ms.
+    # Before the first move at 1000: the old deployment, 5 ms, no errors; then
+    # the new one, 20 ms (not compared with another window: bounded by p99_ms),
+    # and one request in 10 failing.
     write_log(tmp_path, "fra", [(990 + i / 50, "old", 200, 5 + rng.random()) for i in range(500)])
-    write_log(tmp_path, "fra", [(1000 + i / 50, "new", 200, 20 + rng.random()) for i in range(500)])
+    rows = [(1000 + i / 50, "new", 500 if i % 10 == 0 else 200, 20.0) for i in range(500)]
+    write_log(tmp_path, "fra", rows)
     ctx = context(tmp_path, clock, bake_s=2, watch_s=6, min_requests=20)
     ctx.first_move = 1000.0
     verdicts = watch(ctx, ["fra"], ["/a"])
     assert len(verdicts) == 1 and not verdicts[0].passed
-    assert verdicts[0].baseline.kind == "before"
-    assert "latency regressed" in verdicts[0].problems[0]
+    verdict = verdicts[0]
+    assert verdict.baseline.kind == "before" and verdict.u is None
+    (problem,) = verdict.problems  # the first window's 101 requests, 11 failed
+    assert problem.startswith("error rate regressed: 10.89% vs 0.00% (+10.89% > 1.00% allowed)")
+    assert f"two-proportion z={verdict.z:.2f} p={verdict.errors_p:.3g} < 0.01" in problem
+    # Latency against another window: only the gate's bound.
+    clock.now = 1000.0
+    ctx.p99_ms = 15.0
+    assert "live p99 20ms > 15ms" in watch(ctx, ["fra"], ["/a"])[0].problems[0]
+
+
+def test_watch_windows_and_a_quiet_one_joining_the_next(tmp_path: Path) -> None:
+    clock = Clock()
+    # Nothing in the first 2 s, then enough: one verdict over 4 s, then one over 2 s.
+    write_log(tmp_path, "fra", [(998 + i / 100, "old", 200, 1.0) for i in range(200)])
+    write_log(tmp_path, "fra", [(1002 + i / 100, "new", 200, 1.0) for i in range(400)])
+    ctx = context(tmp_path, clock, bake_s=2, watch_s=6, min_requests=50)
+    ctx.first_move = 1000.0
+    verdicts = watch(ctx, ["fra"], ["/a"])
+    assert [round(v.seconds, 3) for v in verdicts] == [4.0, 2.0]
+    assert [v.passed for v in verdicts] == [True, True], [v.problems for v in verdicts]
+
+
+def test_the_constants_copied_from_regions_agree(tmp_path: Path) -> None:
+    from vega_dag.regions import observe, request_log
+    from vega_dag.rollout import bake as module
+
+    assert module.NO_ROUTE == observe.NO_ROUTE
+    assert module.FLUSH_SECONDS == request_log.FLUSH_SECONDS
+    logs = request_log.log_dir(tmp_path)
+    logs.mkdir(parents=True)
+    for name in ("fra.jsonl", "fra.jsonl.1", "fra.jsonl.2", "fra.jsonl.lock", "iad.jsonl"):
+        (logs / name).write_text("")
+    assert module._region_files(tmp_path, "fra") == request_log.region_files(tmp_path, "fra")
+    assert len(module._region_files(tmp_path, "fra")) == 3
+
+
+def test_window_records_bisects_lines_out_of_order_by_a_flush(tmp_path: Path) -> None:
+    # Two workers' buffers of a second each, interleaved: times go back by up to 1 s.
+    rows = []
+    for second in range(0, 600, 2):
+        rows += [(second + 1 + i / 100, "a", 200, 1.0) for i in range(100)]
+        rows += [(second + i / 100, "b", 200, 1.0) for i in range(100)]
+    write_log(tmp_path, "fra", rows)
+    got = window_records(tmp_path, ["fra"], 300.0, 310.0)
+    assert len(got) == sum(1 for ts, *_ in rows if 300.0 <= ts <= 310.0) == 1001

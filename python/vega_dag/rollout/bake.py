@@ -53,26 +53,28 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
 from vega_dag.config import BakeConfig
-from vega_dag.errors import VegaError
-from vega_dag.regions.observe import NO_ROUTE
-from vega_dag.regions.request_log import FLUSH_SECONDS, region_files
 
-#: Bytes read at a time when a log is read backwards to a window's start.
-_BLOCK = 256 * 1024
-#: Lines of two workers interleave by up to a flush (each writes its buffer at
-#: once): reading stops only at a line this much older than the window.
-_SLACK = 2 * FLUSH_SECONDS + 1.0
+#: regions.observe's NO_ROUTE and regions.request_log's FLUSH_SECONDS (and
+#: ``_region_files`` below its ``region_files``), not imported from there:
+#: observe imports prometheus_client and request_log asyncio (~0.2 s together),
+#: which a deploy that reads a log file should not pay for (a test checks
+#: they agree).
+NO_ROUTE = "(none)"
+FLUSH_SECONDS = 1.0
+
+#: Bytes read at a time when a log is read forward through a window.
+_BLOCK = 64 * 1024
+#: A log's lines are in the order their workers wrote them out, each a buffer
+#: of up to a flush interval: a line is at most this much older than any line
+#: written before it (the flush interval, and a loop that was busy).
+_DISORDER = FLUSH_SECONDS + 0.5
 #: How often an extended bake looks again.
 _EXTEND_STEP = 1.0
-
-
-class BakeError(VegaError):
-    pass
 
 
 class LogRecord(msgspec.Struct):
@@ -161,53 +163,113 @@ def _first_ts(block: bytes) -> float | None:
     return None
 
 
-def _tail_since(path: Path, since: float) -> tuple[bytes, bool]:
-    """(whole lines of ``path``'s end back past ``since``, whether a line that old was reached)."""
-    reached = False
+def _ts_after(f: BinaryIO, offset: int) -> float | None:
+    """The time of the first whole line starting after ``offset`` (None: none there)."""
+    f.seek(max(0, offset - 1))
+    # From one byte before: a line that starts exactly at ``offset`` counts.
+    head = f.read(8192) if offset else b"\n" + f.read(8192)
+    return _first_ts(head)
+
+
+def _start_offset(f: BinaryIO, size: int, since: float) -> int:
+    """An offset before every line of ``since`` or later: bisection on the lines' times.
+
+    The lines are sorted but for ``_DISORDER``, so the search looks for
+    ``since - _DISORDER``: every line before the offset found is older than ``since``.
+    """
+    target = since - _DISORDER
+    lo, hi = 0, size
+    while hi - lo > 16384:
+        mid = (lo + hi) // 2
+        ts = _ts_after(f, mid)
+        if ts is not None and ts < target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _read_window(path: Path, since: float, until: float) -> bytes:
+    """Whole lines of ``path`` that may hold ``since <= ts <= until`` (a few more around)."""
     try:
         with open(path, "rb") as f:
-            top = f.seek(0, os.SEEK_END)
-            chunks: list[bytes] = []
-            while top > 0 and not reached:
-                pos = max(0, top - _BLOCK)
-                f.seek(pos)
-                chunk = f.read(top - pos)
+            size = f.seek(0, os.SEEK_END)
+            offset = _start_offset(f, size, since)
+            f.seek(offset)
+            chunks = []
+            while True:
+                chunk = f.read(_BLOCK)
+                if not chunk:
+                    break
                 chunks.append(chunk)
-                top = pos
-                first = chunk if pos == 0 else chunk[chunk.find(b"\n") + 1 :]
-                ts = _first_ts(b"\n" + first)
-                reached = ts is not None and ts < since - _SLACK
+                tail = chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) :]
+                last = _first_ts(tail) if tail.endswith(b"\n") else None
+                if last is not None and last > until + _DISORDER:
+                    break  # the rest was written after the window
     except FileNotFoundError:
-        return b"", False  # rotated away between the listing and the read
-    data = b"".join(reversed(chunks))
-    if top > 0:
-        data = data[data.find(b"\n") + 1 :]  # the line cut at the first block's start
-    return data[: data.rfind(b"\n") + 1], reached
+        return b""  # rotated away between the listing and the read
+    data = b"".join(chunks)
+    if offset:
+        data = data[data.find(b"\n") + 1 :]  # the line the offset cut
+    return data[: data.rfind(b"\n") + 1]
+
+
+def _decode(data: bytes) -> list[LogRecord]:
+    lines = data.rstrip(b"\n").split(b"\n") if data else []
+    if not lines:
+        return []
+    try:
+        return _decode_many(b"[" + b",".join(lines) + b"]")
+    except msgspec.DecodeError:
+        out = []
+        for line in lines:  # a damaged line costs only itself
+            try:
+                out.append(_decode_one(line))
+            except msgspec.DecodeError:
+                continue
+        return out
 
 
 def window_records(
     fleet: Path, regions: Iterable[str], since: float, until: float
 ) -> list[LogRecord]:
-    """Every request the regions logged with ``since <= ts <= until`` (read from the logs' ends)."""
+    """Every request the regions logged with ``since <= ts <= until``.
+
+    Each file (rotated ones too) is bisected to the window's start, then read
+    forward to its end: a window costs what it holds, not the log's size.
+    """
     out: list[LogRecord] = []
     for region in regions:
-        for path in reversed(region_files(fleet, region)):  # newest first
-            data, reached = _tail_since(path, since)
-            if data:
-                lines = data.rstrip(b"\n").split(b"\n")
-                try:
-                    decoded = _decode_many(b"[" + b",".join(lines) + b"]")
-                except msgspec.DecodeError:
-                    decoded = []
-                    for line in lines:  # a damaged line costs only itself
-                        try:
-                            decoded.append(_decode_one(line))
-                        except msgspec.DecodeError:
-                            continue
-                out.extend(r for r in decoded if since <= r.ts <= until)
-            if reached:
-                break
+        files = _region_files(fleet, region)  # oldest first
+        for i, path in enumerate(files):
+            newer = files[i + 1] if i + 1 < len(files) else None
+            if newer is not None and _file_starts_before(newer, since):
+                continue  # the window begins in a newer file
+            for record in _decode(_read_window(path, since, until)):
+                if since <= record.ts <= until:
+                    out.append(record)
     return out
+
+
+def _region_files(fleet: Path, region: str) -> list[Path]:
+    """``region``'s request logs, oldest first (``.N`` … ``.1``, then the current one)."""
+    path = fleet / "logs" / "requests" / f"{region}.jsonl"
+    rotated = []
+    for p in path.parent.glob(f"{region}.jsonl.*"):
+        suffix = p.name.rpartition(".")[2]
+        if suffix.isdigit():
+            rotated.append((int(suffix), p))
+    return [p for _, p in sorted(rotated, reverse=True)] + ([path] if path.exists() else [])
+
+
+def _file_starts_before(path: Path, since: float) -> bool:
+    """Whether every line of ``since`` or later is in ``path`` or after it."""
+    try:
+        with open(path, "rb") as f:
+            ts = _ts_after(f, 0)
+    except FileNotFoundError:
+        return False
+    return ts is not None and ts < since - _DISORDER
 
 
 # -- baselines and verdicts ---------------------------------------------------
@@ -372,8 +434,18 @@ def judge(
     base: list[LogRecord] | None,
     settings: BakeConfig,
     routes: list[str],
+    *,
+    same_window: bool = True,
+    p99_ms: float = math.inf,
 ) -> tuple[Side, Side, dict[str, Any], list[str], bool]:
-    """(new side, baseline side, test figures, problems, enough samples) of one window."""
+    """(new side, baseline side, test figures, problems, enough samples) of one window.
+
+    A baseline from another window (``same_window=False``: the traffic
+    before the deploy) is compared on errors only: latency an hour (or on a
+    local fleet, a deploy's own CPU work) apart says more about the machine
+    than the code; the live p99 is held to ``p99_ms`` instead (the gate's
+    bound for its probes), as it is without a baseline.
+    """
     wanted = set(routes)
     # The changed routes when the log names them (a one-app project logs its
     # app's own pattern); else every route, never the router's 404s.
@@ -390,6 +462,13 @@ def judge(
     if not enough:
         return new_side, base_side, figures, [], False
     problems = []
+    if base is None or not same_window:
+        assert new_side.p99_ms is not None
+        if new_side.p99_ms > p99_ms:
+            problems.append(
+                f"live p99 {new_side.p99_ms:.0f}ms > {p99_ms:g}ms ([tool.vega.health] p99_ms; "
+                f"{'no baseline' if base is None else 'no baseline in the same window'})"
+            )
     if base is None:
         rate = new_side.error_rate or 0.0
         if rate > settings.max_error_rate:
@@ -397,20 +476,24 @@ def judge(
                 f"error rate {rate:.2%} > {settings.max_error_rate:.2%} (no baseline to compare)"
             )
         return new_side, base_side, figures, problems, True
-    u, p_latency = mann_whitney_greater([r.duration_ms for r in new], [r.duration_ms for r in base])
+    if same_window:
+        u, p_latency = mann_whitney_greater(
+            [r.duration_ms for r in new], [r.duration_ms for r in base]
+        )
+        figures = {"u": u, "latency_p": p_latency}
+        assert new_side.p50_ms is not None and base_side.p50_ms is not None
+        slower = new_side.p50_ms - base_side.p50_ms
+        margin = max(settings.latency_tolerance * base_side.p50_ms, settings.latency_tolerance_ms)
+        if p_latency < settings.alpha and slower > margin:
+            problems.append(
+                f"latency regressed: p50 {new_side.p50_ms:.1f}ms vs {base_side.p50_ms:.1f}ms "
+                f"(+{slower:.1f}ms > {margin:.1f}ms allowed), Mann-Whitney U={u:.0f} "
+                f"p={p_latency:.3g} < {settings.alpha:g}"
+            )
     z, p_errors = two_proportions_greater(
         new_side.errors, new_side.requests, base_side.errors, base_side.requests
     )
-    figures = {"u": u, "latency_p": p_latency, "z": z, "errors_p": p_errors}
-    assert new_side.p50_ms is not None and base_side.p50_ms is not None
-    slower = new_side.p50_ms - base_side.p50_ms
-    margin = max(settings.latency_tolerance * base_side.p50_ms, settings.latency_tolerance_ms)
-    if p_latency < settings.alpha and slower > margin:
-        problems.append(
-            f"latency regressed: p50 {new_side.p50_ms:.1f}ms vs {base_side.p50_ms:.1f}ms "
-            f"(+{slower:.1f}ms > {margin:.1f}ms allowed), Mann-Whitney U={u:.0f} "
-            f"p={p_latency:.3g} < {settings.alpha:g}"
-        )
+    figures.update(z=z, errors_p=p_errors)
     rate_new, rate_base = new_side.error_rate or 0.0, base_side.error_rate or 0.0
     if p_errors < settings.alpha and rate_new - rate_base > settings.error_tolerance:
         problems.append(
@@ -432,6 +515,8 @@ class BakeContext:
     flush: Callable[[list[str]], None]
     #: when the deploy's first pointer moved (the "before" baseline's end)
     first_move: float | None = None
+    #: the live p99 bound without a baseline in the same window (``[tool.vega.health] p99_ms``)
+    p99_ms: float = math.inf
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -478,7 +563,14 @@ def bake(
             lo, hi = baseline.window or (since, now)
             got = window_records(context.fleet, baseline.regions, lo, hi)
             base = [r for r in got if r.deployment != context.deployment]
-        new_side, base_side, figures, problems, enough = judge(new, base, settings, routes)
+        new_side, base_side, figures, problems, enough = judge(
+            new,
+            base,
+            settings,
+            routes,
+            same_window=baseline is None or baseline.window is None,
+            p99_ms=context.p99_ms,
+        )
         if not enough and final and settings.too_few == "extend" and now < limit:
             rule = "extend"
             until = min(limit, now + _EXTEND_STEP)

@@ -592,7 +592,8 @@ def bake_context(rollout: Rollout, deployment: str, by_name: dict[str, RegionInf
         # A region that does not answer leaves its last second out of the window, no more.
         request_many(asks, timeout=2.0)
 
-    return BakeContext(fleet, deployment, rollout.config.vega.health.bake, flush)
+    health = rollout.config.vega.health
+    return BakeContext(fleet, deployment, health.bake, flush, p99_ms=health.p99_ms)
 
 
 def bake_needs(rollout: Rollout) -> Path | None:
