@@ -52,7 +52,7 @@ class BakeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: (a fraction of the baseline's median) slower…
     latency_tolerance: float = 0.25
     #: …and at least this many milliseconds slower.
-    latency_tolerance_ms: float = 1.0
+    latency_tolerance_ms: float = 2.0
     #: Error rate (5xx) fails only when significant and this much (absolute) higher.
     error_tolerance: float = 0.01
     #: Without a baseline to compare with, the new deployment's error rate may not exceed this.

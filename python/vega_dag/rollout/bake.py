@@ -50,6 +50,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,8 +90,8 @@ class LogRecord(msgspec.Struct):
     duration_ms: float
 
 
-_decode_many = msgspec.json.Decoder(list[LogRecord]).decode
-_decode_one = msgspec.json.Decoder(LogRecord).decode
+_decoder = msgspec.json.Decoder(LogRecord)
+_decode_one = _decoder.decode
 
 
 # -- the tests ----------------------------------------------------------------
@@ -108,21 +110,12 @@ def mann_whitney_greater(a: list[float], b: list[float]) -> tuple[float, float]:
     n1, n2 = len(a), len(b)
     if not n1 or not n2:
         raise ValueError("both samples must be non-empty")
-    pooled = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
+    pooled = sorted([*a, *b])
     n = n1 + n2
-    rank_sum_a = 0.0
-    ties = 0.0
-    i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and pooled[j + 1][0] == pooled[i][0]:
-            j += 1
-        rank = (i + j) / 2 + 1  # the mean of ranks i+1 … j+1
-        t = j - i + 1
-        if t > 1:
-            ties += t**3 - t
-        rank_sum_a += rank * sum(1 for k in range(i, j + 1) if pooled[k][1] == 0)
-        i = j + 1
+    # A value's tied ranks are lo+1 … hi (bisection in the pooled order): its
+    # rank is their mean. C-level sorting and bisection, not a Python loop.
+    rank_sum_a = (sum(bisect_left(pooled, v) + bisect_right(pooled, v) for v in a) + n1) / 2
+    ties = float(sum(t**3 - t for t in Counter(pooled).values() if t > 1))
     u = rank_sum_a - n1 * (n1 + 1) / 2
     mean = n1 * n2 / 2
     variance = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1))) if n > 1 else 0.0
@@ -215,14 +208,13 @@ def _read_window(path: Path, since: float, until: float) -> bytes:
 
 
 def _decode(data: bytes) -> list[LogRecord]:
-    lines = data.rstrip(b"\n").split(b"\n") if data else []
-    if not lines:
+    if not data:
         return []
     try:
-        return _decode_many(b"[" + b",".join(lines) + b"]")
+        return _decoder.decode_lines(data)
     except msgspec.DecodeError:
         out = []
-        for line in lines:  # a damaged line costs only itself
+        for line in data.split(b"\n"):  # a damaged line costs only itself
             try:
                 out.append(_decode_one(line))
             except msgspec.DecodeError:
@@ -375,6 +367,8 @@ class BakeVerdict:
     problems: list[str] = field(default_factory=list)
     #: wall time of the whole bake: the hold, then flushing, reading and judging
     elapsed_s: float = 0.0
+    #: milliseconds of the last look: past the hold, flushing, reading, judging, CPU
+    costs_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -408,6 +402,7 @@ class BakeVerdict:
             "seconds": round(self.seconds, 3),
             "extended_s": round(self.extended_s, 3),
             "elapsed_s": round(self.elapsed_s, 4),
+            "costs_ms": self.costs_ms,
             "routes": self.routes,
             "baseline": None
             if self.baseline is None
@@ -550,9 +545,11 @@ def bake(
         if left > 0:
             context.sleep(left)
         now = context.clock()
+        held, cpu = time.perf_counter(), time.thread_time()
         length = now - since
         baseline = select_baseline(regions, on_previous, context.first_move, length)
         context.flush(sorted({*regions, *(baseline.regions if baseline else ())}))
+        flushed = time.perf_counter()
         new = [
             r
             for r in window_records(context.fleet, regions, since, now)
@@ -563,6 +560,7 @@ def bake(
             lo, hi = baseline.window or (since, now)
             got = window_records(context.fleet, baseline.regions, lo, hi)
             base = [r for r in got if r.deployment != context.deployment]
+        read = time.perf_counter()
         new_side, base_side, figures, problems, enough = judge(
             new,
             base,
@@ -588,7 +586,16 @@ def bake(
             problems=problems,
             **figures,
         )
-        verdict.elapsed_s = time.perf_counter() - began
+        done = time.perf_counter()
+        verdict.elapsed_s = done - began
+        # What the verdict cost after the hold (wall per step; CPU of this thread).
+        verdict.costs_ms = {
+            "oversleep": round((held - began - seconds) * 1000, 2),
+            "flush": round((flushed - held) * 1000, 2),
+            "read": round((read - flushed) * 1000, 2),
+            "judge": round((done - read) * 1000, 2),
+            "cpu": round((time.thread_time() - cpu) * 1000, 2),
+        }
         if enough:
             return verdict
         if not final:
