@@ -187,6 +187,8 @@ def test_too_little_traffic_follows_the_configured_rule(fleet) -> None:
     before = serving(root)
     set_mode(root, "quiet", 0.01)
     set_bake(root, 'bake_s = 1\nmin_requests = 50\ntoo_few = "fail"')
+    keys = [n["key"] for n in vega_json("plan", str(root))["nodes"]]
+    assert keys[-5:] == ["gate:0", "bake:0", "promote:1", "gate:1", "bake:1"]
     code, out = deploy_json(root)
     assert code == 1 and out["status"] == "rolled-back", out
     verdict = out["bakes"][0]
