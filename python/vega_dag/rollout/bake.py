@@ -590,7 +590,7 @@ def bake(
         verdict.elapsed_s = done - began
         # What the verdict cost after the hold (wall per step; CPU of this thread).
         verdict.costs_ms = {
-            "oversleep": round((held - began - seconds) * 1000, 2),
+            "oversleep": round(max(0.0, now - until) * 1000, 2),
             "flush": round((flushed - held) * 1000, 2),
             "read": round((read - flushed) * 1000, 2),
             "judge": round((done - read) * 1000, 2),
