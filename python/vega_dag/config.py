@@ -23,6 +23,45 @@ class ConfigError(VegaError):
         self.reason = reason
 
 
+class BakeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The live-traffic part of a gate (``[tool.vega.health.bake]``): off unless ``bake_s``.
+
+    Judged from the regions' request logs: the new deployment's requests in
+    the promoted regions against the baseline's (the regions still on the
+    previous deployment, same routes, same window). Not part of the build's
+    identity: it judges a deploy, it builds nothing.
+    """
+
+    #: Each wave's gate, once its probes pass, holds this long and judges the
+    #: live traffic of the wave's regions (0: probes only).
+    bake_s: float = 0.0
+    #: After the last wave, keep judging this long; a regression rolls the
+    #: deploy back (0: no watch).
+    watch_s: float = 0.0
+    #: Requests each side (new deployment, baseline) needs for a verdict.
+    min_requests: int = 100
+    #: Too few requests after ``bake_s``: "fail", or "extend" the bake
+    #: (up to ``max_bake_s``, then fail).
+    too_few: str = "fail"
+    #: The longest an extended bake (or watch) may last, in seconds.
+    max_bake_s: float = 60.0
+    #: Significance level of both one-sided tests (Mann-Whitney U on
+    #: latencies, two-proportion z on error rates).
+    alpha: float = 0.01
+    #: Latency fails only when significant and the new median is this much
+    #: (a fraction of the baseline's median) slower…
+    latency_tolerance: float = 0.25
+    #: …and at least this many milliseconds slower.
+    latency_tolerance_ms: float = 2.0
+    #: Error rate (5xx) fails only when significant and this much (absolute) higher.
+    error_tolerance: float = 0.01
+    #: Without a baseline to compare with, the new deployment's error rate may not exceed this.
+    max_error_rate: float = 0.01
+
+
+TOO_FEW = ("fail", "extend")
+
+
 class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: A gate fails when a probe's p99 latency is above this.
     p99_ms: float = 250.0
@@ -38,6 +77,7 @@ class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: A region whose worker has not imported (and warmed) the deployment in
     #: this long fails its prefetch, naming the route it was loading.
     load_timeout_s: float = 10.0
+    bake: BakeConfig = BakeConfig()
 
 
 class RolloutConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -252,6 +292,8 @@ def config_digest(config: ProjectConfig) -> str:
     data.pop("import_check")
     # What the regions record of their traffic changes no build output either.
     data.pop("observe")
+    # Nor does how long a gate watches that traffic.
+    data["health"].pop("bake")
     for path, default in _HASHED_WHEN_SET.items():
         *tables, key = path
         table = data
@@ -287,6 +329,19 @@ def rewrite_problem(rewrite: Rewrite) -> str | None:
                 f"destination {rewrite.destination!r} uses {{{m.group(1)}}}, "
                 "which the source does not define"
             )
+    return None
+
+
+def bake_problem(bake: BakeConfig) -> str | None:
+    """What is wrong with ``[tool.vega.health.bake]``, or None."""
+    if bake.too_few not in TOO_FEW:
+        return f'too_few must be "fail" or "extend", not {bake.too_few!r}'
+    if min(bake.bake_s, bake.watch_s, bake.max_bake_s) < 0:
+        return "bake_s, watch_s and max_bake_s must not be negative"
+    if bake.min_requests < 1:
+        return f"min_requests must be at least 1, not {bake.min_requests}"
+    if not 0 < bake.alpha < 1:
+        return f"alpha must be between 0 and 1, not {bake.alpha}"
     return None
 
 
@@ -345,6 +400,10 @@ def load_config(root: Path) -> ProjectConfig:
             f'[tool.vega.rollout] on_region_down must be "fail" or "skip", '
             f"not {vega.rollout.on_region_down!r}",
         )
+    problem = bake_problem(vega.health.bake)
+    if problem is not None:
+        where = "[tool.vega.health.bake] " if source == pyproject else "[health.bake] "
+        raise ConfigError(source or root, f"{where}{problem}")
     if vega.compile_steps:
         from vega_dag.compile.steps.errors import StepSpecError
         from vega_dag.compile.steps.spec import parse_entry

@@ -24,6 +24,16 @@ def _gate_line(report: GateReport) -> str:
     return f"{label} passed in {where}   ({report.summary()})"
 
 
+def _bake_line(verdict: Any) -> str:
+    """One live-traffic verdict: what was judged, for how long, and its numbers."""
+    where = ", ".join(verdict.regions)
+    if len(verdict.regions) > 6:
+        where = f"{len(verdict.regions)} regions"
+    label = verdict.label.capitalize()
+    extended = f", extended {verdict.extended_s:.1f}s" if verdict.extended_s else ""
+    return f"{label} baked {verdict.seconds:.1f}s{extended} in {where}   ({verdict.numbers()})"
+
+
 class Display:
     """The live progress: a spinner naming the running step, and a line per step done."""
 
@@ -61,6 +71,8 @@ class Display:
             self.update(f"Promoting {'canary' if arg == '0' else f'wave {arg}'}: {node.describe}")
         elif kind == "gate":
             self.update(f"Health gate: {node.describe}")
+        elif kind in ("bake", "watch"):
+            self.update(f"Live traffic: {node.describe}")
 
     def on_node_done(self, node: Any, result: Any) -> None:
         kind = node.key.partition(":")[0]
@@ -69,6 +81,9 @@ class Display:
             self.update(f"Prefetching to regions… {self.prefetched}/{self.prefetch_total}")
         elif kind == "gate":
             self.line(click.style("✓", fg="green") + " " + _gate_line(result))
+        elif kind in ("bake", "watch"):
+            for verdict in result if isinstance(result, list) else [result]:
+                self.line(click.style("✓", fg="green") + " " + _bake_line(verdict))
 
 
 def print_failure(err: Any, as_json: bool) -> None:
@@ -87,8 +102,16 @@ def print_failure(err: Any, as_json: bool) -> None:
             click.echo(f"  gate of {label} ({', '.join(gate.regions)}):", err=True)
             for problem in gate.problems:
                 click.echo(f"    {problem}", err=True)
+    for verdict in getattr(outcome, "bakes", []):
+        if not verdict.passed:
+            click.echo(
+                f"  live traffic of {verdict.label} ({', '.join(verdict.regions)}):", err=True
+            )
+            for problem in verdict.problems:
+                click.echo(f"    {problem}", err=True)
+            click.echo(f"    {verdict.numbers()}", err=True)
     for problem in outcome.problems:
-        if "health gate failed" not in problem:
+        if "health gate failed" not in problem and "live-traffic" not in problem:
             click.echo(f"  {problem}", err=True)
     back = {n: r for n, r in outcome.regions.items() if r.outcome == "rolled-back"}
     if back:

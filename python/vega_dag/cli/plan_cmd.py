@@ -87,6 +87,7 @@ def make_plan(path: Path) -> dict:
             }
         )
     prev = [f"prefetch:{n}" for n in regions]
+    bake = config.vega.health.bake
     for i, wave in enumerate(waves):
         label = "canary" if i == 0 else f"wave {i}"
         nodes.append(
@@ -106,6 +107,25 @@ def make_plan(path: Path) -> dict:
             }
         )
         prev = [f"gate:{i}"]
+        if bake.bake_s:
+            nodes.append(
+                {
+                    "key": f"bake:{i}",
+                    "deps": prev,
+                    "cached": False,
+                    "describe": f"judge {label}'s live traffic for {bake.bake_s:g}s",
+                }
+            )
+            prev = [f"bake:{i}"]
+    if bake.watch_s:
+        nodes.append(
+            {
+                "key": "watch",
+                "deps": prev,
+                "cached": False,
+                "describe": f"watch every region's live traffic for {bake.watch_s:g}s",
+            }
+        )
     return {
         "manifest": result.manifest,
         "compile": compile_,

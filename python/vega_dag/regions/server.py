@@ -38,6 +38,8 @@ Admin endpoints (under ``/__vega/``):
   once the region serves ``ID`` (200), failed to load it (502) or after
   ``S`` seconds (504). One request instead of polling ``status``;
 - ``GET metrics``: Prometheus metrics, the front's and its workers' (``observe``).
+- ``POST flush``: every worker writes out its request log's buffer, answered
+  once they have (a bake reads a window that ends now: ``rollout.bake``).
 """
 
 from __future__ import annotations
@@ -584,8 +586,13 @@ class Region:
         }
 
     # -- metrics --------------------------------------------------------------
-    async def worker_families(self, timeout: float = 1.0) -> list[tuple[int, list[dict]]]:
-        """(pid, samples) of every loaded worker that answers within ``timeout``."""
+    async def worker_families(
+        self, timeout: float = 1.0, op: str = "metrics"
+    ) -> list[tuple[int, list[dict]]]:
+        """(pid, samples) of every loaded worker that answers within ``timeout``.
+
+        ``op="flush"`` asks each to write out its request log's buffer instead (no samples).
+        """
         loop = asyncio.get_running_loop()
         waiting = []
         for handle in list(self.workers.values()):
@@ -594,7 +601,7 @@ class Region:
             self._ask += 1
             future = loop.create_future()
             self._asks[self._ask] = future
-            if handle.channel.send({"op": "metrics", "ask": self._ask}):
+            if handle.channel.send({"op": op, "ask": self._ask}):
                 waiting.append((self._ask, future))
             else:
                 self._asks.pop(self._ask)
@@ -808,6 +815,11 @@ class Region:
 
             body = await self.exposition()
             await send_bytes(send, body, 200, CONTENT_TYPE_LATEST, headers)
+            return
+        if path == "/__vega/flush" and scope["method"] == "POST":
+            flushed = await self.worker_families(timeout=1.0, op="flush")
+            body = json.dumps({"ok": True, "region": self.name, "workers": len(flushed)}).encode()
+            await send_bytes(send, body, 200, "application/json", headers)
             return
         if path == "/__vega/prefetch" and scope["method"] == "POST":
             started = time.monotonic()

@@ -239,8 +239,14 @@ class WorkerHost:
             for connection in list(self.state.connections):
                 if isinstance(connection, WorkerProtocol):
                     self.release(connection)
-        elif op == "metrics":
-            families = self.observer.families() if self.observer is not None else []
+        elif op in ("metrics", "flush"):
+            if op == "flush":
+                # A bake judges a window that ends now: what is buffered goes to the file first.
+                if self.observer is not None:
+                    self.observer.flush()
+                families = []
+            else:
+                families = self.observer.families() if self.observer is not None else []
             reply = {"op": "metrics", "ask": header.get("ask"), "pid": os.getpid()}
             if self.channel is not None:
                 self.channel.send(reply, msgspec.json.encode(families))

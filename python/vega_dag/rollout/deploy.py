@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -31,6 +32,7 @@ from vega_dag.errors import VegaError
 from vega_dag.manifest import Manifest, RouteEntry, decode_manifest
 from vega_dag.manifest.schema import AppRouteEntry
 from vega_dag.regions.fleet import RegionError, RegionInfo
+from vega_dag.rollout.bake import BakeContext, BakeVerdict, bake, watch
 from vega_dag.rollout.health import GateReport, probed_routes, run_gate
 from vega_dag.rollout.pointers import Move, PointerStore, default_actor
 from vega_dag.rollout.scheduler import Node, NodeFailed, Schedule
@@ -70,6 +72,8 @@ class DeployOutcome:
     status: str
     regions: dict[str, RegionOutcome] = field(default_factory=dict)
     gates: list[GateReport] = field(default_factory=list)
+    #: live-traffic verdicts: each wave's bake, then the watch's windows
+    bakes: list[BakeVerdict] = field(default_factory=list)
     waves: list[list[str]] = field(default_factory=list)
     changed_routes: list[str] = field(default_factory=list)
     #: a one-app project's changed routes, "GET /items/{id} (shop.routers.items)"
@@ -94,6 +98,7 @@ class DeployOutcome:
             "waves": self.waves,
             "regions": [r.to_json() for r in self.regions.values()],
             "gates": [g.to_json() for g in self.gates],
+            "bakes": [b.to_json() for b in self.bakes],
             "problems": self.problems,
             "skipped": [{"name": n, "why": w} for n, w in self.skipped.items()],
         }
@@ -246,6 +251,7 @@ class Rollout:
 
     def run(self) -> DeployOutcome:
         started = time.perf_counter()
+        bake_needs(self)
         regions, started_regions = self.target.up(self.config.vega.rollout.regions)
         if hasattr(self.target, "settle"):
             regions = self.target.settle(regions)
@@ -368,8 +374,15 @@ class Rollout:
                 self.say(f"↩ Rolling back {len(touched)} region(s)")
                 from vega_dag.rollout.rollback import reverse
 
+                reason = "auto-rollback"
+                verdict = getattr(err, "details", None)
+                if isinstance(verdict, BakeVerdict):
+                    # The history says why, with the numbers behind the verdict.
+                    reason += (
+                        f": {verdict.label} {'; '.join(verdict.problems)} ({verdict.numbers()})"
+                    )
                 result = reverse(
-                    pointers, self.target, deployment.id, by_name, "auto-rollback", self.actor
+                    pointers, self.target, deployment.id, by_name, reason[:2000], self.actor
                 )
                 for name, seconds in result.seconds.items():
                     outcome.regions[name].outcome = "rolled-back"
@@ -455,6 +468,10 @@ def build_schedule(
 
     everyone = [n for wave in waves for n in wave]
     previous = tuple(prefetch_keys)
+    settings = rollout.config.vega.health.bake
+    baking = (
+        bake_context(rollout, deployment, by_name) if settings.bake_s or settings.watch_s else None
+    )
     for i, wave in enumerate(waves):
         vega = rollout.config.vega
         routes = probed_routes(
@@ -476,6 +493,8 @@ def build_schedule(
                 moves.append(
                     Move(name, p.generation if p else 0, p.deployment if p else None, deployment)
                 )
+            if baking is not None and baking.first_move is None:
+                baking.first_move = time.time()
             pointers.swap(moves, deployment, "promote", rollout.actor)
             return wait_all(target, [by_name[n] for n in wave], deployment, outcome, "promoted")
 
@@ -513,7 +532,101 @@ def build_schedule(
             )
         )
         previous = (f"gate:{i}",)
+        if baking is not None and settings.bake_s:
+            later = [n for w in waves[i + 1 :] for n in w]
+            patterns = sorted({r.pattern for n in wave for r in changes[n]})
+
+            def held(
+                _: dict,
+                i: int = i,
+                wave: list[str] = wave,
+                later: list[str] = later,
+                patterns: list[str] = patterns,
+            ) -> BakeVerdict:
+                assert baking is not None
+                verdict = bake(baking, i, wave, later, patterns, settings.bake_s)
+                outcome.bakes.append(verdict)
+                if not verdict.passed:
+                    raise NodeFailed(
+                        f"bake:{i}",
+                        "live-traffic bake failed: " + "; ".join(verdict.problems),
+                        verdict,
+                    )
+                return verdict
+
+            schedule.add(
+                Node(
+                    f"bake:{i}",
+                    held,
+                    previous,
+                    describe=f"judge {label}'s live traffic for {settings.bake_s:g}s",
+                )
+            )
+            previous = (f"bake:{i}",)
+    if baking is not None and settings.watch_s:
+        patterns = sorted({r.pattern for n in everyone for r in changes[n]})
+
+        def watched(_: dict) -> list[BakeVerdict]:
+            assert baking is not None
+            verdicts = watch(baking, everyone, patterns)
+            outcome.bakes.extend(verdicts)
+            failed = [v for v in verdicts if not v.passed]
+            if failed:
+                raise NodeFailed(
+                    "watch",
+                    "live-traffic watch failed: " + "; ".join(failed[0].problems),
+                    failed[0],
+                )
+            return verdicts
+
+        schedule.add(
+            Node(
+                "watch",
+                watched,
+                previous,
+                describe=f"watch every region's live traffic for {settings.watch_s:g}s",
+            )
+        )
     return schedule
+
+
+def bake_context(rollout: Rollout, deployment: str, by_name: dict[str, RegionInfo]) -> BakeContext:
+    """What the bakes of ``deployment`` read: the regions' request logs, flushed on demand."""
+    fleet = bake_needs(rollout)
+    assert fleet is not None
+
+    def flush(names: list[str]) -> None:
+        from vega_dag.regions.fleet import request_many
+
+        asks: list[tuple[str, str, bytes | None]] = [
+            (by_name[n].url + "/__vega/flush", "POST", b"{}") for n in names if n in by_name
+        ]
+        # A region that does not answer leaves its last second out of the window, no more.
+        request_many(asks, timeout=2.0)
+
+    health = rollout.config.vega.health
+    return BakeContext(fleet, deployment, health.bake, flush, p99_ms=health.p99_ms)
+
+
+def bake_needs(rollout: Rollout) -> Path | None:
+    """The fleet directory whose request logs a bake reads (None: no bake); DeployError if none."""
+    config = rollout.config
+    settings = config.vega.health.bake
+    if not (settings.bake_s or settings.watch_s):
+        return None
+    fleet = getattr(rollout.target, "dir", None)
+    if fleet is None:
+        raise DeployError(
+            "[tool.vega.health.bake] needs the regions' request logs, which this region target "
+            f"({type(rollout.target).__name__}) does not keep (nothing was changed)"
+        )
+    if not config.vega.observe.request_log:
+        raise DeployError(
+            "[tool.vega.health.bake] judges the regions' request logs, but [tool.vega.observe] "
+            "request_log = false: turn it on (and restart the regions) or set bake_s and "
+            "watch_s to 0 (nothing was changed)"
+        )
+    return Path(fleet)
 
 
 def wait_all(
