@@ -2,8 +2,10 @@
 
 A bundle whose members' compiled bytes did not change stands without even
 computing its key (early cutoff); otherwise its key (``bundle_inputs``) is
-looked up in the action cache, and the misses are built in one pass of the
-archive writer (``_core.stored_archive_digests``) and stored as assemblies.
+looked up in the action cache, and the misses are built as trees
+(``store.tree``: a bundle's identity is the digest of its sorted (entry
+name, member digest) pairs, made in one parallel pass of the core) and stored
+as their tree records. No bundle's archive is made here.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from vega_dag.bundle.routes import (
     RouteMeta,
     archive_name,
     archive_name_of,
-    bundle_assembly,
     bundle_inputs,
-    route_inline,
+    bundle_tree,
+    route_json,
 )
 from vega_dag.daemon import warm
 from vega_dag.pipeline.context import short
@@ -27,6 +29,7 @@ from vega_dag.pipeline.result import BuildError
 from vega_dag.store.actions import action_key
 from vega_dag.store.objects import CorruptObjectError, MissingObjectError
 from vega_dag.store.state import RouteRecord
+from vega_dag.store.tree import tree_records
 
 #: No data members (``RouteFiles.members`` lists only routes with some).
 _NONE: list[tuple[str, str]] = []
@@ -123,32 +126,32 @@ def make_bundles(
     modules: dict[str, Module],
     files: RouteFiles | None = None,
 ) -> list[str]:
-    """Each job's bundle digest; the bundles are stored as their assemblies.
+    """Each job's bundle digest: its tree's (store.tree), stored as the tree's record.
 
-    The digests are computed in one parallel pass of the archive writer
-    over every member's (verified) bytes; the store keeps each bundle as
-    the writer's inputs (store.assembly), so an edit to a shared module
-    costs a hash of the bundles it is in, not a copy and fsync of each.
+    A tree costs its entries, not its bytes: a change to a module that sits
+    in 2,000 bundles makes 2,000 records of a few KB. Each member is still
+    read (verified) once per build, however many bundles hold it, so a
+    damaged stored output is found and made again here rather than at deploy.
     """
-    blobs: dict[str, bytes] = {}
-    for _, _, closure_names in jobs:
-        for name in closure_names:
-            d = pyc[name]
-            if d not in blobs:
-                blobs[d] = member_bytes(ctx, modules[name], d)
+    for name in set().union(*(closure for _, _, closure in jobs)):
+        member_bytes(ctx, modules[name], pyc[name])
     if files is not None and files.paths:
+        seen: set[str] = set()
         for _, members, _ in jobs:
             for _, d in members:
-                if d not in blobs and d in files.paths:
-                    blobs[d] = data_bytes(ctx, files.paths[d], d)
-    inline = [route_inline(meta) for meta, _, _ in jobs]
-    digests = _core.stored_archive_digests(
-        [(i, members) for i, (_, members, _) in zip(inline, jobs, strict=True)],
-        blobs,
-        epoch=BUNDLE_EPOCH,
-    )
-    for i, (_, members, _), digest in zip(inline, jobs, digests, strict=True):
-        ctx.new_assemblies[digest] = bundle_assembly(i, members)
+                if d not in seen and d in files.paths:
+                    seen.add(d)
+                    data_bytes(ctx, files.paths[d], d)
+    trees = []
+    for meta, members, _ in jobs:
+        route = route_json(meta)
+        route_digest = _core.hash_bytes(route)
+        ctx.new_objects[route_digest] = route
+        trees.append(bundle_tree(members, route_digest))
+    digests = []
+    for digest, record in tree_records(trees, BUNDLE_EPOCH):
+        ctx.new_trees[digest] = record
+        digests.append(digest)
     return digests
 
 
