@@ -173,6 +173,15 @@ def tree_records(trees: list[list[tuple[str, str]]], *, epoch: int) -> list[tupl
     ``DigestFormatError`` for a malformed digest.
     """
 
+def tree_patches(
+    patches: list[tuple[bytes, list[tuple[str, str]]]],
+) -> list[tuple[str, bytes] | None]:
+    """For each ``(record, changes)``, the ``(digest, record)`` of that tree
+    with the digest of each entry ``changes`` names replaced (as
+    ``tree_records`` would make it), or None when a name is not in the tree.
+    Raises ``ArchiveFormatError`` for a record ``tree_records`` did not make.
+    """
+
 def read_tree(record: bytes, label: str = "tree") -> tuple[int, list[tuple[str, str]]]:
     """A record ``tree_records`` made, read back as ``(epoch, entries)``;
     raises ``ArchiveFormatError`` (naming ``label``) for anything else."""

@@ -510,6 +510,45 @@ fn tree_records<'py>(
         .collect())
 }
 
+/// (entry name, content digest) pairs, as Python passes them.
+type NamedDigests = Vec<(String, String)>;
+type DigestAndRecord<'py> = (String, Bound<'py, PyBytes>);
+
+/// For each (record, changes) pair, the (digest, record) of that tree with
+/// the digests of the entries `changes` names replaced, or None when one is
+/// not in the tree. In parallel, without the GIL.
+#[pyfunction]
+fn tree_patches<'py>(
+    py: Python<'py>,
+    patches: Vec<(Bound<'py, PyBytes>, NamedDigests)>,
+) -> PyResult<Vec<Option<DigestAndRecord<'py>>>> {
+    use rayon::prelude::*;
+    let mut borrowed: Vec<(&[u8], Vec<tree::Entry>)> = Vec::with_capacity(patches.len());
+    for (record, changes) in &patches {
+        let raw = changes
+            .iter()
+            .map(|(name, text)| digest::parse(text).map(|d| (name.clone(), *d.as_bytes())))
+            .collect::<Result<Vec<_>, CoreError>>()
+            .map_err(|e| to_py(py, e))?;
+        borrowed.push((record.as_bytes(), raw));
+    }
+    let made = py
+        .detach(|| {
+            borrowed
+                .into_par_iter()
+                .map(|(record, changes)| {
+                    Ok(tree::patch(record, &changes, "tree")?
+                        .map(|r| (digest::format(&hash::hash_bytes(&r)), r)))
+                })
+                .collect::<Result<Vec<_>, CoreError>>()
+        })
+        .map_err(|e| to_py(py, e))?;
+    Ok(made
+        .into_iter()
+        .map(|m| m.map(|(d, r)| (d, PyBytes::new(py, &r))))
+        .collect())
+}
+
 /// A tree record read back: (epoch, [(entry name, content digest)]).
 #[pyfunction]
 #[pyo3(signature = (record, label = "tree"))]
@@ -799,6 +838,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(refresh_paths, m)?)?;
     m.add_function(wrap_pyfunction!(build_archive, m)?)?;
     m.add_function(wrap_pyfunction!(tree_records, m)?)?;
+    m.add_function(wrap_pyfunction!(tree_patches, m)?)?;
     m.add_function(wrap_pyfunction!(read_tree, m)?)?;
     m.add_function(wrap_pyfunction!(tree_archive, m)?)?;
     m.add_function(wrap_pyfunction!(write_archive, m)?)?;

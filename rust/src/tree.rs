@@ -22,6 +22,8 @@ use crate::error::{CoreError, Result};
 
 pub const TAG: &[u8] = b"vega-tree 1\n";
 pub const DIGEST_LEN: usize = 32;
+/// An entry: its name and the raw digest of its content.
+pub type Entry = (String, [u8; DIGEST_LEN]);
 
 /// The record of the tree of `entries` ((name, content digest) pairs, any
 /// order), checked as the archive writer checks its entries: names it would
@@ -104,6 +106,35 @@ pub fn decode(record: &[u8], label: &str) -> Result<Tree> {
     Ok(Tree { epoch, entries })
 }
 
+/// The record of `record`'s tree with the digests of the named entries
+/// replaced: what a rebuilt bundle whose entry names did not change costs
+/// (no list of its members is made). `None` when a name is not in the tree.
+pub fn patch(
+    record: &[u8],
+    changes: &[(String, [u8; DIGEST_LEN])],
+    label: &str,
+) -> Result<Option<Vec<u8>>> {
+    let mut tree = decode(record, label)?;
+    for (name, digest) in changes {
+        match tree
+            .entries
+            .binary_search_by(|(n, _)| n.as_str().cmp(name.as_str()))
+        {
+            Ok(i) => tree.entries[i].1 = *digest,
+            Err(_) => return Ok(None),
+        }
+    }
+    let mut out = Vec::with_capacity(record.len());
+    out.extend_from_slice(TAG);
+    out.extend_from_slice(&tree.epoch.to_le_bytes());
+    for (name, digest) in &tree.entries {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(digest);
+    }
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +178,15 @@ mod tests {
         }
         let dup = encode(0, vec![("a".into(), d(0)), ("a".into(), d(1))]).unwrap_err();
         assert!(dup.to_string().contains("duplicate"));
+    }
+
+    #[test]
+    fn a_patch_is_the_record_of_the_changed_tree() {
+        let old = encode(7, vec![("a.pyc".into(), d(1)), ("b/c.pyc".into(), d(2))]).unwrap();
+        let want = encode(7, vec![("a.pyc".into(), d(1)), ("b/c.pyc".into(), d(3))]).unwrap();
+        let patched = patch(&old, &[("b/c.pyc".into(), d(3))], "t").unwrap();
+        assert_eq!(patched, Some(want));
+        assert_eq!(patch(&old, &[("x.pyc".into(), d(3))], "t").unwrap(), None);
     }
 
     #[test]

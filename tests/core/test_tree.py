@@ -57,6 +57,19 @@ def test_a_tree_names_the_archive_of_its_entries(names: list[str], data) -> None
     assert tree_archive(Tree(EPOCH, sorted(members)), blobs.__getitem__) == want
 
 
+@settings(max_examples=40, deadline=None)
+@given(names=names, data=st.data())
+def test_a_patched_tree_is_the_tree_of_its_new_entries(names: list[str], data) -> None:
+    members = [(n, _core.hash_bytes(n.encode())) for n in names]
+    ((_, record),) = tree_records([members], EPOCH)
+    changed = data.draw(st.lists(st.sampled_from(names), unique=True))
+    changes = [(n, _core.hash_bytes(b"new " + n.encode())) for n in changed]
+    after = [(n, dict(changes).get(n, d)) for n, d in members]
+    assert _core.tree_patches([(record, changes)]) == tree_records([after], EPOCH)
+    # A name the tree does not hold: no patch (the build lists the members instead).
+    assert _core.tree_patches([(record, [("Z/none.pyc", members[0][1])])]) == [None]
+
+
 def test_every_input_of_the_archive_changes_the_digest():
     a, b = _core.hash_bytes(b"a"), _core.hash_bytes(b"b")
     base = [("m.pyc", a), ("n.pyc", b)]

@@ -261,6 +261,11 @@ class ObjectStore:
         known = self._trees.get(digest)
         if known is not None:
             return known
+        record = self.tree_record(digest)
+        return self._read_tree(digest, record, self._where(digest), checked=True)
+
+    def tree_record(self, digest: str) -> bytes:
+        """The record of the tree ``digest`` names, verified; raises as ``tree``."""
         loc = self.index.objects.get(digest)
         if loc is None or loc.form != TREE:
             raise MissingObjectError(digest, self.root)
@@ -268,17 +273,24 @@ class ObjectStore:
             data = bytes(self._pack_bytes(loc.pack)[loc.offset : loc.offset + loc.length])
         except FileNotFoundError:
             raise MissingObjectError(digest, self.root) from None
-        return self._read_tree(digest, data, f"{os.path.join(self._packs, loc.pack)}@{loc.offset}")
+        actual = _core.hash_bytes(data)
+        if actual != digest:
+            self._damaged.add(digest)
+            raise CorruptObjectError(digest, self._where(digest), actual)
+        return data
+
+    def _where(self, digest: str) -> str:
+        loc = self.index.objects[digest]
+        return f"{os.path.join(self._packs, loc.pack)}@{loc.offset}"
 
     def tree_members(self, digest: str) -> list[tuple[str, str, bytes]]:
         """The tree's (entry name, digest, bytes), each verified: a bundle's files, no zip made."""
         tree = self.tree(digest)
-        loc = self.index.objects[digest]
-        where = f"{os.path.join(self._packs, loc.pack)}@{loc.offset}"
+        where = self._where(digest)
         return [(n, d, self._member(digest, where, tree, d)) for n, d in tree.entries]
 
-    def _read_tree(self, digest: str, record: bytes, where: str) -> Tree:
-        actual = _core.hash_bytes(record)
+    def _read_tree(self, digest: str, record: bytes, where: str, *, checked: bool = False) -> Tree:
+        actual = digest if checked else _core.hash_bytes(record)
         if actual != digest:
             self._damaged.add(digest)
             raise CorruptObjectError(digest, where, actual)
@@ -297,7 +309,11 @@ class ObjectStore:
         except (MissingObjectError, CorruptObjectError) as err:
             name = next(n for n, d in tree.entries if d == member)
             raise CorruptObjectError(
-                digest, where, "", f"its member {name} ({member}) cannot be read: {err}"
+                digest,
+                where,
+                "",
+                f"its member {name} ({member}) cannot be read: {err};"
+                " `vega-dag build --verify` makes it again",
             ) from None
 
     def check(self, digest: str) -> None:
