@@ -21,6 +21,11 @@ Groups (see docs/performance.md):
 
 Every process is started from the interpreter's own bin directory, not a
 version-manager shim, so the figures are the tool's own start-up.
+
+With VEGA_BENCH_REFERENCE=DIR (a checkout's ``python/`` directory holding
+its own built ``_core`` extension: e.g. the tree before a change) the rows
+on the generated projects also run with that tree's vega-dag, in the same
+run, on projects of their own: the ``[reference]`` rows beside ``[this]``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +50,34 @@ from benches.generate_project import GeneratedProject, generate, touch_modules
 BIN = Path(sys.executable).parent
 VEGA = str(BIN / "vega-dag")
 BIG = 300 if SMOKE else 20_000
+
+
+def reference_command(python_dir: Path) -> str:
+    """A console script like ``vega-dag``'s that imports vega_dag from ``python_dir``.
+
+    PYTHONPATH is set inside it, so the processes it starts (the daemon) run
+    that tree too.
+    """
+    script = Path(tempfile.mkdtemp(prefix="vega-bench-reference-")) / "vega-dag"
+    where = str(python_dir.resolve())
+    script.write_text(
+        f"#!{sys.executable}\nimport os, sys\nos.environ['PYTHONPATH'] = {where!r}\n"
+        f"sys.path.insert(0, {where!r})\nfrom vega_dag.entry import main\nsys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+#: tree → its ``vega-dag`` command (see the module docstring)
+COMMANDS = {"this": VEGA}
+if os.environ.get("VEGA_BENCH_REFERENCE"):
+    COMMANDS["reference"] = reference_command(Path(os.environ["VEGA_BENCH_REFERENCE"]))
+#: a generated project's root → the command of the tree it is measured with
+_VEGA_OF: dict[Path, str] = {}
+
+
+def vega_of(project: GeneratedProject) -> str:
+    return _VEGA_OF.get(project.root, VEGA)
 
 
 #: The one-shot rows build in their own process: no daemon started by the first build.
@@ -67,18 +101,29 @@ def run_as_a_user(*cmd: str) -> None:
 
 
 def built(project: GeneratedProject) -> GeneratedProject:
-    run(VEGA, "build", "-q", str(project.root))
+    run(vega_of(project), "build", "-q", str(project.root))
     return project
 
 
-@pytest.fixture(scope="module")
-def p217(tmp_path_factory: pytest.TempPathFactory) -> GeneratedProject:
-    return built(generate(tmp_path_factory.mktemp("p217") / "api", 217, seed=0))
+@pytest.fixture(scope="module", params=list(COMMANDS))
+def tree(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def generated(tmp_path_factory: pytest.TempPathFactory, name: str, modules: int, tree: str):
+    project = generate(tmp_path_factory.mktemp(f"{name}-{tree}") / "api", modules, seed=0)
+    _VEGA_OF[project.root] = COMMANDS[tree]
+    return built(project)
 
 
 @pytest.fixture(scope="module")
-def p20k(tmp_path_factory: pytest.TempPathFactory) -> GeneratedProject:
-    return built(generate(tmp_path_factory.mktemp("p20k") / "api", BIG, seed=0))
+def p217(tmp_path_factory: pytest.TempPathFactory, tree: str) -> GeneratedProject:
+    return generated(tmp_path_factory, "p217", 217, tree)
+
+
+@pytest.fixture(scope="module")
+def p20k(tmp_path_factory: pytest.TempPathFactory, tree: str) -> GeneratedProject:
+    return generated(tmp_path_factory, "p20k", BIG, tree)
 
 
 def changing(project: GeneratedProject, count: int, first_seed: int = 1):
@@ -87,7 +132,7 @@ def changing(project: GeneratedProject, count: int, first_seed: int = 1):
 
     def setup():
         touch_modules(project, count, seed=next(seeds))
-        return (VEGA, "build", "-q", str(project.root)), {}
+        return (vega_of(project), "build", "-q", str(project.root)), {}
 
     return setup
 
@@ -127,7 +172,7 @@ def changing_bodies(project: GeneratedProject, count: int, first_seed: int = 1):
         for path in random.Random(seed).sample(project.touchable, count):
             text = _BODY_EDIT.sub("", path.read_text())
             path.write_text(text + f"_BODY_EDIT = {seed}\n")
-        return (VEGA, "build", "-q", str(project.root)), {}
+        return (vega_of(project), "build", "-q", str(project.root)), {}
 
     return setup
 
@@ -153,7 +198,10 @@ def test_build_217_three_bodies_changed_daemon(benchmark, daemon_217: GeneratedP
 @pytest.mark.benchmark(group="build-20k-noop")
 def test_build_20k_noop(benchmark, p20k: GeneratedProject):
     benchmark.pedantic(
-        run, args=(VEGA, "build", "-q", str(p20k.root)), rounds=3 if SMOKE else 10, warmup_rounds=1
+        run,
+        args=(vega_of(p20k), "build", "-q", str(p20k.root)),
+        rounds=3 if SMOKE else 10,
+        warmup_rounds=1,
     )
 
 
@@ -179,14 +227,13 @@ def daemon_20k(p20k: GeneratedProject):
 
 @contextlib.contextmanager
 def build_daemon(project: GeneratedProject):
-    run(VEGA, "daemon", "start", str(project.root))
+    vega = vega_of(project)
+    run(vega, "daemon", "start", str(project.root))
     try:
-        run_attached(
-            VEGA, "build", "-q", str(project.root)
-        )  # the daemon's first build reads everything
+        run_attached(vega, "build", "-q", str(project.root))  # the daemon's first build reads all
         yield
     finally:
-        run(VEGA, "daemon", "stop", str(project.root))
+        run(vega, "daemon", "stop", str(project.root))
 
 
 @pytest.mark.benchmark(group="build-217-incremental")
@@ -218,7 +265,7 @@ def test_build_217_three_changed_daemon_no_import_check(
 def test_build_20k_noop_daemon(benchmark, daemon_20k: GeneratedProject):
     benchmark.pedantic(
         run_attached,
-        args=(VEGA, "build", "-q", str(daemon_20k.root)),
+        args=(vega_of(daemon_20k), "build", "-q", str(daemon_20k.root)),
         rounds=3 if SMOKE else 10,
         warmup_rounds=1,
     )
@@ -236,16 +283,17 @@ def auto_217(p217: GeneratedProject):
     from vega_dag.daemon.client import call
 
     root = p217.root.resolve()
-    run_as_a_user(VEGA, "build", "-q", str(root))  # starts the daemon, builds here
+    vega = vega_of(p217)
+    run_as_a_user(vega, "build", "-q", str(root))  # starts the daemon, builds here
     deadline = time.monotonic() + 60
     while call(root, {"status": True}, timeout=5) is None:
         assert time.monotonic() < deadline, "the first build started no daemon"
         time.sleep(0.05)
     try:
-        run_as_a_user(VEGA, "build", "-q", str(root))  # the daemon's first build reads everything
+        run_as_a_user(vega, "build", "-q", str(root))  # the daemon's first build reads everything
         yield p217
     finally:
-        run(VEGA, "daemon", "stop", str(root))
+        run(vega, "daemon", "stop", str(root))
 
 
 @pytest.mark.benchmark(group="build-217-incremental")

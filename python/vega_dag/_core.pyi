@@ -163,18 +163,32 @@ def build_archive(
     a name that is both a file and a parent directory of another entry.
     """
 
-def stored_archive_digests(
-    archives: list[tuple[list[tuple[str, bytes]], list[tuple[str, str]]]],
-    blobs: Mapping[str, bytes],
-    *,
-    epoch: int,
-) -> list[str]:
-    """For each (inline, members) pair, the digest ``build_archive(entries,
-    epoch=epoch, compress=False)`` would return, where the entries are
-    ``inline`` plus each member's (name, ``blobs[digest]``); computed in
-    parallel without building the archives. Raises ``KeyError`` for a member
-    digest missing from ``blobs``, ``ArchiveEntryError`` as ``build_archive``.
+def tree_records(trees: list[list[tuple[str, str]]], *, epoch: int) -> list[tuple[str, bytes]]:
+    """For each tree (a bundle's (entry name, content digest) pairs, any
+    order), its ``(digest, record)``: the record is the tag ``vega-tree 1``,
+    the epoch and the entries in name order (name, NUL, the digest's 32 raw
+    bytes), and the digest is the record's BLAKE3 digest, which names the
+    archive ``tree_archive`` makes of those entries. Computed in parallel.
+    Raises ``ArchiveEntryError`` for a name ``build_archive`` would refuse,
+    ``DigestFormatError`` for a malformed digest.
     """
+
+def tree_patches(
+    patches: list[tuple[bytes, list[tuple[str, str]]]],
+) -> list[tuple[str, bytes] | None]:
+    """For each ``(record, changes)``, the ``(digest, record)`` of that tree
+    with the digest of each entry ``changes`` names replaced (as
+    ``tree_records`` would make it), or None when a name is not in the tree.
+    Raises ``ArchiveFormatError`` for a record ``tree_records`` did not make.
+    """
+
+def read_tree(record: bytes, label: str = "tree") -> tuple[int, list[tuple[str, str]]]:
+    """A record ``tree_records`` made, read back as ``(epoch, entries)``;
+    raises ``ArchiveFormatError`` (naming ``label``) for anything else."""
+
+def tree_archive(entries: list[tuple[str, bytes]], *, epoch: int) -> bytes:
+    """The bytes of ``build_archive(entries, epoch=epoch, compress=False)``,
+    without their digest (a tree's digest already names them)."""
 
 def write_archive(
     path: _Path,

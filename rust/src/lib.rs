@@ -11,6 +11,7 @@ pub mod imports;
 pub mod pyc;
 pub mod scan;
 pub mod statcache;
+pub mod tree;
 
 mod py;
 

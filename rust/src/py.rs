@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::error::CoreError;
-use crate::{archive, digest, hash, imports, pyc, scan, statcache};
+use crate::{archive, digest, hash, imports, pyc, scan, statcache, tree};
 
 /// An instance of the named class of `vega_dag.errors`, built from `args`.
 fn vega_error<'py>(py: Python<'py>, class: &str, args: impl pyo3::call::PyCallArgs<'py>) -> PyErr {
@@ -478,48 +478,108 @@ fn build_archive<'py>(
     Ok((PyBytes::new(py, &bytes), dig))
 }
 
-/// The digests of many stored (uncompressed) archives, computed in parallel
-/// without building them: each is what `build_archive(entries, epoch=epoch,
-/// compress=False)` would return as its digest, where an archive's entries
-/// are its `inline` (name, bytes) pairs plus, for each (name, digest) of its
-/// `members`, that name with the bytes `blobs` maps the digest to. The
-/// store keeps such an archive as its members' digests and assembles it on
-/// read.
+/// For each tree (a bundle's (entry name, content digest) pairs), its
+/// (digest, record): see `tree.rs`. In parallel, without the GIL: a change to
+/// a hub module makes thousands of them at once.
 #[pyfunction]
-#[pyo3(signature = (archives, blobs, *, epoch))]
-#[allow(clippy::type_complexity)]
-fn stored_archive_digests<'py>(
+#[pyo3(signature = (trees, *, epoch))]
+fn tree_records<'py>(
     py: Python<'py>,
-    archives: Vec<(Vec<(String, Bound<'py, PyBytes>)>, Vec<(String, String)>)>,
-    blobs: HashMap<String, Bound<'py, PyBytes>>,
+    trees: Vec<Vec<(String, String)>>,
     epoch: i64,
-) -> PyResult<Vec<String>> {
+) -> PyResult<Vec<(String, Bound<'py, PyBytes>)>> {
     use rayon::prelude::*;
-    let mut borrowed: Vec<Vec<(String, &[u8])>> = Vec::with_capacity(archives.len());
-    for (inline, members) in &archives {
-        let mut entries: Vec<(String, &[u8])> = Vec::with_capacity(inline.len() + members.len());
-        for (name, data) in inline {
-            entries.push((name.clone(), data.as_bytes()));
-        }
-        for (name, digest) in members {
-            let Some(data) = blobs.get(digest) else {
-                return Err(pyo3::exceptions::PyKeyError::new_err(format!(
-                    "archive member {name}: no bytes given for {digest}"
-                )));
-            };
-            entries.push((name.clone(), data.as_bytes()));
-        }
-        borrowed.push(entries);
+    let records = py
+        .detach(|| {
+            trees
+                .into_par_iter()
+                .map(|entries| {
+                    let raw = entries
+                        .into_iter()
+                        .map(|(name, text)| digest::parse(&text).map(|d| (name, *d.as_bytes())))
+                        .collect::<Result<Vec<_>, CoreError>>()?;
+                    let record = tree::encode(epoch, raw)?;
+                    Ok((digest::format(&hash::hash_bytes(&record)), record))
+                })
+                .collect::<Result<Vec<(String, Vec<u8>)>, CoreError>>()
+        })
+        .map_err(|e| to_py(py, e))?;
+    Ok(records
+        .into_iter()
+        .map(|(d, record)| (d, PyBytes::new(py, &record)))
+        .collect())
+}
+
+/// (entry name, content digest) pairs, as Python passes them.
+type NamedDigests = Vec<(String, String)>;
+type DigestAndRecord<'py> = (String, Bound<'py, PyBytes>);
+
+/// For each (record, changes) pair, the (digest, record) of that tree with
+/// the digests of the entries `changes` names replaced, or None when one is
+/// not in the tree. In parallel, without the GIL.
+#[pyfunction]
+fn tree_patches<'py>(
+    py: Python<'py>,
+    patches: Vec<(Bound<'py, PyBytes>, NamedDigests)>,
+) -> PyResult<Vec<Option<DigestAndRecord<'py>>>> {
+    use rayon::prelude::*;
+    let mut borrowed: Vec<(&[u8], Vec<tree::Entry>)> = Vec::with_capacity(patches.len());
+    for (record, changes) in &patches {
+        let raw = changes
+            .iter()
+            .map(|(name, text)| digest::parse(text).map(|d| (name.clone(), *d.as_bytes())))
+            .collect::<Result<Vec<_>, CoreError>>()
+            .map_err(|e| to_py(py, e))?;
+        borrowed.push((record.as_bytes(), raw));
     }
-    py.detach(|| {
-        borrowed
-            .into_par_iter()
-            .map(|entries| {
-                archive::digest(entries, epoch, archive::Packing::Store).map(|h| digest::format(&h))
-            })
-            .collect::<Result<Vec<String>, CoreError>>()
-    })
-    .map_err(|e| to_py(py, e))
+    let made = py
+        .detach(|| {
+            borrowed
+                .into_par_iter()
+                .map(|(record, changes)| {
+                    Ok(tree::patch(record, &changes, "tree")?
+                        .map(|r| (digest::format(&hash::hash_bytes(&r)), r)))
+                })
+                .collect::<Result<Vec<_>, CoreError>>()
+        })
+        .map_err(|e| to_py(py, e))?;
+    Ok(made
+        .into_iter()
+        .map(|m| m.map(|(d, r)| (d, PyBytes::new(py, &r))))
+        .collect())
+}
+
+/// A tree record read back: (epoch, [(entry name, content digest)]).
+#[pyfunction]
+#[pyo3(signature = (record, label = "tree"))]
+fn read_tree(py: Python<'_>, record: &[u8], label: &str) -> PyResult<(i64, Vec<(String, String)>)> {
+    let t = tree::decode(record, label).map_err(|e| to_py(py, e))?;
+    let entries = t
+        .entries
+        .iter()
+        .map(|(name, d)| (name.clone(), digest::format(&blake3::Hash::from_bytes(*d))))
+        .collect();
+    Ok((t.epoch, entries))
+}
+
+/// The stored (uncompressed) archive of a tree's entries, given their
+/// contents: `build_archive(entries, epoch=epoch, compress=False)`'s bytes,
+/// without hashing them (a tree's digest already names them).
+#[pyfunction]
+#[pyo3(signature = (entries, *, epoch))]
+fn tree_archive<'py>(
+    py: Python<'py>,
+    entries: Vec<(String, Bound<'py, PyBytes>)>,
+    epoch: i64,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let borrowed: Vec<(String, &[u8])> = entries
+        .iter()
+        .map(|(name, data)| (name.clone(), data.as_bytes()))
+        .collect();
+    let bytes = py
+        .detach(|| archive::write(borrowed, epoch, archive::Packing::Store))
+        .map_err(|e| to_py(py, e))?;
+    Ok(PyBytes::new(py, &bytes))
 }
 
 /// Write to a temporary file beside `dest`, fsync, then rename: a reader sees
@@ -777,7 +837,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(detect_changes, m)?)?;
     m.add_function(wrap_pyfunction!(refresh_paths, m)?)?;
     m.add_function(wrap_pyfunction!(build_archive, m)?)?;
-    m.add_function(wrap_pyfunction!(stored_archive_digests, m)?)?;
+    m.add_function(wrap_pyfunction!(tree_records, m)?)?;
+    m.add_function(wrap_pyfunction!(tree_patches, m)?)?;
+    m.add_function(wrap_pyfunction!(read_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(tree_archive, m)?)?;
     m.add_function(wrap_pyfunction!(write_archive, m)?)?;
     m.add_function(wrap_pyfunction!(list_archive, m)?)?;
     m.add_function(wrap_pyfunction!(read_archive, m)?)?;

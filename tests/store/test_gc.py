@@ -14,9 +14,8 @@ from vega_dag.manifest.schema import decode_manifest
 from vega_dag.pipeline import build
 from vega_dag.regions.fleet import fleet_dir
 from vega_dag.rollout.pointers import Move, PointerStore
-from vega_dag.store.assembly import decode_assembly, member_digests
 from vega_dag.store.gc import GcPolicy, collect, parse_size, verify
-from vega_dag.store.objects import ASSEMBLY, ObjectStore
+from vega_dag.store.objects import ObjectStore
 
 
 def _version(root: Path, n: int) -> str:
@@ -31,12 +30,8 @@ def _objects_of(store_dir: Path, manifest: str) -> set[str]:
     found = {manifest}
     for route in m.routes:
         found.add(route.bundle)
-        store.get(route.bundle)  # assembled and verified
-        loc = store.index.objects.get(route.bundle)
-        if loc is not None and loc.form == ASSEMBLY:
-            with open(store_dir / "packs" / loc.pack, "rb") as f:
-                f.seek(loc.offset)
-                found.update(member_digests(decode_assembly(f.read(loc.length))))
+        store.get(route.bundle)  # its archive made, every member verified
+        found.update(d for _, d in store.tree(route.bundle).entries)
     return found
 
 
@@ -294,10 +289,5 @@ def _members(store_dir: Path, manifest: str) -> list[tuple[str, str]]:
     store = ObjectStore(store_dir)
     out = []
     for route in decode_manifest(store.get(manifest)).routes:
-        loc = store.index.objects.get(route.bundle)
-        if loc is not None and loc.form == ASSEMBLY:
-            with open(store_dir / "packs" / loc.pack, "rb") as f:
-                f.seek(loc.offset)
-                recipe = decode_assembly(f.read(loc.length))
-            out += list(zip(recipe.names, member_digests(recipe), strict=True))
+        out += store.tree(route.bundle).entries
     return out

@@ -5,6 +5,7 @@ build's step (early cutoff, building the misses), ``layer`` the dependency
 layer and its step.
 """
 
-#: The route bundle layout and packing. Bump it whenever either changes: it is
-#: part of the toolchain identity, hence of every cache key.
-BUNDLE_FORMAT = 2
+#: The route bundle layout and packing, and what a bundle's digest names (3:
+#: its tree, store.tree). Bump it whenever one changes: it is part of the
+#: toolchain identity, hence of every cache key.
+BUNDLE_FORMAT = 3

@@ -2,8 +2,10 @@
 
 A bundle whose members' compiled bytes did not change stands without even
 computing its key (early cutoff); otherwise its key (``bundle_inputs``) is
-looked up in the action cache, and the misses are built in one pass of the
-archive writer (``_core.stored_archive_digests``) and stored as assemblies.
+looked up in the action cache, and the misses are built as trees
+(``store.tree``: a bundle's identity is the digest of its sorted (entry
+name, member digest) pairs, made in one parallel pass of the core) and stored
+as their tree records. No bundle's archive is made here.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from vega_dag.bundle.routes import (
     RouteMeta,
     archive_name,
     archive_name_of,
-    bundle_assembly,
     bundle_inputs,
-    route_inline,
+    bundle_tree,
+    route_json,
 )
 from vega_dag.daemon import warm
 from vega_dag.pipeline.context import short
@@ -27,6 +29,7 @@ from vega_dag.pipeline.result import BuildError
 from vega_dag.store.actions import action_key
 from vega_dag.store.objects import CorruptObjectError, MissingObjectError
 from vega_dag.store.state import RouteRecord
+from vega_dag.store.tree import tree_records
 
 #: No data members (``RouteFiles.members`` lists only routes with some).
 _NONE: list[tuple[str, str]] = []
@@ -77,25 +80,39 @@ def build_bundles(
         lambda: {n: archive_name(m) for n, m in modules.items()},
     )
     todo: list[tuple[str, RouteMeta, list[tuple[str, str]], str, list[str]]] = []
+    patches: list[tuple[str, RouteRecord, list[tuple[str, str]]]] = []
     index = {} if ctx.verify else ctx.store.index.objects
     old_closures = state.closures
     for pattern, route in routes.items():
         closure_names = closures[pattern]
         old = state.routes.get(pattern)
-        if (
+        same_route = (
             same_toolchain
             and old is not None
             and old.module == route.module.name
             and old.entry == entries[pattern]
             and ((prev := old_closures.get(pattern)) is closure_names or prev == closure_names)
-            and changed.isdisjoint(closure_names)
             and data.get(pattern, _NONE) == old_data.get(pattern, _NONE)
+        )
+        if (
+            same_route
+            and old is not None
+            and changed.isdisjoint(closure_names)
             and (old.bundle in index or ctx.present(old.bundle))
         ):
             # No member's compiled bytes changed: the bundle stands
             # (early cutoff), without even computing its key.
             records[pattern] = old
             continue
+        if same_route and old is not None and ctx.store.is_tree(old.bundle):
+            # The same entries, some with new contents: the last build's tree
+            # with those digests replaced (the slow path below lists every member).
+            hits = changed.intersection(closure_names)
+            if hits and all(
+                (r := state.modules.get(n)) is not None and r.path == modules[n].path for n in hits
+            ):
+                patches.append((pattern, old, [(names[n], pyc[n]) for n in hits]))
+                continue
         meta, members = bundle_inputs(route, entries[pattern], closure_names, names, pyc)
         if pattern in data:
             members = sorted([*members, *data[pattern]])
@@ -106,6 +123,22 @@ def build_bundles(
             continue
         explain_bundle(ctx, pattern, members, out, state)
         todo.append((pattern, meta, members, key, closure_names))
+    if patches:
+        for (pattern, old, _), patched in zip(
+            patches, patch_bundles(ctx, patches, closures, pyc, modules), strict=True
+        ):
+            if patched is None:  # the record and the state disagree: list the members
+                meta, members = bundle_inputs(
+                    routes[pattern], entries[pattern], closures[pattern], names, pyc
+                )
+                if pattern in data:
+                    members = sorted([*members, *data[pattern]])
+                key = action_key("bundle", meta, members, ctx.tc_key)
+                todo.append((pattern, meta, members, key, closures[pattern]))
+                continue
+            records[pattern] = RouteRecord(module=old.module, entry=old.entry, bundle=patched)
+            if patched in ctx.new_trees:
+                rebuilt.add(pattern)
     if todo:
         jobs = [(meta, members, c) for _, meta, members, _, c in todo]
         made = make_bundles(ctx, jobs, pyc, modules, files)
@@ -116,6 +149,57 @@ def build_bundles(
     return Bundled(records, rebuilt)
 
 
+def patch_bundles(
+    ctx: BuildContext,
+    patches: list[tuple[str, RouteRecord, list[tuple[str, str]]]],
+    closures: dict[str, list[str]],
+    pyc: dict[str, str],
+    modules: dict[str, Module],
+) -> list[str | None]:
+    """Each patched bundle's digest (None where its last tree lacks a changed entry);
+    the trees not in the store already are this build's (``ctx.new_trees``).
+
+    A rebuilt bundle whose entry names did not change costs its last tree's
+    record (a few KB, read and verified) and its changed entries: no member
+    list is made and no action key computed (the tree's digest is as cheap
+    as a key would be), so a change to a module in 2,000 bundles costs
+    2,000 small records.
+    """
+    verify_members(ctx, [closures[p] for p, _, _ in patches], pyc, modules)
+    readable: list[int] = []
+    inputs: list[tuple[bytes, list[tuple[str, str]]]] = []
+    for i, (pattern, old, changes) in enumerate(patches):
+        try:
+            inputs.append((ctx.store.tree_record(old.bundle), changes))
+        except (CorruptObjectError, MissingObjectError):
+            ctx.why(f"route {pattern}: its last bundle {short(old.bundle)} is damaged")
+            continue
+        readable.append(i)
+        if ctx.explain:
+            names = ", ".join(sorted(n for n, _ in changes))
+            ctx.why(f"route {pattern}: compiled output changed: {names}")
+    out: list[str | None] = [None] * len(patches)
+    for i, made in zip(readable, _core.tree_patches(inputs), strict=True):
+        if made is not None:
+            digest, record = made
+            if not ctx.present(digest):  # else the same tree is stored already (a revert)
+                ctx.new_trees[digest] = record
+            out[i] = digest
+    return out
+
+
+def verify_members(
+    ctx: BuildContext, closures: list[list[str]], pyc: dict[str, str], modules: dict[str, Module]
+) -> None:
+    """Read (and verify) each compiled member once, however many bundles hold it.
+
+    The trees need only digests, but a damaged stored output found here is
+    made again (``member_bytes``) before the import check or a deploy reads it.
+    """
+    for name in set().union(*closures):
+        member_bytes(ctx, modules[name], pyc[name])
+
+
 def make_bundles(
     ctx: BuildContext,
     jobs: list[tuple[RouteMeta, list[tuple[str, str]], list[str]]],
@@ -123,32 +207,29 @@ def make_bundles(
     modules: dict[str, Module],
     files: RouteFiles | None = None,
 ) -> list[str]:
-    """Each job's bundle digest; the bundles are stored as their assemblies.
+    """Each job's bundle digest: its tree's (store.tree), stored as the tree's record.
 
-    The digests are computed in one parallel pass of the archive writer
-    over every member's (verified) bytes; the store keeps each bundle as
-    the writer's inputs (store.assembly), so an edit to a shared module
-    costs a hash of the bundles it is in, not a copy and fsync of each.
+    A tree costs its entries, not its bytes (``patch_bundles`` is the
+    cheaper path where the entry names did not change).
     """
-    blobs: dict[str, bytes] = {}
-    for _, _, closure_names in jobs:
-        for name in closure_names:
-            d = pyc[name]
-            if d not in blobs:
-                blobs[d] = member_bytes(ctx, modules[name], d)
+    verify_members(ctx, [closure for _, _, closure in jobs], pyc, modules)
     if files is not None and files.paths:
+        seen: set[str] = set()
         for _, members, _ in jobs:
             for _, d in members:
-                if d not in blobs and d in files.paths:
-                    blobs[d] = data_bytes(ctx, files.paths[d], d)
-    inline = [route_inline(meta) for meta, _, _ in jobs]
-    digests = _core.stored_archive_digests(
-        [(i, members) for i, (_, members, _) in zip(inline, jobs, strict=True)],
-        blobs,
-        epoch=BUNDLE_EPOCH,
-    )
-    for i, (_, members, _), digest in zip(inline, jobs, digests, strict=True):
-        ctx.new_assemblies[digest] = bundle_assembly(i, members)
+                if d not in seen and d in files.paths:
+                    seen.add(d)
+                    data_bytes(ctx, files.paths[d], d)
+    trees = []
+    for meta, members, _ in jobs:
+        route = route_json(meta)
+        route_digest = _core.hash_bytes(route)
+        ctx.new_objects[route_digest] = route
+        trees.append(bundle_tree(members, route_digest))
+    digests = []
+    for digest, record in tree_records(trees, BUNDLE_EPOCH):
+        ctx.new_trees[digest] = record
+        digests.append(digest)
     return digests
 
 

@@ -159,36 +159,30 @@ BUNDLE_EPOCH = _core.DEFAULT_ARCHIVE_EPOCH
 ROUTE_JSON = "__vega__/route.json"
 
 
-def route_inline(meta: RouteMeta) -> list[tuple[str, bytes]]:
-    """The bundle's own entries (besides its modules): ``__vega__/route.json``."""
-    return [(ROUTE_JSON, msgspec.json.encode(meta, order="sorted"))]
+def route_json(meta: RouteMeta) -> bytes:
+    """The bundle's own entry (besides its members): ``__vega__/route.json``."""
+    return msgspec.json.encode(meta, order="sorted")
 
 
-def bundle_entries(
-    meta: RouteMeta, members: list[tuple[str, str]], pyc_bytes: dict[str, bytes]
-) -> list[tuple[str, bytes]]:
-    """The bundle archive's entries; ``pyc_bytes`` maps pyc digest → bytes."""
-    entries = route_inline(meta)
-    entries.extend([(name, pyc_bytes[digest]) for name, digest in members])
-    return entries
-
-
-def bundle_assembly(inline: list[tuple[str, bytes]], members: list[tuple[str, str]]) -> bytes:
-    """How the store keeps the bundle: the archive writer's inputs (store.assembly)."""
-    from vega_dag.store.assembly import encode_assembly
-
-    return encode_assembly(BUNDLE_EPOCH, inline, members)
+def bundle_tree(members: list[tuple[str, str]], route_digest: str) -> list[tuple[str, str]]:
+    """The bundle's tree (store.tree): its members' (entry name, digest)s and its route.json's."""
+    return [(ROUTE_JSON, route_digest), *members]
 
 
 def build_bundle(
     meta: RouteMeta, members: list[tuple[str, str]], pyc_bytes: dict[str, bytes]
 ) -> tuple[bytes, str]:
-    """The bundle's bytes and digest; ``pyc_bytes`` maps pyc digest → bytes.
+    """The bundle's archive and digest (its tree's); ``pyc_bytes`` maps pyc digest → bytes.
 
     Entries are stored, not deflated: one shared module sits in many bundles,
     and an edit to it rebuilds them all, so a bundle must cost a copy, not a
-    compression.
+    compression (and the build itself makes only the tree: ``bundles``).
     """
-    return _core.build_archive(
-        bundle_entries(meta, members, pyc_bytes), epoch=BUNDLE_EPOCH, compress=False
-    )
+    from vega_dag.store.tree import Tree, tree_archive, tree_records
+
+    route = route_json(meta)
+    route_digest = _core.hash_bytes(route)
+    tree = bundle_tree(members, route_digest)
+    ((digest, _),) = tree_records([tree], BUNDLE_EPOCH)
+    blobs = {**pyc_bytes, route_digest: route}
+    return tree_archive(Tree(BUNDLE_EPOCH, sorted(tree)), blobs.__getitem__), digest

@@ -1,7 +1,7 @@
 """``BuildContext``: what every stage of one build is given, and what it adds to.
 
 The settings (configuration, store, toolchain, flags) are fixed when the
-build starts; the pending outputs (new objects, bundle assemblies, action
+build starts; the pending outputs (new objects, bundle trees, action
 cache entries) and the ``--explain`` lines fill up as the stages run, and
 are written only by the commit, once every stage has succeeded.
 """
@@ -58,8 +58,8 @@ class BuildContext:
     explained: list[str] = field(default_factory=list)
     #: digest → bytes of every output this build made (one pack at the commit)
     new_objects: dict[str, bytes] = field(default_factory=dict)
-    #: bundles, stored as their assemblies (store.assembly): digest → record
-    new_assemblies: dict[str, bytes] = field(default_factory=dict)
+    #: bundles, stored as their tree records (store.tree): digest → record
+    new_trees: dict[str, bytes] = field(default_factory=dict)
     #: action key → output digest, recorded after the objects are durable
     new_actions: dict[str, str] = field(default_factory=dict)
     #: The shared store (``s3://…``), or None for the embedded default alone.

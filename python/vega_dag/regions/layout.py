@@ -19,8 +19,9 @@ sits in the project.
   ``fleet/files/<digest>`` (read-only) and linked into each tree that holds
   it, so a deployment that changed one module writes one file and links the
   rest (a copy where the filesystem refuses links).
-- **Verified**: every bundle is read through ``ObjectStore.get`` (digest
-  checked) before the tree is made; the tree's listing (entry → digest) is
+- **Verified**: every bundle is read through the store (its tree record
+  and each member checked against its digest, ``ObjectStore.tree_members``:
+  no zip is made) before the tree is made; the tree's listing (entry → digest) is
   kept beside it, under a name that holds the listing's own digest, and
   every use first checks that the tree holds exactly the listed files with
   the listed digests. A damaged tree is made again from the store.
@@ -69,19 +70,29 @@ def deployment_members(
     """entry name → (digest, bytes) of every bundle's files, each bundle verified."""
     members: dict[str, tuple[str, bytes]] = {}
     for route in manifest.routes:
-        with zipfile.ZipFile(io.BytesIO(store.get(route.bundle))) as zf:
-            for info in zf.infolist():
-                if info.is_dir() or info.filename.startswith(_OWN):
-                    continue
-                data = zf.read(info)
-                known = members.get(info.filename)
-                if known is None:
-                    members[info.filename] = (_core.hash_bytes(data), data)
-                elif known[1] != data:
-                    raise CodeLayoutError(
-                        f"bundles of {manifest_digest} disagree on {info.filename}"
-                    )
+        for name, digest, data in _bundle_files(store, route.bundle):
+            if name.startswith(_OWN):
+                continue
+            known = members.get(name)
+            if known is None:
+                members[name] = (digest, data)
+            elif known[0] != digest:
+                raise CodeLayoutError(f"bundles of {manifest_digest} disagree on {name}")
     return members
+
+
+def _bundle_files(store: ObjectStore, bundle: str) -> list[tuple[str, str, bytes]]:
+    """The bundle's (entry name, digest, bytes), verified: from its tree, no archive made."""
+    if store.is_tree(bundle):
+        return store.tree_members(bundle)
+    # A bundle of a store from before trees: its archive, checked by its digest.
+    out = []
+    with zipfile.ZipFile(io.BytesIO(store.get(bundle))) as zf:
+        for info in zf.infolist():
+            if not info.is_dir():
+                data = zf.read(info)
+                out.append((info.filename, _core.hash_bytes(data), data))
+    return out
 
 
 # -- the extracted tree ---------------------------------------------------------

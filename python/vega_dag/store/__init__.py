@@ -1,8 +1,8 @@
 """Stage 4, store: content-addressed objects and the action cache.
 
-``objects`` and ``assembly`` hold the outputs, ``actions`` the action cache,
-``state`` what a build remembers for the next; ``commit`` writes a build's
-outputs, then those records.
+``objects`` and ``tree`` (``assembly``, for older stores) hold the outputs,
+``actions`` the action cache, ``state`` what a build remembers for the next;
+``commit`` writes a build's outputs, then those records.
 """
 
 from vega_dag.store.actions import ActionCache

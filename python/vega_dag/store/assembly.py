@@ -1,4 +1,10 @@
-"""Objects the store keeps as the recipe that rebuilds them.
+"""Bundles of a store from before trees, kept as the recipe that rebuilds them.
+
+Route bundles are now trees (``store.tree``), whose digest names their
+entries rather than their bytes; a store written before them still holds
+bundles as these assembly records, under the digest of the archive's bytes,
+and they stay readable (a rollback to such a deployment, ``store verify``,
+``gc``). What follows describes them as they were made.
 
 A route bundle is a stored (uncompressed) zip of compiled modules that are
 themselves objects in the store, and one shared module sits in hundreds of

@@ -31,16 +31,16 @@ if TYPE_CHECKING:
 
 
 def put_outputs(ctx: BuildContext) -> None:
-    """Store the build's new objects and bundle assemblies (one pack)."""
-    ctx.store.put_many(ctx.new_objects, ctx.new_assemblies)
+    """Store the build's new objects and bundle trees (one pack)."""
+    ctx.store.put_many(ctx.new_objects, ctx.new_trees)
 
 
 def push_outputs(ctx: BuildContext, manifest_digest: str) -> None:
     """Share what this build made on the remote store: objects first, then their entries.
 
-    The compile and layer entries only: a bundle is an archive of objects the
-    reader already holds, cheaper to assemble than to fetch and verify (which
-    would mean assembling it). What came from the remote is not sent back.
+    The compile and layer entries only: a bundle is a tree of objects the
+    reader already holds, cheaper to make again than to fetch. What came
+    from the remote is not sent back.
     """
     if ctx.remote_url is None or ctx.dry_run:
         return
@@ -48,7 +48,7 @@ def push_outputs(ctx: BuildContext, manifest_digest: str) -> None:
     actions = {
         k: d
         for k, d in ctx.new_actions.items()
-        if k not in ctx.remote_hits and d not in ctx.new_assemblies
+        if k not in ctx.remote_hits and d not in ctx.new_trees
     }
     manifest = ctx.new_objects.get(manifest_digest)
     remote = ctx.remote

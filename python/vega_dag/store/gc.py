@@ -12,8 +12,8 @@ The roots, what nothing may take away:
   (never a pinned one) until the kept objects fit;
 - a deployment still ``rolling`` (a deploy that was killed can be rolled back).
 
-A manifest's objects are the manifest itself, its bundles, its layer, and the
-members of each bundle's assembly. An action-cache entry is kept while its
+A manifest's objects are the manifest itself, its bundles (tree records), its
+layer, and the members of each bundle's tree. An action-cache entry is kept while its
 output is; the others are dropped (a later build recompiles, as on a miss).
 
 Like Bazel's disk-cache GC, collection runs under the locks writers take: the
@@ -43,6 +43,7 @@ from vega_dag.processes import pid_alive
 from vega_dag.store.actions import ActionCache
 from vega_dag.store.objects import (
     ASSEMBLY,
+    TREE,
     CorruptObjectError,
     MissingObjectError,
     ObjectStore,
@@ -143,19 +144,23 @@ class _Marker:
         return total
 
     def objects_of(self, digest: str, into: set[str]) -> None:
-        """``digest`` and, for an assembly, its members."""
+        """``digest`` and, for a tree (or an older store's assembly), its members."""
         from vega_dag.store.assembly import AssemblyFormatError, decode_assembly, member_digests
+        from vega_dag.store.tree import TreeFormatError, read_tree
 
         if digest in into:
             return
         into.add(digest)
         loc = self.store.index.objects.get(digest)
-        if loc is None or loc.form != ASSEMBLY:
+        if loc is None or loc.form not in (TREE, ASSEMBLY):
             return
         try:
             record = _read_raw(self.store, loc)
-            into.update(member_digests(decode_assembly(record)))
-        except (OSError, AssemblyFormatError):
+            if loc.form == TREE:
+                into.update(d for _, d in read_tree(record, loc.pack).entries)
+            else:
+                into.update(member_digests(decode_assembly(record)))
+        except (OSError, AssemblyFormatError, TreeFormatError):
             pass  # unreadable: its members are rebuilt if it is ever needed
 
     def manifest_objects(self, digest: str) -> set[str] | None:
@@ -428,7 +433,13 @@ class VerifyReport:
 
 
 def verify(store_dir: Path) -> VerifyReport:
-    """Read back every packed and loose object, checking each against its digest."""
+    """Read back every packed and loose object, checking each against its digest.
+
+    A bundle's tree is checked as a deployment reads it: its record against
+    its digest, and each member it names readable (a damaged member is
+    named twice: as itself, and in each tree that holds it). No archive is
+    made: its bytes are a function of those verified parts.
+    """
     started = time.perf_counter()
     report = VerifyReport()
     store = ObjectStore(store_dir)
@@ -437,7 +448,7 @@ def verify(store_dir: Path) -> VerifyReport:
         report.objects += 1
         where = f"{store_dir / 'packs' / loc.pack}@{loc.offset}"
         try:
-            store.get(digest)
+            store.check(digest)
         except CorruptObjectError as err:
             report.damaged.append((digest, err.where, err.reason))
         except MissingObjectError:

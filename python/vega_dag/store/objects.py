@@ -8,9 +8,11 @@ Objects live in three forms. Large ones (dependency layers) are loose files,
 ``objects/ab/cdef…``. Small ones (compiled modules, manifests) are appended to
 one pack per build, ``packs/<digest>.pack``, because creating a file costs
 ~0.5 ms here and a cold build makes tens of thousands of objects. Route
-bundles, archives of other objects, are packed as their assembly (see
-``assembly``): read back by running the archive writer over their verified
-members, and checked against their digest like everything else.
+bundles, archives of other objects, are packed as their tree record (see
+``tree``): the object is the record, named by its digest like everything
+else, and reading the bundle runs the archive writer over its verified
+members. (A store written before trees holds bundles as ``assembly``
+records, still read.)
 Each pack and loose object is written to a temporary file, fsynced, then
 renamed; the index that points into packs is replaced by rename after the
 pack it names is durable. A crash at any point leaves the store valid: at
@@ -31,6 +33,7 @@ import msgspec
 from vega_dag import _core
 from vega_dag.daemon import warm
 from vega_dag.errors import VegaError, storage_error
+from vega_dag.store.tree import Tree, TreeFormatError, read_tree, tree_archive
 
 #: Objects at least this large are stored loose rather than packed.
 LOOSE_THRESHOLD = 4 << 20
@@ -58,8 +61,12 @@ class CorruptObjectError(VegaError):
 
 #: PackLocation.form: the packed bytes are the object's bytes …
 BYTES = 0
-#: … or its assembly record (store.assembly), assembled on read.
+#: … or an assembly record (store.assembly: bundles of a store from before
+#: trees), assembled on read …
 ASSEMBLY = 1
+#: … or a tree record (store.tree): the object's bytes are the record;
+#: ``get`` returns the archive it names, made from its verified members.
+TREE = 2
 
 
 class PackLocation(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -143,6 +150,8 @@ class ObjectStore:
         self._verified: dict[str, bytes] = {}
         #: Objects found damaged by this process: a put replaces them.
         self._damaged: set[str] = set()
+        #: Tree records already read and verified by this process.
+        self._trees: dict[str, Tree] = {}
         #: Objects made by this process and not yet put (a build's outputs
         #: before its commit), readable as if stored: digest → bytes.
         self.pending: dict[str, bytes] = {}
@@ -209,6 +218,10 @@ class ObjectStore:
                 self._index = None
                 if self.index.objects.get(digest, loc) != loc:
                     return self.get(digest)
+            if data is not None and loc.form == TREE:
+                where = f"{os.path.join(self._packs, loc.pack)}@{loc.offset}"
+                tree = self._read_tree(digest, data, where)
+                return tree_archive(tree, lambda d: self._member(digest, where, tree, d))
             if data is not None and loc.form == ASSEMBLY:
                 where = f"{os.path.join(self._packs, loc.pack)}@{loc.offset}"
                 return self._assemble(digest, data, where)
@@ -234,6 +247,83 @@ class ObjectStore:
         self._verified[digest] = data
         return data
 
+    def is_tree(self, digest: str) -> bool:
+        """Whether ``digest`` is stored as a tree (a bundle of this store's format)."""
+        loc = self.index.objects.get(digest)
+        return loc is not None and loc.form == TREE
+
+    def tree(self, digest: str) -> Tree:
+        """The tree ``digest`` names, its record verified (its members are not read).
+
+        Raises MissingObjectError when the store holds no tree of that digest,
+        CorruptObjectError when its record is damaged.
+        """
+        known = self._trees.get(digest)
+        if known is not None:
+            return known
+        record = self.tree_record(digest)
+        return self._read_tree(digest, record, self._where(digest), checked=True)
+
+    def tree_record(self, digest: str) -> bytes:
+        """The record of the tree ``digest`` names, verified; raises as ``tree``."""
+        loc = self.index.objects.get(digest)
+        if loc is None or loc.form != TREE:
+            raise MissingObjectError(digest, self.root)
+        try:
+            data = bytes(self._pack_bytes(loc.pack)[loc.offset : loc.offset + loc.length])
+        except FileNotFoundError:
+            raise MissingObjectError(digest, self.root) from None
+        actual = _core.hash_bytes(data)
+        if actual != digest:
+            self._damaged.add(digest)
+            raise CorruptObjectError(digest, self._where(digest), actual)
+        return data
+
+    def _where(self, digest: str) -> str:
+        loc = self.index.objects[digest]
+        return f"{os.path.join(self._packs, loc.pack)}@{loc.offset}"
+
+    def tree_members(self, digest: str) -> list[tuple[str, str, bytes]]:
+        """The tree's (entry name, digest, bytes), each verified: a bundle's files, no zip made."""
+        tree = self.tree(digest)
+        where = self._where(digest)
+        return [(n, d, self._member(digest, where, tree, d)) for n, d in tree.entries]
+
+    def _read_tree(self, digest: str, record: bytes, where: str, *, checked: bool = False) -> Tree:
+        actual = digest if checked else _core.hash_bytes(record)
+        if actual != digest:
+            self._damaged.add(digest)
+            raise CorruptObjectError(digest, where, actual)
+        try:
+            tree = read_tree(record, where)
+        except TreeFormatError as err:
+            self._damaged.add(digest)
+            raise CorruptObjectError(digest, where, "", str(err)) from None
+        self._trees[digest] = tree
+        return tree
+
+    def _member(self, digest: str, where: str, tree: Tree, member: str) -> bytes:
+        """A tree's member, verified; its damage is reported as the tree's, naming the entry."""
+        try:
+            return self.get(member)
+        except (MissingObjectError, CorruptObjectError) as err:
+            name = next(n for n, d in tree.entries if d == member)
+            raise CorruptObjectError(
+                digest,
+                where,
+                "",
+                f"its member {name} ({member}) cannot be read: {err};"
+                " `vega-dag build --verify` makes it again",
+            ) from None
+
+    def check(self, digest: str) -> None:
+        """Read ``digest`` back, verified, without making a tree's archive; raises as ``get``."""
+        if self.is_tree(digest):
+            for _ in self.tree_members(digest):
+                pass
+        else:
+            self.get(digest)
+
     def _assemble(self, digest: str, record: bytes, where: str) -> bytes:
         """An assembled object's bytes, verified (not kept: its members are)."""
         from vega_dag.store.assembly import AssemblyFormatError, assemble, decode_assembly
@@ -258,7 +348,7 @@ class ObjectStore:
 
     def verified(self, digest: str) -> bool:
         try:
-            self.get(digest)
+            self.check(digest)
         except (MissingObjectError, CorruptObjectError):
             return False
         return True
@@ -274,18 +364,18 @@ class ObjectStore:
     def put_pack(
         self,
         objects: Iterable[tuple[str, bytes]],
-        assemblies: Iterable[tuple[str, bytes]] = (),
+        trees: Iterable[tuple[str, bytes]] = (),
     ) -> None:
         """Store (digest, bytes) pairs: one new pack, then the index.
 
         The caller vouches for the digests (they were computed from the same
-        bytes); large objects go loose. ``assemblies`` are (digest, assembly
-        record) pairs, whose members are in the store or among ``objects``.
+        bytes); large objects go loose. ``trees`` are (digest, tree record)
+        pairs, whose members are in the store or among ``objects``.
         """
         chunks: list[bytes] = []
         size = 0
         locations: dict[str, tuple[int, int, int]] = {}
-        for form, items in ((BYTES, objects), (ASSEMBLY, assemblies)):
+        for form, items in ((BYTES, objects), (TREE, trees)):
             for digest, data in items:
                 if digest in locations or (
                     digest in self.index.objects and digest not in self._damaged
@@ -319,7 +409,5 @@ class ObjectStore:
         self._index = index
         warm.wrote(self._index_path, index)
 
-    def put_many(
-        self, objects: dict[str, bytes], assemblies: dict[str, bytes] | None = None
-    ) -> None:
-        self.put_pack(objects.items(), (assemblies or {}).items())
+    def put_many(self, objects: dict[str, bytes], trees: dict[str, bytes] | None = None) -> None:
+        self.put_pack(objects.items(), (trees or {}).items())
