@@ -5,13 +5,15 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.regions.binomial import within
-from tests.rollout.helpers import stop_fleet, vega_json, write_project
+from tests.rollout.helpers import stop_fleet, vega, vega_json, write_project
 from vega_dag.config import load_config
 from vega_dag.regions.fleet import LocalFleet, request
 from vega_dag.regions.split import bucket
@@ -48,6 +50,32 @@ def answered_by(conn: http.client.HTTPConnection, headers: dict[str, str] | None
     deployment = response.getheader("x-vega-deployment")
     assert response.status == 200 and deployment is not None
     return f"{deployment}:{body['version']}"
+
+
+def expected(client: str, new: str, old: str) -> str:
+    """The side a sticky client is on at WEIGHT."""
+    return f"{new}:v2" if bucket(client.encode()) < WEIGHT else f"{old}:v1"
+
+
+def split_heads(url: str, client: str) -> list[str]:
+    """Two requests on one connection, each head sent in two segments."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    answers = []
+    try:
+        for _ in range(2):
+            sock.sendall(b"GET /api HTTP/1.1\r\nhost: x\r\nx-client: " + client.encode())
+            time.sleep(0.05)
+            sock.sendall(b"\r\n\r\n")
+            # One response at a time: nothing is read past its end.
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            body = json.loads(response.read())
+            answers.append(f"{response.getheader('x-vega-deployment')}:{body['version']}")
+    finally:
+        sock.close()
+    return answers
 
 
 def served(url: str) -> dict[str, float]:
@@ -99,6 +127,9 @@ def test_a_weight_splits_requests_sticky_clients_stay_and_rollback_restores_zero
         for i in range(5 * len(clients)):
             client = clients[i % len(clients)]
             sticky[client].add(answered_by(conns[i % CONNECTIONS], {"x-client": client}))
+        # A head in two segments: the front (first request) and the worker (the next)
+        # wait for the sticky header before deciding.
+        assert split_heads(url, clients[0]) == [expected(clients[0], new, old)] * 2
         # Asked for by name: a probe of either side.
         assert answered_by(conns[0], {"x-vega-deployment": old}) == f"{old}:v1"
         assert answered_by(conns[0], {"x-vega-deployment": new}) == f"{new}:v2"
@@ -111,13 +142,13 @@ def test_a_weight_splits_requests_sticky_clients_stay_and_rollback_restores_zero
     hits = seen.count(f"{new}:v2")
     assert within(hits, REQUESTS, WEIGHT / 100), f"{hits} of {REQUESTS} on the new deployment"
     for client, sides in sticky.items():
-        want = f"{new}:v2" if bucket(client.encode()) < WEIGHT else f"{old}:v1"
-        assert sides == {want}, client
+        assert sides == {expected(client, new, old)}, client
     # Each side counted its own requests, under its own deployment.
     after = served(url)
-    on_new = hits + sum(bucket(c.encode()) < WEIGHT for c in clients) * 5 + 1
+    sticky_new = sum(bucket(c.encode()) < WEIGHT for c in clients) * 5
+    on_new = hits + sticky_new + 1 + 2 * (bucket(clients[0].encode()) < WEIGHT)
     assert after[new] - before.get(new, 0) == on_new
-    assert after[old] - before.get(old, 0) == 5 * len(clients) + REQUESTS + 2 - on_new
+    assert after[old] - before.get(old, 0) == 5 * len(clients) + REQUESTS + 2 + 2 - on_new
 
     # Rollback: the new deployment's share is 0 at once, on the same kept-alive connections.
     conn = connect(url)
@@ -133,3 +164,20 @@ def test_a_weight_splits_requests_sticky_clients_stay_and_rollback_restores_zero
     history = {d["deployment"]: d for d in vega_json("history", str(project))}
     last = history[new]["events"][-1]
     assert (last["reason"], last["from"], last["to"], last["weight"]) == ("rollback", new, old, 100)
+
+    # A gate failing at the weighted step puts every request back on the old deployment.
+    (project / "api" / "index.py").write_text(
+        "def handler(request):\n    return {'version': 'broken'}, 500\n"
+    )
+    proc = vega("deploy", "--json", str(project))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failed = json.loads(proc.stdout)
+    assert failed["status"] == "rolled-back" and len(failed["gates"]) == 1
+    events = {d["deployment"]: d for d in vega_json("history", str(project))}
+    moves = [(e["reason"], e["to"], e["weight"]) for e in events[failed["deployment"]]["events"]]
+    assert moves == [("promote", failed["deployment"], WEIGHT), ("auto-rollback", old, 100)]
+    conn = connect(url)
+    try:
+        assert {answered_by(conn) for _ in range(20)} == {f"{old}:v1"}
+    finally:
+        conn.close()

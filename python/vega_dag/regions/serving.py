@@ -318,7 +318,8 @@ class WorkerHost:
             later = min(retry * 2, RELEASE_RETRY_MAX)
             self.loop.call_later(retry, self.release, protocol, later)
             return
-        if not self.give_back(protocol, protocol.conn.trailing_data[0]):
+        # A head a split was waiting to see whole is not in h11's buffer: it goes too.
+        if not self.give_back(protocol, protocol.held or protocol.conn.trailing_data[0]):
             protocol.shutdown()  # no front to go back to: close it, as on shutdown
 
 
