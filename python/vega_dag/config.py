@@ -6,6 +6,7 @@ are errors that name the file and key: a typo must not silently fall back.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -89,6 +90,12 @@ class RolloutConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     regions: int = 24
     #: What a deploy does when a region of the fleet is down: "fail" or "skip".
     on_region_down: str = "fail"
+    #: The steps of each wave: the percent of its regions' requests the new
+    #: deployment answers (the old one, warm, the rest), gated after each step.
+    weights: list[int] = msgspec.field(default_factory=lambda: [100])
+    #: A request header, or cookie, whose value keeps a client on one side of a weighted step.
+    sticky_header: str | None = None
+    sticky_cookie: str | None = None
 
 
 ON_REGION_DOWN = ("fail", "skip")
@@ -294,6 +301,9 @@ def config_digest(config: ProjectConfig) -> str:
     data.pop("observe")
     # Nor does how long a gate watches that traffic.
     data["health"].pop("bake")
+    # Nor how a deploy moves traffic onto them (a weighted wave's steps, its sticky key).
+    for key in ("weights", "sticky_header", "sticky_cookie"):
+        data["rollout"].pop(key)
     for path, default in _HASHED_WHEN_SET.items():
         *tables, key = path
         table = data
@@ -372,6 +382,19 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(path, f"invalid TOML: {err}") from err
 
 
+def _weights_problem(weights: list[int]) -> str | None:
+    """What is wrong with ``[tool.vega.rollout] weights``, or None."""
+    if not weights:
+        return "is empty: give at least [100]"
+    if any(not 1 <= w <= 100 for w in weights):
+        return f"{weights}: each step is a percentage from 1 to 100"
+    if any(a >= b for a, b in itertools.pairwise(weights)):
+        return f"{weights}: the steps must rise"
+    if weights[-1] != 100:
+        return f"{weights}: the last step must be 100 (a wave ends with every request on it)"
+    return None
+
+
 def load_config(root: Path) -> ProjectConfig:
     """The configuration of the project at ``root``."""
     root = root.resolve()
@@ -404,6 +427,10 @@ def load_config(root: Path) -> ProjectConfig:
     if problem is not None:
         where = "[tool.vega.health.bake] " if source == pyproject else "[health.bake] "
         raise ConfigError(source or root, f"{where}{problem}")
+    weights_problem = _weights_problem(vega.rollout.weights)
+    if weights_problem:
+        where = "[tool.vega.rollout] " if source == pyproject else "[rollout] "
+        raise ConfigError(source or root, f"{where}weights {weights_problem}")
     if vega.compile_steps:
         from vega_dag.compile.steps.errors import StepSpecError
         from vega_dag.compile.steps.spec import parse_entry

@@ -89,6 +89,7 @@ def test_the_front_hands_over_new_connections_with_nodelay():
 
         class Region:
             channel: Channel | None = front_end
+            split = None  # unweighted: every connection to the serving worker
 
             def serving_channel(self):
                 return self.channel

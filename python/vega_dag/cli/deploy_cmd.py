@@ -68,7 +68,8 @@ class Display:
             self.prefetch_total += 1
             self.update(f"Prefetching to regions… {self.prefetched}/{self.prefetch_total}")
         elif kind == "promote":
-            self.update(f"Promoting {'canary' if arg == '0' else f'wave {arg}'}: {node.describe}")
+            wave = arg.partition("@")[0]  # "0@10": the canary's 10 % step
+            self.update(f"Promoting {'canary' if wave == '0' else f'wave {wave}'}: {node.describe}")
         elif kind == "gate":
             self.update(f"Health gate: {node.describe}")
         elif kind in ("bake", "watch"):

@@ -52,6 +52,8 @@ def history_cmd(path: Path, as_json: bool, limit: int) -> None:
                             "at": e.at,
                             "reason": e.reason,
                             "actor": e.actor,
+                            # percent of the region's requests `to` answers from then on
+                            "weight": e.weight,
                         }
                         for e in reversed(events[d.id])
                     ],
@@ -65,12 +67,13 @@ def history_cmd(path: Path, as_json: bool, limit: int) -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created_at))
         signed = f", signed {d.signed_by}" if d.signed_by else ""
         click.echo(f"{d.id}  {when}  {d.status:<11} {d.manifest[:19]}…  by {d.actor}{signed}")
-        groups: dict[tuple[str, str | None, str | None], list[str]] = {}
+        groups: dict[tuple[str, str | None, str | None, int], list[str]] = {}
         for e in reversed(events[d.id]):
-            groups.setdefault((e.reason, e.before, e.after), []).append(e.region)
-        for (reason, before, after), regions in groups.items():
+            groups.setdefault((e.reason, e.before, e.after, e.weight), []).append(e.region)
+        for (reason, before, after, weight), regions in groups.items():
+            share = f" {weight}%" if weight < 100 else ""
             click.echo(
-                f"    {reason:<13} {before or '-'} → {after or '-'}  "
+                f"    {reason:<13} {before or '-'} → {after or '-'}{share}  "
                 f"({len(regions)}: {', '.join(regions)})"
             )
         if d.detail and d.status != "live":

@@ -90,24 +90,30 @@ def make_plan(path: Path) -> dict:
     bake = config.vega.health.bake
     for i, wave in enumerate(waves):
         label = "canary" if i == 0 else f"wave {i}"
-        nodes.append(
-            {
-                "key": f"promote:{i}",
-                "deps": prev,
-                "cached": False,
-                "describe": f"move {label} pointers: {', '.join(wave)}",
-            }
-        )
-        nodes.append(
-            {
-                "key": f"gate:{i}",
-                "deps": [f"promote:{i}"],
-                "cached": False,
-                "describe": f"probe the changed routes in {label}",
-            }
-        )
-        prev = [f"gate:{i}"]
+        # A weighted wave's steps, as deploy runs them (rollout.deploy.build_schedule).
+        for weight in config.vega.rollout.weights:
+            step = "" if weight == 100 else f"@{weight}"
+            share = "" if weight == 100 else f" ({weight}% of requests)"
+            nodes.append(
+                {
+                    "key": f"promote:{i}{step}",
+                    "deps": prev,
+                    "cached": False,
+                    "describe": f"move {label} pointers{share}: {', '.join(wave)}",
+                }
+            )
+            nodes.append(
+                {
+                    "key": f"gate:{i}{step}",
+                    "deps": [f"promote:{i}{step}"],
+                    "cached": False,
+                    "describe": f"probe the changed routes in {label}{share}",
+                }
+            )
+            prev = [f"gate:{i}{step}"]
         if bake.bake_s:
+            # After the wave's last step: its baseline is the regions still on
+            # the previous deployment (rollout.bake).
             nodes.append(
                 {
                     "key": f"bake:{i}",

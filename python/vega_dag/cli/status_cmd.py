@@ -101,7 +101,7 @@ def _print_table(rows: list[dict]) -> None:
             health = row["probe"]["summary"]
         table.add_row(
             row["name"],
-            row["deployment"] or "-",
+            _deployment_cell(row),
             str(row["generation"]),
             f"[{style}]{health}[/{style}]",
             age,
@@ -113,6 +113,15 @@ def _print_table(rows: list[dict]) -> None:
         # Piped or captured: no terminal to fit, so no cell is cut short to fit 80 columns.
         console = Console(width=max(console.width, 160))
     console.print(table)
+
+
+def _deployment_cell(row: dict) -> str:
+    """The deployment, and with a weighted pointer the share of each side."""
+    deployment = row["deployment"] or "-"
+    weight = row.get("weight", 100)
+    if row.get("baseline") and weight < 100:
+        return f"{deployment} {weight}% · {row['baseline']} {100 - weight}%"
+    return deployment
 
 
 def _traffic_cells(traffic: dict | None) -> tuple[str, str, str]:

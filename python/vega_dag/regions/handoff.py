@@ -22,7 +22,8 @@ Messages are ``{"op": …, "size": n}`` as a JSON line, then ``n`` bytes of
 data, split over packets of at most ``MAX_PACKET`` bytes; an ``op: conn``
 message carries the connection's descriptor on its first packet. Ops: front →
 worker ``serve`` (``deployment``, ``region``: what to answer as), ``drain``,
-``conn``; worker → front ``conn``.
+``split`` (its share of a weighted pointer, ``regions.split``), ``conn``;
+worker → front ``conn`` (with ``to``: a request for the other side of a split).
 """
 
 from __future__ import annotations
@@ -202,18 +203,23 @@ class Channel:
             self.on_close()
 
 
-def hand_over(channel: Channel | None, transport: asyncio.Transport, data: bytes) -> bool:
+def hand_over(
+    channel: Channel | None, transport: asyncio.Transport, data: bytes, to: str | None = None
+) -> bool:
     """Send ``transport``'s connection (and ``data``, read from it) over ``channel``; then let go.
 
     The descriptor is duplicated into the message before the transport
     closes its own: the connection stays open, and what the client sends
     meanwhile waits in the kernel for the next holder. False (and the
-    transport untouched) if the channel is closed.
+    transport untouched) if the channel is closed. ``to``: the deployment of a
+    split that ``data``'s request is for (a worker giving back a request for
+    the other side; ``regions.split``).
     """
     if channel is None or channel.closed:
         return False
     sock = transport.get_extra_info("socket")
-    if sock is None or not channel.send({"op": "conn"}, data, sock.fileno()):
+    header = {"op": "conn"} if to is None else {"op": "conn", "to": to}
+    if sock is None or not channel.send(header, data, sock.fileno()):
         return False
     transport.abort()  # closes this process's descriptor only: no FIN, no RST
     return True

@@ -16,6 +16,11 @@ whose worker has loaded and verified everything: while a new one loads, the
 old one keeps serving. The previous deployment's worker stays
 running, so a rollback is a pointer read away.
 
+A weighted pointer splits the region's requests between two deployments,
+both warm (``regions.split``): the front decides for a connection's first
+request, the worker holding it for each later one, and a request for the
+other side comes back to the front, which hands it on.
+
 A switch takes effect for every request that begins after it, on new and
 kept-alive connections alike: the old worker hands its idle connections back
 at once and each busy one once its response is complete (in-flight requests
@@ -71,6 +76,7 @@ from vega_dag.regions.loading import (
     wait_exit_record,
 )
 from vega_dag.regions.runtime import Receive, Scope, Send, read_body, send_bytes
+from vega_dag.regions.split import Split, head_complete
 from vega_dag.unix_rpc import socket_dir
 
 #: How often the pointer is polled. A pointer write wakes the region at once
@@ -217,9 +223,11 @@ class Region:
         self.workers: dict[str, WorkerHandle] = {}
         #: (deployment, manifest, generation) being served, or None
         self.serving: tuple[str, str, int] | None = None
+        #: with a weighted pointer: how ``serving`` shares the requests with its baseline
+        self.split: Split | None = None
         self.previous: str | None = None
         self.prefetched: str | None = None
-        self.target: tuple[str | None, str | None, int] | None = None
+        self.target: tuple[str | None, str | None, int, Split | None] | None = None
         self.error: str | None = None
         self.started_at = time.time()
         self.switched_at: float | None = None
@@ -426,19 +434,56 @@ class Region:
         keep = {self.previous, self.prefetched}
         if self.serving is not None:
             keep.add(self.serving[1])
+        if self.split is not None:
+            keep.add(self.split.baseline_manifest)
         for manifest, handle in list(self.workers.items()):
             if manifest not in keep and handle.ready.done():
                 self.workers.pop(manifest)
                 self._kill(handle)
 
     # -- the pointer ----------------------------------------------------------
-    def _read_pointer(self, db: sqlite3.Connection) -> tuple[str | None, str | None, int]:
-        row = db.execute(
-            "SELECT p.deployment, d.manifest, p.generation FROM pointers p "
-            "LEFT JOIN deployments d ON d.id = p.deployment WHERE p.region = ?",
-            (self.name,),
-        ).fetchone()
-        return (row[0], row[1], row[2]) if row else (None, None, 0)
+    def _read_pointer(
+        self, db: sqlite3.Connection
+    ) -> tuple[str | None, str | None, int, Split | None]:
+        try:
+            row = db.execute(
+                "SELECT p.deployment, d.manifest, p.generation, p.weight, p.baseline, "
+                "b.manifest, d.config FROM pointers p "
+                "LEFT JOIN deployments d ON d.id = p.deployment "
+                "LEFT JOIN deployments b ON b.id = p.baseline WHERE p.region = ?",
+                (self.name,),
+            ).fetchone()
+        except sqlite3.OperationalError as err:
+            if "no such column" not in str(err):
+                raise
+            # A store no deploy has opened since weights exist (it adds the columns).
+            row = db.execute(
+                "SELECT p.deployment, d.manifest, p.generation, 100, NULL, NULL, NULL "
+                "FROM pointers p LEFT JOIN deployments d ON d.id = p.deployment "
+                "WHERE p.region = ?",
+                (self.name,),
+            ).fetchone()
+        if not row:
+            return (None, None, 0, None)
+        deployment, manifest, generation, weight, baseline, baseline_manifest, config = row
+        split = None
+        if deployment and manifest and baseline and baseline_manifest and 0 <= weight < 100:
+            # The sticky names are the deploy's ([tool.vega.rollout], in its config snapshot).
+            try:
+                rollout = json.loads(config or "{}").get("rollout") or {}
+            except ValueError:
+                rollout = {}
+            header, cookie = rollout.get("sticky_header"), rollout.get("sticky_cookie")
+            split = Split(
+                weight,
+                deployment,
+                manifest,
+                baseline,
+                baseline_manifest,
+                header.lower().encode("latin-1") if header else None,
+                cookie.encode("latin-1") if cookie else None,
+            )
+        return (deployment, manifest, generation, split)
 
     def check_pointer(self, force: bool = False) -> None:
         """Read the pointer if the store changed (or ``force``); switch if it moved."""
@@ -480,18 +525,25 @@ class Region:
         if wakeup.drain():
             self.check_pointer()
 
-    async def switch(self, target: tuple[str | None, str | None, int]) -> None:
-        deployment, manifest, generation = target
+    async def switch(self, target: tuple[str | None, str | None, int, Split | None]) -> None:
+        deployment, manifest, generation, split = target
         if deployment is None or manifest is None:
             if self.target == target:
                 if self.serving is not None:
                     self.previous = self.serving[1]
                     self._tell(self.serving[1], {"op": "drain"})
+                if self.split is not None:
+                    self._tell(self.split.baseline_manifest, {"op": "drain"})
                 self.serving = None
+                self.split = None
                 self.switched_at = time.time()
                 self._notify()
             return
         refused = self.refusal(deployment, manifest)
+        if refused is None and split is not None:
+            # The other side of a split runs code too: it must be trusted as well.
+            why = self.refusal(split.baseline, split.baseline_manifest)
+            refused = None if why is None else f"its baseline {split.baseline}: {why}"
         if refused is not None:
             # A pointer moved to a record no trusted key signed: keep serving.
             if self.target == target:
@@ -504,6 +556,10 @@ class Region:
                 # it serves only what it has verified itself, as after a prefetch.
                 await self._verify(manifest)
             await self.ensure_worker(manifest)
+            if split is not None:
+                # Both sides warm before either takes a request of the split.
+                await self._verify(split.baseline_manifest)
+                await self.ensure_worker(split.baseline_manifest)
         except WorkerLoadError as err:
             # Never switch to what did not load: the old deployment keeps serving.
             if self.target == target:
@@ -515,10 +571,24 @@ class Region:
         # The new worker learns what it answers as before its first connection
         # (the channel keeps order); the old one hands its connections back.
         self._tell(manifest, self._serve_message(deployment))
-        if self.serving is not None and self.serving[1] != manifest:
-            self.previous = self.serving[1]
-            self._tell(self.serving[1], {"op": "drain"})
+        active = {manifest}
+        if split is None:
+            if self.split is not None:
+                self._tell(manifest, {"op": "split", "weight": None})
+        else:
+            self._tell(manifest, split.message(primary=True))
+            self._tell(split.baseline_manifest, self._serve_message(split.baseline))
+            self._tell(split.baseline_manifest, split.message(primary=False))
+            active.add(split.baseline_manifest)
+        before = [self.serving[1]] if self.serving is not None else []
+        if self.split is not None:
+            before.append(self.split.baseline_manifest)
+        for old in before:
+            if old not in active:
+                self.previous = old
+                self._tell(old, {"op": "drain"})
         self.serving = (deployment, manifest, generation)
+        self.split = split
         self.switched_at = time.time()
         self.error = None
         if self.metrics is not None:
@@ -661,10 +731,30 @@ class Region:
         """The handoff channel of the worker serving now, if it is there to take connections."""
         if self.serving is None:
             return None
-        handle = self.workers.get(self.serving[1])
+        return self._channel(self.serving[1])
+
+    def split_channel(self, split: Split, head: bytes) -> Channel | None:
+        """The channel of the side of ``split`` the request ``head`` goes to."""
+        return self._channel(split.manifest if split.to_primary(head) else split.baseline_manifest)
+
+    def _channel(self, manifest: str) -> Channel | None:
+        handle = self.workers.get(manifest)
         if handle is None or handle.channel is None or handle.channel.closed:
             return None
         return handle.channel
+
+    def _pass_on(self, to: str, data: bytes, sock: socket.socket) -> bool:
+        """Give a connection a worker sent back to the side of the split its next request is for."""
+        split = self.split
+        if split is None or to not in (split.deployment, split.baseline):
+            return False  # the split changed meanwhile: the front decides again
+        channel = self._channel(
+            split.manifest if to == split.deployment else split.baseline_manifest
+        )
+        if channel is None or not channel.send({"op": "conn"}, data, sock.fileno()):
+            return False
+        sock.close()  # this process's descriptor only: the worker holds its own
+        return True
 
     def _handed_back(self, header: dict, data: bytes, sock: socket.socket | None) -> None:
         """A worker gives a connection back (it drains, or the next request is an admin one)."""
@@ -680,6 +770,9 @@ class Region:
             return
         if header.get("op") != "conn" or self.http is None:
             sock.close()
+            return
+        to = header.get("to")
+        if to is not None and self._pass_on(str(to), data, sock):
             return
         config, state = self.http
         # Idle until its next request: as long as a worker would keep it.
@@ -759,7 +852,14 @@ class Region:
         self.check_pointer(force=True)
         while True:
             serving = self.serving[0] if self.serving else None
-            if serving == deployment:
+            # A weight changed on the same deployment: once the region serves that write.
+            behind = (
+                self.serving is not None
+                and self.target is not None
+                and self.target[0] == deployment
+                and self.target[2] != self.serving[2]
+            )
+            if serving == deployment and not behind:
                 return 200, {"ok": True, "deployment": deployment,
                              "seconds": round(time.monotonic() - started, 4)}  # fmt: skip
             pointer = self.target[0] if self.target else None
@@ -782,6 +882,8 @@ class Region:
             "deployment": self.serving[0] if self.serving else None,
             "manifest": self.serving[1] if self.serving else None,
             "generation": self.serving[2] if self.serving else 0,
+            "weight": self.split.weight if self.split else 100,
+            "baseline": self.split.baseline if self.split else None,
             "pointer": self.target[0] if self.target else None,
             "error": self.error,
             "trusted": self._trusted_keys(),
@@ -945,13 +1047,27 @@ class FrontProtocol(asyncio.Protocol):
     def _route(self) -> None:
         if b"\n" not in self.buffer and len(self.buffer) < FIRST_LINE_LIMIT:
             return
+        split = self.region.split
+        # A split may route on a header: the whole head first (unsplit, the first line).
+        if (
+            split is not None
+            and not head_complete(self.buffer)
+            and len(self.buffer) < FIRST_LINE_LIMIT
+        ):
+            return
         assert self.transport is not None and self.timer is not None
         self.timer.cancel()
         data = bytes(self.buffer)
         self.buffer.clear()
         self.server_state.connections.discard(self)
-        if not is_admin(data) and hand_over(self.region.serving_channel(), self.transport, data):
-            return
+        if not is_admin(data):
+            channel = (
+                self.region.serving_channel()
+                if split is None
+                else self.region.split_channel(split, data)
+            )
+            if hand_over(channel, self.transport, data):
+                return
         protocol = H11Protocol(self.config, self.server_state, self.app_state, self.loop)
         protocol.connection_made(self.transport)
         self.transport.set_protocol(protocol)

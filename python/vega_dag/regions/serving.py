@@ -13,6 +13,9 @@ under ``uvicorn app:app``, with these additions:
   connection goes back to the front, and each busy one once its response is
   complete; a kept-alive connection whose next request is for ``/__vega/``
   goes back too, with that request;
+- while its region splits requests between two deployments (``split``), a
+  kept-alive connection whose next request is for the other side goes back
+  to the front with that request and the decision (``to``);
 - unless ``[tool.vega.observe]`` turns both off, every request is counted
   (route pattern, status class, deployment, latency) and logged, and its
   response carries ``x-request-id`` (``observe``, ``request_log``).
@@ -37,6 +40,10 @@ from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
 from vega_dag.regions.handoff import ADMIN_PREFIX, Channel, adopt, hand_over
 from vega_dag.regions.observe import NO_ROUTE, RequestObserver
 from vega_dag.regions.runtime import ASGIApp, Receive, Scope, Send
+from vega_dag.regions.split import Split, head_complete
+
+#: Longest request head a split waits for before deciding on what it has.
+HEAD_LIMIT = 16 * 1024
 
 #: A connection going back whose last response is still being written is retried
 #: after this long, then twice as long each time, up to RELEASE_RETRY_MAX.
@@ -100,6 +107,10 @@ class WorkerProtocol(H11Protocol):
         self.host = host
         self.prefix = prefix
         self.raw: asyncio.Transport | None = None
+        #: the start of a request head a split waits to see whole
+        self.held = b""
+        #: the bytes being fed are a request some process already routed here
+        self.routed = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.raw = transport
@@ -108,7 +119,11 @@ class WorkerProtocol(H11Protocol):
         # front's bytes come first.
         if self.prefix:
             prefix, self.prefix = self.prefix, b""
-            self.data_received(prefix)
+            self.routed = True  # the front (or the other side) decided for it
+            try:
+                self.data_received(prefix)
+            finally:
+                self.routed = False
 
     def idle(self) -> bool:
         """Between requests: the last response is complete, the next request not yet parsed."""
@@ -119,6 +134,8 @@ class WorkerProtocol(H11Protocol):
         )
 
     def data_received(self, data: bytes) -> None:
+        if self.held:
+            data, self.held = self.held + data, b""
         # A cheap look first: this runs for every request.
         space = data.find(b" ", 0, 16)
         if (
@@ -129,6 +146,21 @@ class WorkerProtocol(H11Protocol):
             and self.host.give_back(self, data)
         ):
             return
+        split = self.host.split
+        if (
+            split is not None
+            and not self.routed
+            and not self.host.draining
+            and self.idle()
+            and not self.conn.trailing_data[0]
+        ):
+            if not head_complete(data) and len(data) < HEAD_LIMIT:
+                self.held = data  # decided once the head is in
+                return
+            if split.to_primary(data) != self.host.primary:
+                other = split.baseline if self.host.primary else split.deployment
+                if self.host.give_back(self, data, to=other):
+                    return
         super().data_received(data)
 
     def on_response_complete(self) -> None:
@@ -157,6 +189,9 @@ class WorkerHost:
         self.deployment = ""
         #: metrics and request log, once the front has said what to record (``serve``)
         self.observer: RequestObserver | None = None
+        #: the region's split while it has one, and whether this worker is its new side
+        self.split: Split | None = None
+        self.primary = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The worker's ASGI app: the deployment's router, every answer stamped."""
@@ -233,8 +268,12 @@ class WorkerHost:
             self.deployment = str(header["deployment"])
             self._observe(str(header["region"]), header)
             self.draining = False
+        elif op == "split":
+            self.split = Split.from_message(header) if header.get("weight") is not None else None
+            self.primary = bool(header.get("primary", True))
         elif op == "drain":
             self.draining = True
+            self.split = None
             assert self.state is not None
             for connection in list(self.state.connections):
                 if isinstance(connection, WorkerProtocol):
@@ -266,10 +305,10 @@ class WorkerHost:
         if self.observer is not None:
             self.observer.flush()
 
-    def give_back(self, protocol: WorkerProtocol, data: bytes) -> bool:
+    def give_back(self, protocol: WorkerProtocol, data: bytes, to: str | None = None) -> bool:
         """Hand ``protocol``'s connection to the front, with ``data`` not yet parsed."""
         assert protocol.raw is not None
-        return hand_over(self.channel, protocol.raw, data)
+        return hand_over(self.channel, protocol.raw, data, to)
 
     def release(self, protocol: WorkerProtocol, retry: float = RELEASE_RETRY) -> None:
         """While draining, send an idle connection back (a busy one: once its response is out).
@@ -285,7 +324,8 @@ class WorkerHost:
             later = min(retry * 2, RELEASE_RETRY_MAX)
             self.loop.call_later(retry, self.release, protocol, later)
             return
-        if not self.give_back(protocol, protocol.conn.trailing_data[0]):
+        # A head a split was waiting to see whole is not in h11's buffer: it goes too.
+        if not self.give_back(protocol, protocol.held or protocol.conn.trailing_data[0]):
             protocol.shutdown()  # no front to go back to: close it, as on shutdown
 
 

@@ -13,6 +13,13 @@ compare-and-swap transaction moves the wave's pointers (so no pointer is ever
 written to something a region could not load); the gate probes the changed
 routes there. A failed gate (or any failure after the first promotion) swings
 every touched pointer back, in one transaction.
+
+With ``[tool.vega.rollout] weights`` (say ``[10, 50, 100]``) each wave
+moves in steps: its pointers first give the new deployment 10 % of their
+regions' requests (the old deployment, warm, answers the rest), the gate
+judges that, then 50 %, gated again, then all of it (``promote:0@10``,
+``gate:0@10``, …, ``promote:0``, ``gate:0``). A rollback puts the old
+deployment back on every request at once.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from vega_dag.manifest.schema import AppRouteEntry
 from vega_dag.regions.fleet import RegionError, RegionInfo
 from vega_dag.rollout.bake import BakeContext, BakeVerdict, bake, watch
 from vega_dag.rollout.health import GateReport, probed_routes, run_gate
-from vega_dag.rollout.pointers import Move, PointerStore, default_actor
+from vega_dag.rollout.pointers import Move, PointerStore, RegionPointer, default_actor
 from vega_dag.rollout.scheduler import Node, NodeFailed, Schedule
 from vega_dag.rollout.signing import deployment_signer
 from vega_dag.store.objects import ObjectStore
@@ -472,6 +479,7 @@ def build_schedule(
     baking = (
         bake_context(rollout, deployment, by_name) if settings.bake_s or settings.watch_s else None
     )
+    steps = rollout.config.vega.rollout.weights
     for i, wave in enumerate(waves):
         vega = rollout.config.vega
         routes = probed_routes(
@@ -479,59 +487,68 @@ def build_schedule(
             vega.health,
             vega.app_mount,
         )
+        for j, weight in enumerate(steps):
+            # The last step (100 %) keeps the names an unweighted wave has always had.
+            step = "" if weight == 100 else f"@{weight}"
 
-        def promote(_: dict, wave: list[str] = wave) -> dict[str, float]:
-            if background:
-                # The canary waits for every region's worker: the loads run at
-                # once anyway, no pointer moves unless every region loaded the
-                # deployment, and no gate measures latency on a loading machine.
-                ready([by_name[n] for n in (everyone if wave is waves[0] else wave)])
-            ptrs = pointers.pointers()
-            moves = []
-            for name in wave:
-                p = ptrs.get(name)
-                moves.append(
-                    Move(name, p.generation if p else 0, p.deployment if p else None, deployment)
+            def promote(
+                _: dict, wave: list[str] = wave, weight: int = weight, first: bool = j == 0
+            ) -> dict[str, float]:
+                if background and first:
+                    # The canary waits for every region's worker: the loads run at
+                    # once anyway, no pointer moves unless every region loaded the
+                    # deployment, and no gate measures latency on a loading machine.
+                    ready([by_name[n] for n in (everyone if wave is waves[0] else wave)])
+                ptrs = pointers.pointers()
+                if baking is not None and baking.first_move is None:
+                    baking.first_move = time.time()
+                pointers.swap(
+                    [weighted_move(ptrs.get(n), n, deployment, weight) for n in wave],
+                    deployment,
+                    "promote",
+                    rollout.actor,
                 )
-            if baking is not None and baking.first_move is None:
-                baking.first_move = time.time()
-            pointers.swap(moves, deployment, "promote", rollout.actor)
-            return wait_all(target, [by_name[n] for n in wave], deployment, outcome, "promoted")
+                return wait_all(target, [by_name[n] for n in wave], deployment, outcome, "promoted")
 
-        def gate(
-            _: dict, i: int = i, wave: list[str] = wave, routes: list[RouteEntry] = routes
-        ) -> GateReport:
-            report = run_gate(
-                i,
-                [by_name[n] for n in wave],
-                routes,
-                deployment,
-                rollout.config.vega.health,
-                rollout.health_checks,
-            )
-            outcome.gates.append(report)
-            if not report.passed:
-                raise NodeFailed(f"gate:{i}", "health gate failed", report)
-            return report
+            def gate(
+                _: dict,
+                i: int = i,
+                wave: list[str] = wave,
+                routes: list[RouteEntry] = routes,
+                step: str = step,
+            ) -> GateReport:
+                report = run_gate(
+                    i,
+                    [by_name[n] for n in wave],
+                    routes,
+                    deployment,
+                    rollout.config.vega.health,
+                    rollout.health_checks,
+                )
+                outcome.gates.append(report)
+                if not report.passed:
+                    raise NodeFailed(f"gate:{i}{step}", "health gate failed", report)
+                return report
 
-        label = "canary" if i == 0 else f"wave {i}"
-        schedule.add(
-            Node(
-                f"promote:{i}",
-                promote,
-                previous,
-                describe=f"move {label} pointers: {', '.join(wave)}",
+            label = "canary" if i == 0 else f"wave {i}"
+            share = "" if weight == 100 else f" ({weight}% of requests)"
+            schedule.add(
+                Node(
+                    f"promote:{i}{step}",
+                    promote,
+                    previous,
+                    describe=f"move {label} pointers{share}: {', '.join(wave)}",
+                )
             )
-        )
-        schedule.add(
-            Node(
-                f"gate:{i}",
-                gate,
-                (f"promote:{i}",),
-                describe=f"probe {len(routes)} changed route(s) in {label}",
+            schedule.add(
+                Node(
+                    f"gate:{i}{step}",
+                    gate,
+                    (f"promote:{i}{step}",),
+                    describe=f"probe {len(routes)} changed route(s) in {label}{share}",
+                )
             )
-        )
-        previous = (f"gate:{i}",)
+            previous = (f"gate:{i}{step}",)
         if baking is not None and settings.bake_s:
             later = [n for w in waves[i + 1 :] for n in w]
             patterns = sorted({r.pattern for n in wave for r in changes[n]})
@@ -627,6 +644,18 @@ def bake_needs(rollout: Rollout) -> Path | None:
             "watch_s to 0 (nothing was changed)"
         )
     return Path(fleet)
+
+
+def weighted_move(p: RegionPointer | None, region: str, deployment: str, weight: int) -> Move:
+    """The write giving ``deployment`` ``weight`` percent of ``region``'s requests.
+
+    The rest stay on what the region served before the wave began (through
+    every step); a region that served nothing has no one to share with and
+    takes every request at once.
+    """
+    before = p.deployment if p else None
+    baseline = p.baseline if p is not None and before == deployment else before
+    return Move(region, p.generation if p else 0, before, deployment, weight, baseline)
 
 
 def wait_all(

@@ -202,7 +202,9 @@ def run_gate(
     # A few at a time over kept-alive connections, regions interleaved (see
     # probes): latency is what is measured, and more at once than the machine
     # has cores would measure queueing instead.
-    answers = probe_all([(region.url, path) for region, _, path, _ in jobs], health.timeout_s)
+    answers = probe_all(
+        [(region.url, path) for region, _, path, _ in jobs], health.timeout_s, deployment
+    )
     probes: list[tuple[Probe, bool]] = []
     for (region, route, path, configured), answer in zip(jobs, answers, strict=True):
         if isinstance(answer.error, TimeoutError):

@@ -9,9 +9,13 @@ small database is the whole truth of a rollout:
   ``rolling`` → ``live`` | ``rolled-back`` | ``failed``.
 - ``pointers``: region → deployment, with a generation bumped on every write.
   Writes are compare-and-swap (``WHERE region=? AND generation=?``), all moves
-  of one step in one transaction.
+  of one step in one transaction. A weighted pointer (a step of a weighted
+  wave) also names its ``baseline``: ``deployment`` answers ``weight`` percent
+  of the region's requests, ``baseline`` the rest (both warm in the region).
+  ``weight`` is 100 and ``baseline`` NULL otherwise; both columns were added
+  later, and opening an older store adds them (``_migrate``).
 - ``history``: append-only (triggers refuse UPDATE and DELETE): deployment,
-  region, from, to, time, reason, actor.
+  region, from, to, time, reason, actor, and the weight the move set.
 - ``locks``: the deploy lock, one row naming its holder and pid. A second
   deploy waits for it, then fails naming the holder; a row whose process is
   gone (a deploy killed with -9) is taken over.
@@ -54,7 +58,9 @@ CREATE TABLE IF NOT EXISTS pointers (
     region TEXT PRIMARY KEY,
     deployment TEXT,
     generation INTEGER NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    weight INTEGER NOT NULL DEFAULT 100,
+    baseline TEXT
 );
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,7 +70,8 @@ CREATE TABLE IF NOT EXISTS history (
     to_dpl TEXT,
     at REAL NOT NULL,
     reason TEXT NOT NULL,
-    actor TEXT NOT NULL
+    actor TEXT NOT NULL,
+    weight INTEGER NOT NULL DEFAULT 100
 );
 -- A rollback reads one deployment's moves: without it, a scan of every move ever.
 CREATE INDEX IF NOT EXISTS history_by_deployment ON history (deployment, seq);
@@ -80,6 +87,20 @@ CREATE TABLE IF NOT EXISTS locks (
     acquired_at REAL NOT NULL
 );
 """
+
+#: Columns added after the first stores were written: table → (column, its definition).
+_ADDED_COLUMNS = {
+    "pointers": [
+        ("weight", "INTEGER NOT NULL DEFAULT 100"),
+        ("baseline", "TEXT"),
+    ],
+    "history": [("weight", "INTEGER NOT NULL DEFAULT 100")],
+    # Signed deployments (rollout.signing): unsigned before they existed.
+    "deployments": [
+        ("signed_by", "TEXT NOT NULL DEFAULT ''"),
+        ("signature", "TEXT NOT NULL DEFAULT ''"),
+    ],
+}
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -146,16 +167,30 @@ class RegionPointer:
     deployment: str | None
     generation: int
     updated_at: float
+    #: percent of the region's requests ``deployment`` answers; ``baseline`` answers the rest
+    weight: int = 100
+    baseline: str | None = None
+
+    @property
+    def split(self) -> bool:
+        """Whether two deployments share the region's requests."""
+        return self.baseline is not None and 0 <= self.weight < 100
 
 
 @dataclass(frozen=True)
 class Move:
-    """One pointer write: ``region`` from ``before`` (at ``generation``) to ``after``."""
+    """One pointer write: ``region`` from ``before`` (at ``generation``) to ``after``.
+
+    With ``weight`` below 100 and a ``baseline``, ``after`` answers ``weight``
+    percent of the region's requests and ``baseline`` the rest.
+    """
 
     region: str
     generation: int
     before: str | None
     after: str | None
+    weight: int = 100
+    baseline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +203,8 @@ class HistoryEntry:
     at: float
     reason: str
     actor: str
+    #: the weight ``after`` was given (100: every request)
+    weight: int = 100
 
 
 _DEPLOYMENT_COLUMNS = (
@@ -209,21 +246,25 @@ class PointerStore:
             # power loss can drop the last commits, never corrupt the file.
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(deployments)")}
-        signed = {"signed_by", "signature"}
-        if not readonly and columns and not signed <= columns:
-            for column in sorted(signed - columns):  # a store from before signed deployments
-                self.db.execute(
-                    f"ALTER TABLE deployments ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"
-                )
-            columns |= signed
-        #: what a read of deployments selects (a read-only look at an older store
-        #: sees its records as unsigned)
+            self._migrate()
+        #: what a read of deployments selects (a read-only look at a store from
+        #: before signed deployments sees its records as unsigned)
         self._columns = _DEPLOYMENT_COLUMNS
-        if columns and not signed <= columns:
-            self._columns = _DEPLOYMENT_COLUMNS.replace(
-                "signed_by, signature", "'' AS signed_by, '' AS signature"
-            )
+        if readonly:
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(deployments)")}
+            if columns and "signature" not in columns:
+                self._columns = _DEPLOYMENT_COLUMNS.replace(
+                    "signed_by, signature", "'' AS signed_by, '' AS signature"
+                )
+
+    def _migrate(self) -> None:
+        """Add the columns a store written before they existed lacks (their defaults fill them)."""
+        with self.transaction() as db:
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for name, definition in columns:
+                    if name not in have:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         self.db.close()
@@ -326,31 +367,41 @@ class PointerStore:
         return [d for row in rows if (d := self._deployment(row)) is not None]
 
     # -- pointers -------------------------------------------------------------
+    _POINTER = "SELECT region, deployment, generation, updated_at, weight, baseline FROM pointers"
+
     def pointers(self) -> dict[str, RegionPointer]:
-        rows = self.db.execute("SELECT region, deployment, generation, updated_at FROM pointers")
+        rows = self.db.execute(self._POINTER)
         return {r[0]: RegionPointer(*r) for r in rows.fetchall()}
 
     def pointer(self, region: str) -> RegionPointer:
-        row = self.db.execute(
-            "SELECT region, deployment, generation, updated_at FROM pointers WHERE region=?",
-            (region,),
-        ).fetchone()
+        row = self.db.execute(f"{self._POINTER} WHERE region=?", (region,)).fetchone()
         return RegionPointer(*row) if row else RegionPointer(region, None, 0, 0.0)
 
     def swap(self, moves: list[Move], deployment: str, reason: str, actor: str) -> float:
         """Apply every move or none (compare-and-swap on each generation); return the time."""
+        for m in moves:
+            if not isinstance(m.weight, int) or not 0 <= m.weight <= 100:
+                raise PointerStoreError(
+                    f"region {m.region}: weight {m.weight!r} is not a percentage from 0 to 100"
+                )
         now = time.time()
         with self.transaction() as db:
             for m in moves:
+                # A full weight needs no baseline, and no baseline means a full weight.
+                split = m.weight < 100 and m.baseline is not None
+                weight, baseline = (m.weight, m.baseline) if split else (100, None)
                 if m.generation == 0:
                     cur = db.execute(
-                        "INSERT OR IGNORE INTO pointers VALUES (?,?,1,?)", (m.region, m.after, now)
+                        "INSERT OR IGNORE INTO pointers "
+                        "(region, deployment, generation, updated_at, weight, baseline) "
+                        "VALUES (?,?,1,?,?,?)",
+                        (m.region, m.after, now, weight, baseline),
                     )
                 else:
                     cur = db.execute(
-                        "UPDATE pointers SET deployment=?, generation=generation+1, updated_at=? "
-                        "WHERE region=? AND generation=?",
-                        (m.after, now, m.region, m.generation),
+                        "UPDATE pointers SET deployment=?, generation=generation+1, updated_at=?, "
+                        "weight=?, baseline=? WHERE region=? AND generation=?",
+                        (m.after, now, weight, baseline, m.region, m.generation),
                     )
                 if cur.rowcount != 1:
                     row = db.execute(
@@ -358,9 +409,10 @@ class PointerStore:
                     ).fetchone()
                     raise PointerConflictError(m.region, m.generation, row[0] if row else None)
                 db.execute(
-                    "INSERT INTO history (deployment, region, from_dpl, to_dpl, at, reason, actor) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    (deployment, m.region, m.before, m.after, now, reason, actor),
+                    "INSERT INTO history "
+                    "(deployment, region, from_dpl, to_dpl, at, reason, actor, weight) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    (deployment, m.region, m.before, m.after, now, reason, actor, weight),
                 )
         # After the commit, never before: a region woken now reads the new pointer.
         signal_moved(self.path)
@@ -368,13 +420,14 @@ class PointerStore:
 
     # -- history --------------------------------------------------------------
     def history(self, deployment: str | None = None, limit: int = 1000) -> list[HistoryEntry]:
+        columns = "seq, deployment, region, from_dpl, to_dpl, at, reason, actor, weight"
         if deployment is None:
             rows = self.db.execute(
-                "SELECT * FROM history ORDER BY seq DESC LIMIT ?", (limit,)
+                f"SELECT {columns} FROM history ORDER BY seq DESC LIMIT ?", (limit,)
             ).fetchall()
         else:
             rows = self.db.execute(
-                "SELECT * FROM history WHERE deployment=? ORDER BY seq DESC LIMIT ?",
+                f"SELECT {columns} FROM history WHERE deployment=? ORDER BY seq DESC LIMIT ?",
                 (deployment, limit),
             ).fetchall()
         return [HistoryEntry(*r) for r in rows]

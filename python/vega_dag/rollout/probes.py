@@ -59,6 +59,8 @@ class _Lane:
     deadline: float = 0.0
     connecting: bool = False
     reused: bool = False
+    #: header lines every request of the lane carries
+    extra: bytes = b""
     #: the lanes with probes to send and none in flight (shared by all lanes)
     waiting: deque[_Lane] = field(default_factory=deque)
 
@@ -67,15 +69,22 @@ def lanes_per_region(regions: int) -> int:
     return max(1, math.ceil(CONCURRENCY / max(1, regions)))
 
 
-def probe_all(jobs: list[tuple[str, str]], timeout: float) -> list[Answer]:
-    """GET each (region URL, path) of ``jobs``; their answers, in order."""
+def probe_all(
+    jobs: list[tuple[str, str]], timeout: float, deployment: str | None = None
+) -> list[Answer]:
+    """GET each (region URL, path) of ``jobs``; their answers, in order.
+
+    ``deployment``: asked for by name (``x-vega-deployment``), so a region
+    splitting its requests (``regions.split``) answers the probe from it.
+    """
+    extra = f"x-vega-deployment: {deployment}\r\n".encode() if deployment else b""
     answers: list[Answer] = [Answer() for _ in jobs]
     by_url: dict[str, list[tuple[int, str]]] = {}
     for i, (url, path) in enumerate(jobs):
         by_url.setdefault(url.rstrip("/"), []).append((i, path))
     width = lanes_per_region(len(by_url))
     lanes = [
-        _Lane(url, deque(mine[k::width]))
+        _Lane(url, deque(mine[k::width]), extra=extra)
         for url, mine in by_url.items()
         for k in range(min(width, len(mine)))
     ]
@@ -125,6 +134,8 @@ def _start(sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], time
             except ValueError as err:
                 answers[lane.index] = Answer(error=OSError(str(err)))
                 continue
+            if lane.extra:
+                payload = payload.replace(b"\r\n", b"\r\n" + lane.extra, 1)
             lane.request = payload
             lane.payload = memoryview(payload)
             if lane.sock is not None:

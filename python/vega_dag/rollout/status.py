@@ -74,6 +74,9 @@ def collect(path: Path, probe: bool = False) -> dict:
                     "deployment": p.deployment if p else None,
                     "serving": st.get("deployment") if isinstance(st, dict) else None,
                     "generation": p.generation if p else 0,
+                    # A weighted step: `deployment` answers `weight` %, `baseline` the rest.
+                    "weight": p.weight if p else 100,
+                    "baseline": p.baseline if p else None,
                     "health": health,
                     "age_seconds": round(now - p.updated_at, 1) if p else None,
                     "restarts": sup.get("restarts", 0),
