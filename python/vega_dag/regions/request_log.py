@@ -117,10 +117,14 @@ class RequestLogWriter:
         self._open()
 
     def close(self) -> None:
+        """Flush, and let go of the file (the lock too: a log turned off at run time is dropped)."""
         self.flush()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
 
 # -- reading ------------------------------------------------------------------

@@ -155,8 +155,10 @@ class WorkerHost:
         self.listening: socket.socket | None = None
         #: the deployment answered as (x-vega-deployment), for metrics and logs
         self.deployment = ""
-        #: metrics and request log, once the front has said what to record (``serve``)
+        #: metrics and request log, once the front has said what to record (``serve``);
+        #: None while both are off
         self.observer: RequestObserver | None = None
+        self._recorder: RequestObserver | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The worker's ASGI app: the deployment's router, every answer stamped."""
@@ -233,6 +235,8 @@ class WorkerHost:
             self.deployment = str(header["deployment"])
             self._observe(str(header["region"]), header)
             self.draining = False
+        elif op == "observe":
+            self._observe(str(header["region"]), header)
         elif op == "drain":
             self.draining = True
             assert self.state is not None
@@ -240,7 +244,7 @@ class WorkerHost:
                 if isinstance(connection, WorkerProtocol):
                     self.release(connection)
         elif op == "metrics":
-            families = self.observer.families() if self.observer is not None else []
+            families = self._recorder.families() if self._recorder is not None else []
             reply = {"op": "metrics", "ask": header.get("ask"), "pid": os.getpid()}
             if self.channel is not None:
                 self.channel.send(reply, msgspec.json.encode(families))
@@ -248,17 +252,26 @@ class WorkerHost:
             sock.close()
 
     def _observe(self, region: str, header: dict) -> None:
-        """Start recording as the front's ``serve`` says (once: a worker serves one region)."""
+        """Record what the front says: at each ``serve``, and at ``observe`` (changed at run time).
+
+        One recorder per worker (it serves one region), kept while both are
+        off: its counts go on from where they were if metrics come back.
+        """
         settings = header.get("observe")
-        if self.observer is not None or not settings:
+        if not settings:
             return
-        if settings.get("metrics") or settings.get("request_log"):
-            self.observer = RequestObserver(region, settings, header.get("log"))
+        if self._recorder is None:
+            if not (settings.get("metrics") or settings.get("request_log")):
+                return
+            self._recorder = RequestObserver(region, settings, header.get("log"))
+        else:
+            self._recorder.configure(settings)
+        self.observer = self._recorder if self._recorder.active else None
 
     def close(self) -> None:
         """On the way out: what the request log holds in memory goes to the file."""
-        if self.observer is not None:
-            self.observer.flush()
+        if self._recorder is not None:
+            self._recorder.flush()
 
     def give_back(self, protocol: WorkerProtocol, data: bytes) -> bool:
         """Hand ``protocol``'s connection to the front, with ``data`` not yet parsed."""
