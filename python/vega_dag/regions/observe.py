@@ -91,7 +91,7 @@ class RequestObserver:
         #: families: one lookup per request; the requests of a key are its buckets' sum.
         self._cells: dict[tuple[str, str, int], list[float]] = {}
         # Ids of our own: unique per worker (a random prefix) and cheap (a counter).
-        self._id_prefix = os.urandom(4).hex()
+        self._id_prefix = os.urandom(4).hex().encode() + b"-"
         self._next_id = 0
         self.configure(settings)
 
@@ -129,7 +129,7 @@ class RequestObserver:
                     return value
                 break
         self._next_id += 1
-        return f"{self._id_prefix}-{self._next_id:x}".encode()
+        return b"%s%x" % (self._id_prefix, self._next_id)
 
     def record(
         self,
@@ -147,8 +147,9 @@ class RequestObserver:
                 cells = self._cells[key] = [0.0] * (len(BUCKETS) + 2)
             cells[bisect_left(BUCKETS, seconds)] += 1
             cells[-1] += seconds
-        if self.log is not None:
-            self.log.add(
+        log = self.log
+        if log is not None:
+            log.add(
                 RequestRecord(
                     time.time(),
                     self.region,

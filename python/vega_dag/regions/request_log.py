@@ -62,8 +62,9 @@ class RequestLogWriter:
     def add(self, record: object) -> None:
         """Queue one record (a dict or a msgspec Struct) for the next flush."""
         # Encoded at the flush, all at once: the request path only appends.
-        self.pending.append(record)
-        if len(self.pending) >= FLUSH_RECORDS:
+        pending = self.pending
+        pending.append(record)
+        if len(pending) >= FLUSH_RECORDS:
             self.flush()
         elif self._timer is None:
             with contextlib.suppress(RuntimeError):  # no running loop: flushed on close

@@ -180,7 +180,7 @@ class WorkerHost:
         request_id = observer.request_id(scope["headers"])
         # Decoded once: the app's scope and the log record share the str.
         scope["vega.request_id"] = request_id_str = request_id.decode("ascii", "replace")
-        headers = [*self.extra, (b"x-request-id", request_id)]
+        extra = self.extra
         deployment = self.deployment
         status = 500  # what the client gets if the app never starts a response
 
@@ -188,7 +188,10 @@ class WorkerHost:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), *headers]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), *extra, (b"x-request-id", request_id)],
+                }
             await send(message)
 
         try:
