@@ -4,7 +4,8 @@ Groups (see docs/performance.md):
 - startup-version: `vega-dag --version` against `python3 -c pass` and
   `python3 -S -c pass` (the interpreter without its site hooks; this sandbox's
   site runs a .pth).
-- startup-status: `vega-dag status` in a project with no regions, against the same.
+- startup-status: `vega-dag status` in a project with no regions (one with no
+  configuration, one with examples/shop-api's `[tool.vega]`), against the same.
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ def bare_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def configured_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("startup-configured")
+    (root / "api").mkdir()
+    (root / "api" / "index.py").write_text("def handler(request):\n    return {}\n")
+    example = Path(__file__).resolve().parent.parent / "examples" / "shop-api" / "pyproject.toml"
+    (root / "pyproject.toml").write_text(example.read_text())
+    return root
+
+
 PEERS = {
     "python3 -c pass": (sys.executable, "-c", "pass"),
     "python3 -S -c pass": (sys.executable, "-S", "-c", "pass"),
@@ -63,4 +74,15 @@ def test_python_startup_beside_status(benchmark, peer: str):
 def test_vega_status_no_regions(benchmark, bare_project: Path):
     benchmark.pedantic(
         run, args=(VEGA, "status"), kwargs={"cwd": bare_project}, rounds=ROUNDS, warmup_rounds=2
+    )
+
+
+@pytest.mark.benchmark(group="startup-status")
+def test_vega_status_no_regions_configured(benchmark, configured_project: Path):
+    benchmark.pedantic(
+        run,
+        args=(VEGA, "status"),
+        kwargs={"cwd": configured_project},
+        rounds=ROUNDS,
+        warmup_rounds=2,
     )

@@ -80,16 +80,37 @@ def _entry(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+#: Projects for the status fast path: name -> (file, text).
+STATUS_PROJECTS = {
+    "proj": ("pyproject.toml", ""),
+    "bad": ("pyproject.toml", "[tool.vega]\nbogus = 1\n"),
+    "shop": ("pyproject.toml", (Path(__file__).parent.parent / "examples/shop-api/pyproject.toml")
+             .read_text()),
+    "store": ("vega.toml", 'store = "build/vega"\n[rollout]\nregions = 3\n'),
+    "wrong-type": ("pyproject.toml", '[tool.vega.rollout]\nregions = "three"\n'),
+    "not-toml": ("vega.toml", "store = \n"),
+    "optimize": ("vega.toml", "optimize = 3\n"),
+    "outside": ("pyproject.toml", '[tool.vega]\nstore = "../elsewhere"\n'),
+    "policy": ("vega.toml", '[rollout]\non_region_down = "maybe"\n'),
+    "small-log": ("vega.toml", "[observe]\nlog_max_bytes = 100\n"),
+    "rewrite": ("vega.toml", '[[rewrites]]\nsource = "/a"\ndestination = "/b"\n'),
+    "bad-rewrite": ("vega.toml", '[[rewrites]]\nsource = "a"\ndestination = "/b"\n'),
+    "bad-app": ("vega.toml", 'app = "not an app"\n'),
+}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "args",
-    [[], ["--json"], ["proj"], ["proj", "--json"], ["missing"], ["bad"], ["bad", "--json"]],
+    [[], ["--json"], ["proj"], ["proj", "--json"], ["missing"], ["bad"], ["bad", "--json"]]
+    + [[name] for name in STATUS_PROJECTS if name not in ("proj", "bad")]
+    + [["shop", "--json"], ["wrong-type", "--json"]],
     ids=lambda a: " ".join(a) or "no-args",
 )
 def test_the_status_fast_path_says_what_click_says(tmp_path: Path, monkeypatch, args) -> None:
     """`vega-dag status` without click: same stdout, stderr and exit status as the command."""
-    for name, toml in (("proj", ""), ("bad", "[tool.vega]\nbogus = 1\n")):
+    for name, (file, toml) in STATUS_PROJECTS.items():
         (tmp_path / name / "api").mkdir(parents=True)
-        (tmp_path / name / "pyproject.toml").write_text(toml)
+        (tmp_path / name / file).write_text(toml)
     monkeypatch.chdir(tmp_path / "proj" if not args else tmp_path)
     fast = _entry("status", *args, cwd=Path.cwd())
     slow = CliRunner().invoke(main, ["status", *args], prog_name="vega-dag")
@@ -109,3 +130,36 @@ def test_status_with_no_regions_imports_no_click(tmp_path: Path) -> None:
         "No regions (start them with `vega-dag regions up`, or deploy)",
         "[]",
     ]
+
+
+@pytest.mark.parametrize("config", ["", "shop"])
+def test_status_with_no_regions_imports_neither_msgspec_nor_pluggy(tmp_path: Path, config) -> None:
+    """What `vega-dag status` costs without regions is the interpreter, nearly: few imports."""
+    (tmp_path / "api").mkdir()
+    if config:
+        (tmp_path / "pyproject.toml").write_text(STATUS_PROJECTS[config][1])
+    code = "import sys; sys.argv = ['vega-dag', 'status']; from vega_dag.entry import main; "
+    code += "main(); print(sorted(m for m in sys.modules if m.split('.')[0] in "
+    code += "('click', 'rich', 'msgspec', 'pluggy', 'json', 'pathlib', 'typing', 'sqlite3')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.splitlines()[-1] == "[]"
+
+
+def test_status_after_a_deployment_is_the_full_answer(tmp_path: Path) -> None:
+    """A pointer store (a past deploy, its regions down): not the fast path's to answer."""
+    import sqlite3
+
+    (tmp_path / "api").mkdir()
+    fleet = tmp_path / ".vega" / "fleet"
+    fleet.mkdir(parents=True)
+    sqlite3.connect(fleet / "pointers.sqlite").close()
+    from vega_dag.rollout.status import nothing_to_report
+
+    assert not nothing_to_report(str(tmp_path))
+    (fleet / "pointers.sqlite").unlink()
+    assert nothing_to_report(str(tmp_path))
+    (fleet / "regions").mkdir()
+    (fleet / "regions" / "fra.json").write_text("{}")
+    assert not nothing_to_report(str(tmp_path))

@@ -410,6 +410,8 @@ def load_config(root: Path) -> ProjectConfig:
         data = warm.load(pyproject, _read_toml, edited=True)
         if "vega" in data.get("tool", {}):
             source, raw = pyproject, data["tool"]["vega"]
+    # Every check below is repeated by config_check (what `vega-dag status` reads
+    # without msgspec), or its key left to this function there: keep them in step.
     try:
         vega = msgspec.convert(raw or {}, VegaConfig)
     except msgspec.ValidationError as err:

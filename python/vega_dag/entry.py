@@ -57,10 +57,17 @@ def _status(args: list[str]) -> bool:
             paths.append(arg)
     if len(paths) > 1 or not os.path.isdir(paths[0] if paths else "."):
         return False  # click reports it
+    from vega_dag.rollout.status import NO_REGIONS, nothing_to_report
+
+    if nothing_to_report(paths[0] if paths else "."):
+        # Nothing to show, told without msgspec, pluggy or json: most of the start-up.
+        sys.stdout.write((_NOTHING_JSON if as_json else NO_REGIONS) + "\n")
+        sys.stdout.flush()
+        return True
     from pathlib import Path
 
     from vega_dag.errors import VegaError
-    from vega_dag.rollout.status import NO_REGIONS, collect
+    from vega_dag.rollout.status import collect
 
     try:
         data = collect(Path(paths[0] if paths else "."))
@@ -79,6 +86,9 @@ def _status(args: list[str]) -> bool:
     sys.stdout.flush()
     return True
 
+
+#: ``json.dumps(rollout.status.NOTHING, sort_keys=True)``, without importing json.
+_NOTHING_JSON = '{"interrupted": [], "regions": [], "rolling": []}'
 
 #: What click.echo strips from text for a stream that is not a terminal.
 _ANSI = r"\033\[[0-?]*[ -/]*[@-~]"

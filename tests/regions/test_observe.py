@@ -258,3 +258,88 @@ def test_nothing_recorded_when_both_are_off() -> None:
         assert host.observer is None and host.deployment == "dpl_x"
 
     asyncio.run(main())
+
+
+def _set_observe(url: str, **changes: bool) -> dict:
+    from vega_dag.regions.fleet import request
+
+    status, _, body, _ = request(
+        url + "/__vega/observe", "POST", json.dumps(changes).encode(), timeout=10
+    )
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_observe_turned_off_and_on_at_run_time(deployed) -> None:
+    """``POST /__vega/observe``: the region records what it says from the next request on."""
+    root, deployment, urls = deployed
+    url = urls["iad"]
+    route = dict(region="iad", deployment=deployment, route="/api/items/{id}", status_class="2xx")
+    try:
+        assert _set_observe(url, metrics=False, request_log=False)["observe"]["metrics"] is False
+        assert get(url, "/__vega/metrics")[0] == 404
+        _, headers, _ = _request(url + "/api/items/1", {"X-Request-Id": "while-off"})
+        assert "x-request-id" not in headers  # nothing recorded, nothing stamped
+        _set_observe(url, metrics=True, request_log=True)
+        before = sample(scrape(url), "vega_requests_total", **route)
+        _request(url + "/api/items/2", {"X-Request-Id": "back-on"})
+        # Counted again, from the counts the worker kept while off.
+        assert sample(scrape(url), "vega_requests_total", **route) == before + 1
+        wait_logged(root, "iad", "back-on")
+        logged = {r["request_id"] for r in records(fleet_dir(load_config(root)), ["iad"])}
+        assert "while-off" not in logged
+        # Only the log off: counted, not logged.
+        _set_observe(url, request_log=False)
+        _request(url + "/api/items/3", {"X-Request-Id": "log-off"})
+        assert sample(scrape(url), "vega_requests_total", **route) == before + 2
+    finally:
+        _set_observe(url, metrics=True, request_log=True)
+    time.sleep(FLUSH_SECONDS + 0.5)
+    logged = {r["request_id"] for r in records(fleet_dir(load_config(root)), ["iad"])}
+    assert "log-off" not in logged
+
+
+def test_observe_endpoint_refuses_what_it_does_not_know(deployed) -> None:
+    from vega_dag.regions.fleet import request
+
+    _, _, urls = deployed
+    for body in (b"{}", b'{"metrics": "no"}', b'{"sampling": true}', b"[1]", b"nope"):
+        status, _, answer, _ = request(urls["fra"] + "/__vega/observe", "POST", body, timeout=10)
+        assert status == 400, body
+        assert json.loads(answer)["error"] == "expected {metrics: bool, request_log: bool}"
+
+
+def test_a_worker_follows_observe_changes(tmp_path: Path) -> None:
+    import asyncio
+
+    from vega_dag.regions.serving import WorkerHost
+
+    log = tmp_path / "fra.jsonl"
+
+    def tell(host: WorkerHost, op: str, **observe: bool) -> None:
+        host.on_message(
+            {"op": op, "region": "fra", "deployment": "dpl_x", "log": str(log),
+             "observe": {"metrics": True, "request_log": True, **observe}},
+            b"",
+            None,
+        )  # fmt: skip
+
+    async def main() -> None:
+        host = WorkerHost(lambda scope, receive, send: None)  # type: ignore[arg-type,return-value]
+        tell(host, "serve", metrics=False, request_log=False)
+        assert host.observer is None
+        tell(host, "observe", request_log=False)
+        observer = host.observer
+        assert observer is not None and observer.counting and observer.log is None
+        observer.record("dpl_x", "/api", 200, 0.001, {}, "a")
+        tell(host, "observe", metrics=False, request_log=False)
+        assert host.observer is None
+        tell(host, "observe")
+        assert host.observer is observer and observer.log is not None
+        observer.record("dpl_x", "/api", 200, 0.001, {"method": "GET", "path": "/api"}, "b")
+        # The counts went on from where they were; the log holds what came after it was on.
+        assert sum(observer._cells["dpl_x", "/api", 2][:-1]) == 2
+        host.close()
+        assert [json.loads(line)["request_id"] for line in log.read_text().splitlines()] == ["b"]
+
+    asyncio.run(main())

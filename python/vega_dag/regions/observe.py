@@ -29,11 +29,15 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from itertools import accumulate
+from typing import TYPE_CHECKING
 
 import msgspec
 from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+
+if TYPE_CHECKING:
+    from vega_dag.regions.request_log import RequestLogWriter
 
 # The *_created samples double every family's size and no query here reads them.
 disable_created_metrics()
@@ -77,28 +81,45 @@ class RequestObserver:
 
     def __init__(self, region: str, settings: dict, log_file: str | None) -> None:
         self.region = region
+        self.log_file = log_file
         self.registry: CollectorRegistry | None = None
-        self.log = None
-        if settings.get("metrics", True):
+        #: whether requests are counted now (the registry stays once made: counts survive off/on)
+        self.counting = False
+        self.log: RequestLogWriter | None = None
+        #: (deployment, route, status // 100) → requests per latency bucket (not
+        #: cumulative; +Inf last), then their sum of seconds. One dict for both
+        #: families: one lookup per request; the requests of a key are its buckets' sum.
+        self._cells: dict[tuple[str, str, int], list[float]] = {}
+        # Ids of our own: unique per worker (a random prefix) and cheap (a counter).
+        self._id_prefix = os.urandom(4).hex().encode() + b"-"
+        self._next_id = 0
+        self.configure(settings)
+
+    @property
+    def active(self) -> bool:
+        return self.counting or self.log is not None
+
+    def configure(self, settings: dict) -> None:
+        """Record what ``settings`` say from now on (the front may change them at run time)."""
+        self.counting = bool(settings.get("metrics", True))
+        if self.counting and self.registry is None:
             self.registry = CollectorRegistry(auto_describe=False)
             self.registry.register(self)
-        if settings.get("request_log", True) and log_file:
+        logging = bool(settings.get("request_log", True)) and bool(self.log_file)
+        if logging and self.log is None:
             from pathlib import Path
 
             from vega_dag.regions.request_log import RequestLogWriter
 
+            assert self.log_file is not None
             self.log = RequestLogWriter(
-                Path(log_file),
+                Path(self.log_file),
                 int(settings.get("log_max_bytes", 16 * 1024 * 1024)),
                 int(settings.get("log_backups", 3)),
             )
-        #: (deployment, route, status // 100) → requests
-        self._counts: dict[tuple[str, str, int], int] = {}
-        #: (deployment, route) → requests per bucket (not cumulative; +Inf last), then their sum
-        self._latency: dict[tuple[str, str], list[float]] = {}
-        # Ids of our own: unique per worker (a random prefix) and cheap (a counter).
-        self._id_prefix = os.urandom(4).hex()
-        self._next_id = 0
+        elif not logging and self.log is not None:
+            self.log.close()  # what it holds goes to the file first
+            self.log = None
 
     def request_id(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         """The request's ``X-Request-Id`` if it sent a usable one, else a new one."""
@@ -108,7 +129,7 @@ class RequestObserver:
                     return value
                 break
         self._next_id += 1
-        return f"{self._id_prefix}-{self._next_id:x}".encode()
+        return b"%s%x" % (self._id_prefix, self._next_id)
 
     def record(
         self,
@@ -119,17 +140,16 @@ class RequestObserver:
         scope: dict,
         request_id: str,
     ) -> None:
-        if self.registry is not None:
+        if self.counting:
             key = (deployment, route, status // 100)
-            counts = self._counts
-            counts[key] = counts.get(key, 0) + 1
-            cells = self._latency.get((deployment, route))
+            cells = self._cells.get(key)
             if cells is None:
-                cells = self._latency[deployment, route] = [0.0] * (len(BUCKETS) + 2)
+                cells = self._cells[key] = [0.0] * (len(BUCKETS) + 2)
             cells[bisect_left(BUCKETS, seconds)] += 1
             cells[-1] += seconds
-        if self.log is not None:
-            self.log.add(
+        log = self.log
+        if log is not None:
+            log.add(
                 RequestRecord(
                     time.time(),
                     self.region,
@@ -151,16 +171,19 @@ class RequestObserver:
             "Requests answered, by route pattern, status class and deployment.",
             labels=["region", "deployment", "route", "status_class"],
         )
-        for (deployment, route, klass), count in sorted(self._counts.items()):
+        by_route: dict[tuple[str, str], list[float]] = {}
+        for (deployment, route, klass), cells in sorted(self._cells.items()):
             name = _STATUS_CLASS.get(klass, "other")
-            requests.add_metric([self.region, deployment, route, name], count)
+            requests.add_metric([self.region, deployment, route, name], sum(cells[:-1]))
+            into = by_route.setdefault((deployment, route), [0.0] * len(cells))
+            into[:] = [a + b for a, b in zip(into, cells, strict=True)]
         latency = HistogramMetricFamily(
             LATENCY,
             "Time from a request's start to its response's end, by route pattern.",
             labels=["region", "deployment", "route"],
         )
         bounds = [floatToGoString(b) for b in BUCKETS] + ["+Inf"]
-        for (deployment, route), cells in sorted(self._latency.items()):
+        for (deployment, route), cells in by_route.items():
             cumulative = list(accumulate(cells[:-1]))
             latency.add_metric(
                 [self.region, deployment, route],
@@ -171,7 +194,7 @@ class RequestObserver:
 
     def families(self) -> list[dict]:
         """This worker's samples, as plain data for the front (``op: metrics``)."""
-        if self.registry is None:
+        if self.registry is None or not self.counting:
             return []
         return [
             {

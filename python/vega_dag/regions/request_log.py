@@ -62,8 +62,9 @@ class RequestLogWriter:
     def add(self, record: object) -> None:
         """Queue one record (a dict or a msgspec Struct) for the next flush."""
         # Encoded at the flush, all at once: the request path only appends.
-        self.pending.append(record)
-        if len(self.pending) >= FLUSH_RECORDS:
+        pending = self.pending
+        pending.append(record)
+        if len(pending) >= FLUSH_RECORDS:
             self.flush()
         elif self._timer is None:
             with contextlib.suppress(RuntimeError):  # no running loop: flushed on close
@@ -117,10 +118,14 @@ class RequestLogWriter:
         self._open()
 
     def close(self) -> None:
+        """Flush, and let go of the file (the lock too: a log turned off at run time is dropped)."""
         self.flush()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
 
 # -- reading ------------------------------------------------------------------

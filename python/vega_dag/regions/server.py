@@ -42,9 +42,13 @@ Admin endpoints (under ``/__vega/``):
 - ``GET wait?deployment=ID&timeout=S``: re-read the pointer now, then answer
   once the region serves ``ID`` (200), failed to load it (502) or after
   ``S`` seconds (504). One request instead of polling ``status``;
-- ``GET metrics``: Prometheus metrics, the front's and its workers' (``observe``).
+- ``GET metrics``: Prometheus metrics, the front's and its workers' (``observe``);
 - ``POST flush``: every worker writes out its request log's buffer, answered
-  once they have (a bake reads a window that ends now: ``rollout.bake``).
+  once they have (a bake reads a window that ends now: ``rollout.bake``);
+- ``POST observe`` (``{"metrics": bool, "request_log": bool}``, either or
+  both): what the region records from now on, until it restarts (then
+  ``[tool.vega.observe]`` again). To shed the cost under load, and what the
+  observe bench flips to compare one region with itself.
 """
 
 from __future__ import annotations
@@ -699,11 +703,28 @@ class Region:
         """Every few seconds, the workers' totals: the live window's past."""
         from vega_dag.regions.observe import SAMPLE_SECONDS
 
-        assert self.metrics is not None
-        while True:
+        metrics = self.metrics
+        assert metrics is not None
+        # Until metrics are turned off (a later turn on starts a new sampler).
+        while self.metrics is metrics:
             await asyncio.sleep(SAMPLE_SECONDS)
+            if self.serving is not None and self.metrics is metrics:
+                metrics.window.add(await self.current_totals())
+
+    def set_observe(self, changes: dict[str, bool]) -> None:
+        """Record what ``changes`` say from now on, here and in every worker."""
+        self.observe = {**self.observe, **changes}
+        if not self.observe["metrics"]:
+            self.metrics = None
+        elif self.metrics is None:
+            self.metrics = FrontMetrics(self.name)
             if self.serving is not None:
-                self.metrics.window.add(await self.current_totals())
+                self.metrics.generation.labels(self.name).set(self.serving[2])
+            self._spawn(self.sample())
+        message = {**self._serve_message(""), "op": "observe"}
+        for handle in list(self.workers.values()):
+            if handle.channel is not None:
+                handle.channel.send(message)
 
     async def traffic(self) -> dict | None:
         """The last minute's requests, errors, error rate and p99 (None with metrics off)."""
@@ -922,6 +943,32 @@ class Region:
             flushed = await self.worker_families(timeout=1.0, op="flush")
             body = json.dumps({"ok": True, "region": self.name, "workers": len(flushed)}).encode()
             await send_bytes(send, body, 200, "application/json", headers)
+            return
+        if path == "/__vega/observe" and scope["method"] == "POST":
+            try:
+                changes = json.loads(await read_body(receive))
+                if (
+                    not isinstance(changes, dict)
+                    or not changes
+                    or any(
+                        k not in ("metrics", "request_log") or not isinstance(v, bool)
+                        for k, v in changes.items()
+                    )
+                ):
+                    raise ValueError
+            except ValueError:
+                payload = {
+                    "ok": False,
+                    "region": self.name,
+                    "error": "expected {metrics: bool, request_log: bool}",
+                }
+                await send_bytes(
+                    send, json.dumps(payload).encode(), 400, "application/json", headers
+                )
+                return
+            self.set_observe(changes)
+            payload = {"ok": True, "region": self.name, "observe": self.observe}
+            await send_bytes(send, json.dumps(payload).encode(), 200, "application/json", headers)
             return
         if path == "/__vega/prefetch" and scope["method"] == "POST":
             started = time.monotonic()

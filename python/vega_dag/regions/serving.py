@@ -187,11 +187,13 @@ class WorkerHost:
         self.listening: socket.socket | None = None
         #: the deployment answered as (x-vega-deployment), for metrics and logs
         self.deployment = ""
-        #: metrics and request log, once the front has said what to record (``serve``)
+        #: metrics and request log, once the front has said what to record (``serve``);
+        #: None while both are off
         self.observer: RequestObserver | None = None
         #: the region's split while it has one, and whether this worker is its new side
         self.split: Split | None = None
         self.primary = True
+        self._recorder: RequestObserver | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The worker's ASGI app: the deployment's router, every answer stamped."""
@@ -213,7 +215,7 @@ class WorkerHost:
         request_id = observer.request_id(scope["headers"])
         # Decoded once: the app's scope and the log record share the str.
         scope["vega.request_id"] = request_id_str = request_id.decode("ascii", "replace")
-        headers = [*self.extra, (b"x-request-id", request_id)]
+        extra = self.extra
         deployment = self.deployment
         status = 500  # what the client gets if the app never starts a response
 
@@ -221,7 +223,10 @@ class WorkerHost:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), *headers]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), *extra, (b"x-request-id", request_id)],
+                }
             await send(message)
 
         try:
@@ -271,6 +276,8 @@ class WorkerHost:
         elif op == "split":
             self.split = Split.from_message(header) if header.get("weight") is not None else None
             self.primary = bool(header.get("primary", True))
+        elif op == "observe":
+            self._observe(str(header["region"]), header)
         elif op == "drain":
             self.draining = True
             self.split = None
@@ -281,11 +288,11 @@ class WorkerHost:
         elif op in ("metrics", "flush"):
             if op == "flush":
                 # A bake judges a window that ends now: what is buffered goes to the file first.
-                if self.observer is not None:
-                    self.observer.flush()
+                if self._recorder is not None:
+                    self._recorder.flush()
                 families = []
             else:
-                families = self.observer.families() if self.observer is not None else []
+                families = self._recorder.families() if self._recorder is not None else []
             reply = {"op": "metrics", "ask": header.get("ask"), "pid": os.getpid()}
             if self.channel is not None:
                 self.channel.send(reply, msgspec.json.encode(families))
@@ -293,17 +300,26 @@ class WorkerHost:
             sock.close()
 
     def _observe(self, region: str, header: dict) -> None:
-        """Start recording as the front's ``serve`` says (once: a worker serves one region)."""
+        """Record what the front says: at each ``serve``, and at ``observe`` (changed at run time).
+
+        One recorder per worker (it serves one region), kept while both are
+        off: its counts go on from where they were if metrics come back.
+        """
         settings = header.get("observe")
-        if self.observer is not None or not settings:
+        if not settings:
             return
-        if settings.get("metrics") or settings.get("request_log"):
-            self.observer = RequestObserver(region, settings, header.get("log"))
+        if self._recorder is None:
+            if not (settings.get("metrics") or settings.get("request_log")):
+                return
+            self._recorder = RequestObserver(region, settings, header.get("log"))
+        else:
+            self._recorder.configure(settings)
+        self.observer = self._recorder if self._recorder.active else None
 
     def close(self) -> None:
         """On the way out: what the request log holds in memory goes to the file."""
-        if self.observer is not None:
-            self.observer.flush()
+        if self._recorder is not None:
+            self._recorder.flush()
 
     def give_back(self, protocol: WorkerProtocol, data: bytes, to: str | None = None) -> bool:
         """Hand ``protocol``'s connection to the front, with ``data`` not yet parsed."""

@@ -8,16 +8,49 @@ can answer ``vega-dag status [PATH] [--json]`` with nothing else imported;
 
 from __future__ import annotations
 
+import os
 import time
-from pathlib import Path
 
-from vega_dag.config import load_config
+# A name typing and mypy both know; the typing module itself costs start-up here.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: What ``status`` says when no region runs and none ever did.
 NO_REGIONS = "No regions (start them with `vega-dag regions up`, or deploy)"
+#: ``collect``'s answer then (the early return below).
+NOTHING: dict = {"regions": [], "rolling": [], "interrupted": []}
+
+
+def nothing_to_report(path: str) -> bool:
+    """Whether ``collect(path)`` is certainly ``NOTHING``, told without msgspec or pluggy.
+
+    True only for a project whose configuration is certainly valid
+    (``config_check``), with no plugin that could place its regions
+    elsewhere, and whose local fleet has no region record and no pointer
+    store: what ``collect`` answers then. Anything else (regions, a past
+    deployment, a plugin, a configuration to report on) is ``collect``'s.
+    """
+    from vega_dag.config_check import store_dir
+    from vega_dag.plugins.declared import may_declare_plugins
+
+    store = store_dir(path)
+    if store is None or may_declare_plugins():
+        return False
+    fleet = os.path.join(store, "fleet")  # regions.fleet.fleet_dir
+    if os.path.exists(os.path.join(fleet, "pointers.sqlite")):
+        return False
+    try:
+        with os.scandir(os.path.join(fleet, "regions")) as entries:
+            return not any(e.name.endswith(".json") for e in entries)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def collect(path: Path, probe: bool = False) -> dict:
+    from vega_dag.config import load_config
     from vega_dag.plugins.manager import region_target
     from vega_dag.regions.fleet import RegionError
 
@@ -28,7 +61,7 @@ def collect(path: Path, probe: bool = False) -> dict:
     statuses = target.statuses(regions) if regions else {}
     if not regions and not target.db_path.exists():
         # Never deployed, nothing running: nothing to open (sqlite would create the file).
-        return {"regions": [], "rolling": [], "interrupted": []}
+        return {key: list(value) for key, value in NOTHING.items()}
     from vega_dag.rollout.pointers import PointerStore
 
     pointers = PointerStore(target.db_path)
