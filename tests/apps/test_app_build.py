@@ -32,12 +32,40 @@ def test_detection_follows_the_platforms_order(tmp_path):
         (["app.py", "wsgi.py"], "app"),
         (["wsgi.py", "mysite/__init__.py", "mysite/asgi.py"], "wsgi"),
         (["manage.py", "mysite/__init__.py", "mysite/wsgi.py"], "mysite.wsgi"),
+        # Django's startproject writes both: the ASGI one is served.
+        (["manage.py", "mysite/__init__.py", "mysite/asgi.py", "mysite/wsgi.py"], "mysite.asgi"),
+        # A package's main.py or app.py (FastAPI's and Flask's usual layouts).
+        (["shop/__init__.py", "shop/main.py", "shop/routers/__init__.py"], "shop.main"),
+        (["blog/__init__.py", "blog/app.py", "blog/views.py", "lib/__init__.py"], "blog.app"),
+        (["shop/__init__.py", "shop/main.py", "shop/asgi.py", "shop/app.py"], "shop.main"),
+        # The top-level files come first.
+        (["app.py", "shop/__init__.py", "shop/main.py"], "app"),
     ]:
         route = app_route(vega, tables(files))
         assert route is not None and not isinstance(route, str)
         assert (route.module.name, route.app, route.pattern) == (expected, "", "/{path:path?}")
     assert app_route(vega, tables(["lib/__init__.py", "lib/db.py"])) is None
+    # Not a package: a directory of scripts holds no application.
+    assert app_route(vega, tables(["tools/main.py", "lib/__init__.py"])) is None
     assert mount_pattern("/v1") == "/v1/{path:path?}"
+
+
+def test_two_packages_with_an_app_module_are_an_error_naming_both(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    for rel in ["shop/__init__.py", "admin/__init__.py", "admin/app.py"]:
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text("")
+    (tmp_path / "shop" / "main.py").write_text(ASGI_APP)
+    with pytest.raises(BuildError) as err:
+        build(tmp_path)
+    assert err.value.problems == [
+        "no [tool.vega] app and no route files, and two modules that could be the "
+        "application: admin/app.py and shop/main.py; name the one to serve in "
+        '[tool.vega] app = "package.module:attr"'
+    ]
+    # Named, it builds: the other package is a library of the app's.
+    (tmp_path / "pyproject.toml").write_text('[tool.vega]\napp = "shop.main:app"\n')
+    assert list(build(tmp_path).routes) == ["/{path:path?}"]
 
 
 def test_a_project_with_file_routes_is_not_an_app(tmp_path):
