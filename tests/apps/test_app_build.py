@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apps.projects import FASTAPI, write
+from tests.apps.projects import DJANGO, FASTAPI, write
 from vega_dag.config import ConfigError, load_config
 from vega_dag.graph.app import app_route, mount_pattern
 from vega_dag.graph.modules import module_table
@@ -136,12 +136,49 @@ def test_discovery_is_cached_by_the_bundle(tmp_path):
     assert second.routes == first.routes  # (the manifest's source digest moved)
     users.write_text(users.read_text().replace('"me"', '"you"'))
     third = build(root, explain=True)
-    assert "app shop.main:app: bundle changed; its routes discovered again" in third.explain
+    # An edit inside a handler: the app's import and listing would run the
+    # same code as when its routes were listed, so neither runs again.
+    assert (
+        "app shop.main:app: bundle changed, but its import and listing run only code that "
+        "has not changed: its routes kept" in third.explain
+    )
     assert (
         "route GET /users/me (shop.routers.users): changed module shop.routers.users"
         in third.explain
     )
     assert [line for line in third.explain if line.startswith("route GET /items")] == []
+    # A new route is code that runs at import: imported and listed again.
+    users.write_text(
+        users.read_text() + '\n\n@router.get("/users/all")\ndef everyone() -> list:\n'
+        '    return ["me"]\n'
+    )
+    fourth = build(root, explain=True)
+    assert "app shop.main:app: bundle changed; its routes discovered again" in fourth.explain
+    manifest = decode_manifest(ObjectStore(root / ".vega").get(fourth.manifest))
+    assert "/users/all" in {r.path for r in manifest.app_routes}
+    # And the next body edit keeps that listing (the one from the last import).
+    users.write_text(users.read_text().replace('return ["me"]', 'return ["me", "you"]'))
+    fifth = build(root, explain=True)
+    assert any("its routes kept" in line for line in fifth.explain)
+    manifest = decode_manifest(ObjectStore(root / ".vega").get(fifth.manifest))
+    assert "/users/all" in {r.path for r in manifest.app_routes}
+
+
+def test_a_django_urlconf_edit_is_listed_again_though_only_the_listing_runs_it(tmp_path):
+    # Django imports the URLconfs when its resolver is first asked (here: by
+    # the listing, not by importing mysite.asgi): the listing's run is traced too.
+    root = write(tmp_path / "site", DJANGO)
+    build(root)
+    views = root / "polls" / "views.py"
+    views.write_text(views.read_text().replace('"polls": [1]', '"polls": [1, 2]'))
+    kept = build(root, explain=True)
+    assert any("its routes kept" in line for line in kept.explain), kept.explain
+    urls = root / "polls" / "urls.py"
+    urls.write_text(urls.read_text().replace("]\n", '    path("all/", views.index),\n]\n'))
+    again = build(root, explain=True)
+    assert any("its routes discovered again" in line for line in again.explain)
+    manifest = decode_manifest(ObjectStore(root / ".vega").get(again.manifest))
+    assert "/polls/all/" in {r.path for r in manifest.app_routes}
 
 
 def _manifest(app_routes: list[AppRoute], bundle: str = "b1") -> Manifest:
