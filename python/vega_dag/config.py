@@ -205,8 +205,8 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: A one-app project's application, "package.module:attr" (ASGI or WSGI):
     #: it is the project's one route, and the routes directory is not read.
     #: Unset, a project without route files is one if main.py, app.py,
-    #: asgi.py or wsgi.py (or app/main.py, or a package's asgi.py/wsgi.py)
-    #: defines ``app`` or ``application``.
+    #: asgi.py or wsgi.py (or app/main.py, or a package's main.py, app.py,
+    #: asgi.py or wsgi.py: graph/app.py) defines ``app`` or ``application``.
     app: str | None = None
     #: Where a one-app project's application is served: "/" or a prefix ("/v1").
     app_mount: str = "/"

@@ -11,11 +11,12 @@ canary = "fra"
 waves = [["fra"]]
 regions = 1
 
+# A loaded test machine imports FastAPI, Pydantic or Django slowly.
 [tool.vega.health]
 p99_ms = 5000
 min_samples = 2
+load_timeout_s = 60
 
-# A loaded test machine imports FastAPI or Django slowly.
 [tool.vega.import_check]
 timeout_s = 60
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apps.projects import FASTAPI, write
+from tests.apps.projects import DJANGO, FASTAPI, write
 from vega_dag.config import ConfigError, load_config
 from vega_dag.graph.app import app_route, mount_pattern
 from vega_dag.graph.modules import module_table
@@ -32,12 +32,40 @@ def test_detection_follows_the_platforms_order(tmp_path):
         (["app.py", "wsgi.py"], "app"),
         (["wsgi.py", "mysite/__init__.py", "mysite/asgi.py"], "wsgi"),
         (["manage.py", "mysite/__init__.py", "mysite/wsgi.py"], "mysite.wsgi"),
+        # Django's startproject writes both: the ASGI one is served.
+        (["manage.py", "mysite/__init__.py", "mysite/asgi.py", "mysite/wsgi.py"], "mysite.asgi"),
+        # A package's main.py or app.py (FastAPI's and Flask's usual layouts).
+        (["shop/__init__.py", "shop/main.py", "shop/routers/__init__.py"], "shop.main"),
+        (["blog/__init__.py", "blog/app.py", "blog/views.py", "lib/__init__.py"], "blog.app"),
+        (["shop/__init__.py", "shop/main.py", "shop/asgi.py", "shop/app.py"], "shop.main"),
+        # The top-level files come first.
+        (["app.py", "shop/__init__.py", "shop/main.py"], "app"),
     ]:
         route = app_route(vega, tables(files))
         assert route is not None and not isinstance(route, str)
         assert (route.module.name, route.app, route.pattern) == (expected, "", "/{path:path?}")
     assert app_route(vega, tables(["lib/__init__.py", "lib/db.py"])) is None
+    # Not a package: a directory of scripts holds no application.
+    assert app_route(vega, tables(["tools/main.py", "lib/__init__.py"])) is None
     assert mount_pattern("/v1") == "/v1/{path:path?}"
+
+
+def test_two_packages_with_an_app_module_are_an_error_naming_both(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    for rel in ["shop/__init__.py", "admin/__init__.py", "admin/app.py"]:
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text("")
+    (tmp_path / "shop" / "main.py").write_text(ASGI_APP)
+    with pytest.raises(BuildError) as err:
+        build(tmp_path)
+    assert err.value.problems == [
+        "no [tool.vega] app and no route files, and two modules that could be the "
+        "application: admin/app.py and shop/main.py; name the one to serve in "
+        '[tool.vega] app = "package.module:attr"'
+    ]
+    # Named, it builds: the other package is a library of the app's.
+    (tmp_path / "pyproject.toml").write_text('[tool.vega]\napp = "shop.main:app"\n')
+    assert list(build(tmp_path).routes) == ["/{path:path?}"]
 
 
 def test_a_project_with_file_routes_is_not_an_app(tmp_path):
@@ -108,12 +136,49 @@ def test_discovery_is_cached_by_the_bundle(tmp_path):
     assert second.routes == first.routes  # (the manifest's source digest moved)
     users.write_text(users.read_text().replace('"me"', '"you"'))
     third = build(root, explain=True)
-    assert "app shop.main:app: bundle changed; its routes discovered again" in third.explain
+    # An edit inside a handler: the app's import and listing would run the
+    # same code as when its routes were listed, so neither runs again.
+    assert (
+        "app shop.main:app: bundle changed, but its import and listing run only code that "
+        "has not changed: its routes kept" in third.explain
+    )
     assert (
         "route GET /users/me (shop.routers.users): changed module shop.routers.users"
         in third.explain
     )
     assert [line for line in third.explain if line.startswith("route GET /items")] == []
+    # A new route is code that runs at import: imported and listed again.
+    users.write_text(
+        users.read_text() + '\n\n@router.get("/users/all")\ndef everyone() -> list:\n'
+        '    return ["me"]\n'
+    )
+    fourth = build(root, explain=True)
+    assert "app shop.main:app: bundle changed; its routes discovered again" in fourth.explain
+    manifest = decode_manifest(ObjectStore(root / ".vega").get(fourth.manifest))
+    assert "/users/all" in {r.path for r in manifest.app_routes}
+    # And the next body edit keeps that listing (the one from the last import).
+    users.write_text(users.read_text().replace('return ["me"]', 'return ["me", "you"]'))
+    fifth = build(root, explain=True)
+    assert any("its routes kept" in line for line in fifth.explain)
+    manifest = decode_manifest(ObjectStore(root / ".vega").get(fifth.manifest))
+    assert "/users/all" in {r.path for r in manifest.app_routes}
+
+
+def test_a_django_urlconf_edit_is_listed_again_though_only_the_listing_runs_it(tmp_path):
+    # Django imports the URLconfs when its resolver is first asked (here: by
+    # the listing, not by importing mysite.asgi): the listing's run is traced too.
+    root = write(tmp_path / "site", DJANGO)
+    build(root)
+    views = root / "polls" / "views.py"
+    views.write_text(views.read_text().replace('"polls": [1]', '"polls": [1, 2]'))
+    kept = build(root, explain=True)
+    assert any("its routes kept" in line for line in kept.explain), kept.explain
+    urls = root / "polls" / "urls.py"
+    urls.write_text(urls.read_text().replace("]\n", '    path("all/", views.index),\n]\n'))
+    again = build(root, explain=True)
+    assert any("its routes discovered again" in line for line in again.explain)
+    manifest = decode_manifest(ObjectStore(root / ".vega").get(again.manifest))
+    assert "/polls/all/" in {r.path for r in manifest.app_routes}
 
 
 def _manifest(app_routes: list[AppRoute], bundle: str = "b1") -> Manifest:

@@ -53,8 +53,9 @@ NATIVE = {
 
 
 @pytest.fixture
-def native(tmp_path):
+def native(tmp_path, offline_wheels):
     root = write(tmp_path / "proj", NATIVE)
+    offline_wheels(root / "requirements.lock")
     yield root
     stop_fleet(root)
 
@@ -81,7 +82,7 @@ def test_layer_with_extension_modules_serves_from_a_region(native):
     assert got["escape"] == ["markupsafe._speedups", "&lt;b&gt;&amp;&lt;/b&gt;"]
 
 
-def test_a_pin_the_runtime_already_imported_fails_the_load_naming_it(tmp_path):
+def test_a_pin_the_runtime_already_imported_fails_the_load_naming_it(tmp_path, offline_wheels):
     # The region runs on msgspec itself: a route could not get another version.
     runtime = version("msgspec")
     root = write(
@@ -92,6 +93,7 @@ def test_a_pin_the_runtime_already_imported_fails_the_load_naming_it(tmp_path):
             "api/v.py": "import msgspec\n\n\ndef handler(request):\n    return 1\n",
         },
     )
+    offline_wheels(root / "requirements.lock")
     try:
         proc = vega("deploy", str(root), "--json")
         assert proc.returncode != 0

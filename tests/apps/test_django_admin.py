@@ -158,8 +158,9 @@ def fetch(url: str, path: str, headers: dict[str, str] | None = None):
 
 
 @pytest.fixture
-def site(tmp_path):
+def site(tmp_path, offline_wheels):
     root = write(tmp_path / "site", SITE)
+    offline_wheels(root / "requirements.lock")
 
     def manage(*args: str) -> None:
         proc = subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from vega_dag.regions.runtime import Router, app_kind, handler_app, wsgi_app
 
@@ -70,6 +71,49 @@ def test_asgi_and_wsgi_are_told_apart():
     assert app_kind(Flaskish()) == "wsgi"
     status, headers, body = call(wsgi_app(wsgi), "/w")
     assert (status, headers[b"x-w"], body) == (202, b"1", b"/wV")
+
+
+def test_a_wsgi_generator_is_streamed_chunk_by_chunk_and_a_sized_body_sent_whole():
+    sent: list[dict] = []
+    first_sent = threading.Event()
+
+    def stream(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/csv")])
+        yield b"id\r\n"
+        # The first chunk reaches the client before the app makes the next
+        # (a buffered response would wait here in vain).
+        yield b"" if first_sent.wait(10) else b"never sent"
+        yield b"1\r\n"
+
+    def sized(environ, start_response):
+        start_response("200 OK", [("Content-Length", "4")])
+        return iter([b"ab", b"cd"])
+
+    async def run(app):
+        sent.clear()
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+            if message["type"] == "http.response.body":
+                first_sent.set()
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+        await app(scope, receive, send)
+
+    asyncio.run(run(wsgi_app(stream)))
+    assert sent[0]["status"] == 200
+    assert not [k for k, _ in sent[0]["headers"] if k == b"content-length"]
+    assert [(m["body"], m.get("more_body", False)) for m in sent[1:]] == [
+        (b"id\r\n", True),  # an empty chunk is no chunk
+        (b"1\r\n", True),
+        (b"", False),
+    ]
+    asyncio.run(run(wsgi_app(sized)))
+    assert [m.get("body") for m in sent[1:]] == [b"abcd"]
+    assert (b"content-length", b"4") in sent[0]["headers"]
 
 
 # -- catch-alls, mounts, rewrites -------------------------------------------------

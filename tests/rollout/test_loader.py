@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.rollout.helpers import served, vega_json
+from tests.rollout.helpers import get, served, stop_fleet, vega_json, write_project
 from vega_dag.config import load_config
 from vega_dag.processes import pid_alive
 from vega_dag.regions.fleet import LocalFleet
@@ -126,3 +126,32 @@ def test_proxied_answers_carry_each_header_once(project):
     for name in ("date", "server", "content-length", "x-vega-region", "x-vega-deployment"):
         assert names.count(name) == 1, (name, response.getheaders())
     conn.close()
+
+
+POOLED = {
+    # A thread pool the route's first call starts (as Datasette's SQL threads
+    # are): the loader's warm-up would start it in the template, and a fork
+    # copies no thread, so a clone's pool would wait for one that is not there.
+    "api/pooled.py": (
+        "from concurrent.futures import ThreadPoolExecutor\n\n"
+        "POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix='sql')\n\n\n"
+        "def handler(request):\n"
+        "    return {'answer': POOL.submit(lambda: 42).result(timeout=5)}\n"
+    ),
+}
+
+
+def test_a_deployment_that_leaves_threads_running_is_loaded_by_each_region(tmp_path):
+    root = write_project(tmp_path / "proj", extra=POOLED)
+    try:
+        out = vega_json("deploy", str(root))
+        assert out["status"] == "live", out["problems"]
+        fleet = LocalFleet(load_config(root))
+        regions = {r.name: r for r in fleet.regions()}
+        for name, pid in serving_workers(root).items():
+            # Not a clone of the template: the region's zygote loaded it.
+            assert ppid(ppid(pid)) == regions[name].pid
+            status, _, body = get(regions[name].url, "/api/pooled")
+            assert (status, json.loads(body)) == (200, {"answer": 42})
+    finally:
+        stop_fleet(root)

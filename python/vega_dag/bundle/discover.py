@@ -70,6 +70,22 @@ def discovery_key(ctx: BuildContext, record: RouteRecord, layer: str | None) -> 
     return action_key("app-routes", lister, record.bundle, record.entry, layer, env)
 
 
+def last_listing(
+    ctx: BuildContext, state: BuildState, route: Route, record: RouteRecord, layer: str | None
+) -> Discovered | None:
+    """The routes listed from the app's last bundle (same entry, layer, env, lister), if kept.
+
+    What a rebuilt bundle keeps when its import and listing would run only
+    code unchanged since they last ran (``bundle.importcheck``'s same-run
+    verdict): the framework's routes are made by that code, so they are
+    the same routes.
+    """
+    old = state.routes.get(route.pattern)
+    if old is None or old.entry != record.entry or old.bundle == record.bundle:
+        return None
+    return cached(ctx, discovery_key(ctx, old, layer))
+
+
 def cached(ctx: BuildContext, key: str) -> Discovered | None:
     out = ctx.actions.get(key)
     if out is not None and ctx.present(out):
@@ -91,12 +107,14 @@ def discover(
     route: Route,
     layer: tuple[str, str] | None,
     answer: dict | None,
+    state: BuildState,
 ) -> Discovered:
     """The framework routes of the app (cached by its bundle's digest).
 
-    ``answer`` is the import check's, when it imported the app this build;
-    else (the check is off, or the bundle was not rebuilt) the app is
-    imported here, the same way.
+    ``answer`` is the import check's, when it imported the app this build
+    (or ``{"carried": True}``: it found the last listing stands); else (the
+    check is off, or the bundle was not rebuilt) the app is imported here,
+    the same way.
     """
     record = bundled.records[route.pattern]
     key = discovery_key(ctx, record, layer[1] if layer else None)
@@ -104,6 +122,17 @@ def discover(
     if found is not None:
         return found
     name = app_name(route, record.entry)
+    if answer is not None and answer.get("carried"):
+        # The import check found the import and listing would run only code
+        # that ran when the last bundle's routes were listed.
+        found = last_listing(ctx, state, route, record, layer[1] if layer else None)
+        assert found is not None, "the check carries only a listing that is kept"
+        ctx.why(
+            f"app {name}: bundle changed, but its import and listing run only code that has "
+            "not changed: its routes kept"
+        )
+        _keep(ctx, key, found)
+        return found
     ctx.why(f"app {name}: bundle changed; its routes discovered again")
     if answer is None:
         answer = _import_app(ctx, a, compiled, files, bundled, route, layer)
@@ -127,11 +156,15 @@ def discover(
             ]
         )
     found = msgspec.convert(result, Discovered)
+    _keep(ctx, key, found)
+    return found
+
+
+def _keep(ctx: BuildContext, key: str, found: Discovered) -> None:
     data = msgspec.json.encode(found, order="sorted")
     digest = _core.hash_bytes(data)
     ctx.new_objects[digest] = data
     ctx.new_actions[key] = digest
-    return found
 
 
 def _import_app(
@@ -213,7 +246,7 @@ def app_routes(
     answer: dict | None = None,
 ) -> list[AppRoute]:
     """The app's routes, each with the digest of the modules it runs (see the module docstring)."""
-    found = discover(ctx, a, compiled, files, bundled, route, layer, answer)
+    found = discover(ctx, a, compiled, files, bundled, route, layer, answer, state)
     record = bundled.records[route.pattern]
     bundle = set(a.closures[route.pattern])
     pyc = compiled.pyc

@@ -217,6 +217,7 @@ def check_imports(
     state: BuildState,
     everything: bool,
     discover: dict[str, dict] | None = None,
+    listed: set[str] | None = None,
 ) -> dict[str, dict]:
     """Import every route whose bundle is not the last build's from that bundle alone.
 
@@ -226,7 +227,10 @@ def check_imports(
     verdict is in the action cache): undoing an edit, or a lock change,
     costs nothing. ``discover`` maps a one-app project's app route to what
     its import should also list (``bundle.discover``): the answers of those
-    of them that were imported are returned.
+    of them that were imported are returned. Those also in ``listed`` (their
+    last bundle's routes are kept) pass as other routes do when their import
+    and listing would run only unchanged code: their answer is
+    ``{"ok": True, "carried": True}``, the last listing stands.
     """
     settings = ctx.config.vega.import_check
     if not settings.enabled:
@@ -263,16 +267,19 @@ def check_imports(
     # passes again (bundle/verdicts.py): an edit inside a handler costs no import.
     context = _context_key(ctx, layer, settings.timeout_s)
     same_run = _SameRun(ctx, a, compiled, files, context)
+    carried = {}
     for pattern in list(routes):
-        if pattern not in listing and same_run.passes(pattern):
+        if (pattern not in listing or pattern in (listed or ())) and same_run.passes(pattern):
             routes.remove(pattern)
             ctx.actions.put(verdicts[pattern], bundled.records[pattern].bundle)
             ctx.why(
                 f"route {pattern}: its import runs only code that has not changed since it "
                 "passed: not imported again"
             )
+            if pattern in listing:
+                carried[pattern] = {"ok": True, "carried": True}
     if not routes:
-        return {}
+        return carried
     from vega_dag.regions.layout import remove_tree
 
     # Outside the project: the check must not touch the tree the build (and
@@ -290,7 +297,7 @@ def check_imports(
             _share_verdict(ctx, verdicts[pattern], bundled.records[pattern].bundle)
         if "ran" in answer and not ctx.dry_run:
             same_run.record(pattern, answer["ran"])
-    return {p: passed[p] for p in discover or {} if p in passed}
+    return {**carried, **{p: passed[p] for p in listing if p in passed}}
 
 
 def _sharing(ctx: BuildContext) -> bool:
@@ -409,8 +416,9 @@ def _context_key(ctx: BuildContext, layer: tuple[str, str] | None, timeout: floa
     )
 
 
-#: Part of every verdict's key: a driver that checks differently judges anew.
-CHECK_VERSION = 2
+#: Part of every verdict's key: a driver that checks differently judges anew
+#: (3: an app's traced run covers its routes' listing, which its listing keeps).
+CHECK_VERSION = 3
 
 
 def _verdict_key(

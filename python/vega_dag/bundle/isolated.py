@@ -143,15 +143,18 @@ def _child(request: dict, out: int) -> None:
         sys.settrace(trace)
     try:
         _import(request["module"], request.get("file"))
+        result: dict = {"ok": True}
+        # Traced too: what the listing runs of the app's code (Django imports
+        # its URLconfs there) makes the routes listed, and a later build
+        # whose import and listing would run only that code keeps them.
+        if request.get("discover"):
+            result["discovered"] = _discover(request["module"], request["discover"])
         # Code that set a tracer of its own hid what it ran: no record, so
         # every later bundle of the route is imported.
         whole = sys.gettrace() is trace and threading._trace_hook is trace  # type: ignore[attr-defined]
         sys.settrace(None)
-        result: dict = {"ok": True}
         if tracing and whole:
             result["ran"] = {name: sorted(runs) for name, runs in ran.items()}
-        if request.get("discover"):
-            result["discovered"] = _discover(request["module"], request["discover"])
     except BaseException as err:
         sys.settrace(None)
         lines = traceback.format_exception(type(err), err, err.__traceback__)

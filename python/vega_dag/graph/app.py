@@ -4,8 +4,11 @@ A project whose API is one application object (FastAPI, Starlette, Flask,
 Django, any ASGI or WSGI app) names it in ``[tool.vega] app =
 "package.module:attr"``, or has it found where platforms look when the
 project has no route files: ``main.py``, ``app/main.py``, ``app.py``,
-``asgi.py``, ``wsgi.py``, then a top-level package's ``asgi.py`` or
-``wsgi.py`` (Django's layout), defining ``app`` or ``application``.
+``asgi.py``, ``wsgi.py`` (the first found), then a top-level package's
+``main.py``, ``app.py``, ``asgi.py`` or ``wsgi.py`` (FastAPI's
+``shop/main.py``, Django's ``mysite/asgi.py``; the first found in that
+package), defining ``app`` or ``application``. Two packages that both hold
+one are an error naming both: which is the API is then the project's to say.
 
 The application is one route, an optional catch-all at ``app_mount``, so it
 is served by the machinery that mounts applications under a prefix
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 
 #: Where a project without route files is looked for an application, in order.
 APP_MODULES = ("main", "app.main", "app", "asgi", "wsgi")
+#: Then in each top-level package, in order (Django's startproject writes both
+#: asgi.py and wsgi.py: the ASGI one is served).
+PACKAGE_APP_MODULES = ("main", "app", "asgi", "wsgi")
 #: The attributes a detected application module may define, in order.
 APP_ATTRS = ("app", "application")
 #: The catch-all's name: dropped before the app is called (it routes on the path).
@@ -51,7 +57,8 @@ def configured_app(vega: VegaConfig) -> tuple[str, str] | None:
 def app_route(vega: VegaConfig, modules: dict[str, Module]) -> Route | str | None:
     """The application route: configured, or detected (see the module docstring).
 
-    A str is what is wrong (a configured module that is not in the project);
+    A str is what is wrong (a configured module that is not in the project,
+    or two packages' modules that could each be the detected application);
     None: the project has no application (only called without route files,
     or with ``app`` set).
     """
@@ -67,12 +74,28 @@ def app_route(vega: VegaConfig, modules: dict[str, Module]) -> Route | str | Non
                 f"(source roots: {roots})"
             )
         return Route(pattern=pattern, module=module, app=attr)
-    candidates = [*APP_MODULES]
-    packages = sorted({n for n, m in modules.items() if m.is_package and "." not in n})
-    candidates += [f"{p}.{leaf}" for leaf in ("asgi", "wsgi") for p in packages]
-    for name in candidates:
+    for name in APP_MODULES:
         if name in modules:
             return Route(pattern=pattern, module=modules[name], app="")
+    packages = sorted({n for n, m in modules.items() if m.is_package and "." not in n})
+    found = []
+    for package in packages:
+        names = [f"{package}.{leaf}" for leaf in PACKAGE_APP_MODULES]
+        first = next((modules[n] for n in names if n in modules), None)
+        if first is not None:
+            found.append(first)
+    if len(found) > 1:
+        # Not a guess between two packages' apps (a CLI's main.py is as
+        # likely as an API's): the project names the one it serves.
+        paths = " and ".join(m.path for m in found[:2])
+        more = f" (and {len(found) - 2} more)" if len(found) > 2 else ""
+        return (
+            f"no [tool.vega] app and no route files, and two modules that could be the "
+            f"application: {paths}{more}; name the one to serve in "
+            f'[tool.vega] app = "package.module:attr"'
+        )
+    if found:
+        return Route(pattern=pattern, module=found[0], app="")
     return None
 
 

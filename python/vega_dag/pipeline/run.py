@@ -218,6 +218,7 @@ def rebuild(
     # A one-app project's app lists its framework's routes where it is imported.
     app = next((r for r in a.routes.values() if r.app is not None), None)
     discover: dict[str, dict] = {}
+    listed: set[str] = set()
     if app is not None:
         from vega_dag.bundle import discover as app_discovery
 
@@ -225,6 +226,9 @@ def rebuild(
         key = app_discovery.discovery_key(ctx, app_record, layer[1] if layer else None)
         if app_discovery.cached(ctx, key) is None:
             discover[app.pattern] = app_discovery.request(app_record)
+            last_layer = layer[1] if layer else None
+            if app_discovery.last_listing(ctx, state, app, app_record, last_layer) is not None:
+                listed.add(app.pattern)
     # ... and each changed route imported from its bundle alone
     answers: dict[str, dict] = {}
     if ctx.import_check:
@@ -235,7 +239,7 @@ def rebuild(
             layer != state.layer or state.config != digest_of_config
         )
         answers = check_imports(
-            ctx, a, compiled, files, bundled, layer, state, everything, discover
+            ctx, a, compiled, files, bundled, layer, state, everything, discover, listed
         )
     found = []
     if app is not None:

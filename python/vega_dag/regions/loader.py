@@ -120,6 +120,14 @@ def _template(
         replies.flush()
         os._exit(0)
     progress.done()
+    threads = _foreign_threads()
+    if threads:
+        # A fork copies only the calling thread: the app's pool (Datasette's
+        # SQL threads, started by the warm-up) would wait in every clone for
+        # threads that are not there. The regions load it themselves.
+        replies.write(json.dumps({"loaded": True, "threads": threads}) + "\n")
+        replies.flush()
+        os._exit(0)
     replies.write(json.dumps({"loaded": True}) + "\n")
     replies.flush()
     # Everything loaded is shared with every clone: keep the clones'
@@ -141,6 +149,21 @@ def _template(
     os._exit(0)
 
 
+def _foreign_threads() -> list[str]:
+    """The threads the deployment's code left running (not the runtime's own)."""
+    import threading
+
+    others = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.name.startswith("vega-route")
+    ]
+    deadline = time.monotonic() + 0.5
+    for thread in others:  # a pool winding down (anyio's, at its loop's end) is no pool
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sorted(t.name for t in others if t.is_alive())
+
+
 class TemplateLoadError(Exception):
     """The deployment did not load in the loader's template; the message says why."""
 
@@ -154,6 +177,8 @@ class Template:
     base: str
     #: None until it has said whether it loaded; then "" (it did) or why not
     outcome: str | None = None
+    #: the threads its load left running: it cannot be cloned (see ``_template``)
+    threads: list[str] | None = None
 
     def wait_loaded(self, timeout: float) -> str:
         """ "" once loaded, else why it did not (an error, an exit, ``timeout`` s passed)."""
@@ -174,7 +199,9 @@ class Template:
         else:
             line = self.replies.readline()
             if line:
-                self.outcome = json.loads(line).get("error") or ""
+                reply = json.loads(line)
+                self.outcome = reply.get("error") or ""
+                self.threads = reply.get("threads")
             else:
                 why = exit_text(self._reap())
                 self.outcome = describe_failure(self.base, f"did not load: the worker {why}")
@@ -269,6 +296,12 @@ class Loader:
                 while len(self.failed) > KEEP_TEMPLATES:
                     self.failed.popitem(last=False)
                 raise TemplateLoadError(why)
+            if template.threads:
+                # Kept, so that every region's request gets this answer at once.
+                raise RuntimeError(
+                    f"{manifest} left threads running when loaded "
+                    f"({', '.join(template.threads)}): a fork would lose them"
+                )
             pid = template.clone(request)
             if pid is not None:
                 return pid

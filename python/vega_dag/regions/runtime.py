@@ -30,6 +30,7 @@ import importlib.machinery
 import importlib.util
 import inspect
 import io
+import itertools
 import json
 import marshal
 import os
@@ -332,12 +333,21 @@ def handler_app(handler: Callable[..., Any], pattern: str) -> ASGIApp:
 
 
 def wsgi_app(wsgi: Callable[..., Any]) -> ASGIApp:
-    """An ASGI adapter for a WSGI application; each request runs in a thread."""
+    """An ASGI adapter for a WSGI application; each request runs in a thread.
+
+    A response whose headers give its length (or a list of chunks) is sent in
+    one write, as a route's answer is. One without (a generator: Flask's
+    ``stream_with_context``, Werkzeug's ``direct_passthrough``) is streamed:
+    each chunk the application yields is sent as it comes (chunked), so a
+    client sees the first before the app has made the last.
+    """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive)
         environ = _environ(scope, body)
         state: dict[str, Any] = {}
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
 
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -345,19 +355,50 @@ def wsgi_app(wsgi: Callable[..., Any]) -> ASGIApp:
             state["status"], state["headers"] = status, headers
             return lambda data: state.setdefault("written", []).append(data)
 
-        def call() -> bytes:
+        def whole(result: Iterable[bytes]) -> bool:
+            # A list is in memory already; a length says the app made it whole.
+            headers = state.get("headers") or ()
+            return isinstance(result, list | tuple) or any(
+                k.lower() == "content-length" for k, _ in headers
+            )
+
+        def call() -> bytes | None:
             result = wsgi(environ, start_response)
             try:
-                return b"".join([*state.get("written", []), *result])
+                if whole(result):
+                    return b"".join([*state.get("written", []), *result])
+                # Handed to the event loop in order, then the end (None);
+                # the future's own completion is scheduled after them.
+                for chunk in itertools.chain(state.pop("written", []), result):
+                    if chunk:
+                        loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+                return None
             finally:
+                loop.call_soon_threadsafe(chunks.put_nowait, None)
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
 
-        data = await asyncio.get_running_loop().run_in_executor(_SYNC, call)
-        status = int(state["status"].split(" ", 1)[0])
-        headers = [(k, v) for k, v in state["headers"] if k.lower() != "content-length"]
-        await send_bytes(send, data, status, None, headers)
+        job = loop.run_in_executor(_SYNC, call)
+        chunk = await chunks.get()  # the first chunk of a stream, or None: the job is done
+        if chunk is None:
+            data = (await job) or b""
+            status = int(state["status"].split(" ", 1)[0])
+            headers = [(k, v) for k, v in state["headers"] if k.lower() != "content-length"]
+            await send_bytes(send, data, status, None, headers)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": int(state["status"].split(" ", 1)[0]),
+                "headers": [(k.lower().encode(), str(v).encode()) for k, v in state["headers"]],
+            }
+        )
+        while chunk is not None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            chunk = await chunks.get()
+        await send({"type": "http.response.body", "body": b""})
+        await job  # an error after the headers were sent still surfaces (and is logged)
 
     return app
 
