@@ -203,11 +203,24 @@ class WorkerHandle:
 
 
 class Region:
-    def __init__(self, name: str, fleet: Path, store: Path, observe: dict | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fleet: Path,
+        store: Path,
+        observe: dict | None = None,
+        pointers: str | None = None,
+    ) -> None:
         self.name = name
         self.fleet = fleet
         self.store = store
         self.db_path = fleet / "pointers.sqlite"
+        #: the pointer store's URL (NATS JetStream), or None: the fleet's SQLite file
+        self.pointers = pointers
+        #: the JetStream buckets, once connected (rollout.jetstream.Buckets)
+        self._nats: Any = None
+        #: deployment → manifest, as the deployments bucket said (a record's manifest never changes)
+        self._manifests: dict[str, str] = {}
         self.sockets = socket_dir(fleet)
         self.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir = fleet / "run"
@@ -246,7 +259,7 @@ class Region:
     async def start(self) -> None:
         self.zygote_lock = asyncio.Lock()
         self.changed = asyncio.Event()
-        self._spawn(self.watch())
+        self._spawn(self.watch() if self.pointers is None else self.watch_nats())
         if self.metrics is not None:
             self._spawn(self.sample())
 
@@ -438,6 +451,10 @@ class Region:
 
     def check_pointer(self, force: bool = False) -> None:
         """Read the pointer if the store changed (or ``force``); switch if it moved."""
+        if self.pointers is not None:
+            if force and self._nats is not None:
+                self._spawn(self._read_nats())
+            return
         if self.db is None:
             if not self.db_path.exists():
                 return
@@ -471,6 +488,70 @@ class Region:
             if wakeup is not None:
                 loop.remove_reader(wakeup.fileno())
                 wakeup.close()
+
+    async def watch_nats(self) -> None:
+        """The pointer from NATS: a KV watch on this region's key wakes a re-read of it.
+
+        The read, not the watch, is the truth: a nats-py watcher can say its
+        initial values are done before it delivers them (nats.py issue 842),
+        so the key is also re-read every second, and on every reconnect.
+        """
+        from vega_dag.errors import VegaError
+        from vega_dag.rollout.jetstream import Buckets, connect, parse_pointers_url
+
+        assert self.pointers is not None
+        where = parse_pointers_url(self.pointers)
+        interval = max(_poll_seconds(), 1.0)
+        while True:
+            nc = None
+            try:
+                nc = await connect(where, name=f"vega-region-{self.name}")
+                buckets = Buckets(nc.jetstream(timeout=5.0), where.namespace)
+                await buckets.open()
+                watcher = await buckets.pointers.watch(self.name)
+                self._nats = buckets
+                while True:
+                    await self._read_nats()
+                    with contextlib.suppress(Exception):
+                        # Any update, or none within the interval: read the key again.
+                        await watcher.updates(timeout=interval)
+            except asyncio.CancelledError:
+                raise
+            except (VegaError, Exception) as err:  # a lost server: say so, then try again
+                self.error = f"pointer store {where.where}: {err or type(err).__name__}"
+                self._nats = None
+                if nc is not None:
+                    with contextlib.suppress(Exception):
+                        await nc.close()
+                await asyncio.sleep(interval)
+
+    async def _read_nats(self) -> None:
+        from nats.js.errors import KeyNotFoundError
+
+        from vega_dag.rollout.jetstream import decode_pointer
+
+        buckets = self._nats
+        if buckets is None:
+            return
+        try:
+            entry = await buckets.pointers.get(self.name)
+            pointer = decode_pointer(self.name, entry.value, entry.revision)
+        except KeyNotFoundError:
+            pointer = None
+        target: tuple[str | None, str | None, int] = (None, None, 0)
+        if pointer is not None and pointer.deployment is not None:
+            dpl = pointer.deployment
+            manifest = self._manifests.get(dpl)
+            if manifest is None:
+                with contextlib.suppress(KeyNotFoundError):
+                    record = json.loads((await buckets.deployments.get(dpl)).value)
+                    manifest = self._manifests[dpl] = record["manifest"]
+            target = (dpl, manifest, pointer.generation)
+        if self.error and self.error.startswith("pointer store "):
+            self.error = None
+        if target != self.target:
+            self.target = target
+            self._spawn(self.switch(target))
 
     def _woken(self, wakeup: Any) -> None:
         if wakeup.drain():
@@ -907,6 +988,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--observe", type=json.loads, default={}, help="[tool.vega.observe]")
+    parser.add_argument("--pointers", default=None, help="the pointer store's URL (NATS)")
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -918,7 +1000,7 @@ def main(argv: list[str] | None = None) -> None:
 
     sock = listen(args.port)
     port = sock.getsockname()[1]
-    region = Region(args.name, args.fleet, args.store, args.observe)
+    region = Region(args.name, args.fleet, args.store, args.observe, args.pointers)
     region.zygote = fork_zygote(sock)
     record = {
         "name": args.name,

@@ -32,7 +32,7 @@ from vega_dag.manifest import Manifest, RouteEntry, decode_manifest
 from vega_dag.manifest.schema import AppRouteEntry
 from vega_dag.regions.fleet import RegionError, RegionInfo
 from vega_dag.rollout.health import GateReport, probed_routes, run_gate
-from vega_dag.rollout.pointers import Move, PointerStore, default_actor
+from vega_dag.rollout.pointers import Move, PointerBackend, default_actor, open_pointers
 from vega_dag.rollout.scheduler import Node, NodeFailed, Schedule
 from vega_dag.store.objects import ObjectStore
 
@@ -196,6 +196,12 @@ class Rollout:
         self.store = ObjectStore(config.store_dir)
         self.manifest = decode_manifest(self.store.get(manifest_digest))
 
+    def open_pointers(self) -> PointerBackend:
+        """The pointer store: the target's SQLite file, or [tool.vega.backend] pointers."""
+        from vega_dag.rollout.jetstream import pointers_url
+
+        return open_pointers(self.target.db_path, pointers_url(self.config))
+
     def say(self, text: str) -> None:
         if self.events.on_message:
             self.events.on_message(text)
@@ -213,7 +219,7 @@ class Rollout:
         down: dict[str, str] = {}
         if hasattr(self.target, "down_regions"):
             down = dict(self.target.down_regions(regions))
-        pointers = PointerStore(self.target.db_path)
+        pointers = self.open_pointers()
         try:
             for name, p in sorted(pointers.pointers().items()):
                 if name not in running and p.deployment is not None:
@@ -252,7 +258,7 @@ class Rollout:
         outcome.skipped = skipped
         for name in skipped:
             self.say(f"! Skipping {name}: down ({skipped[name]})")
-        pointers = PointerStore(self.target.db_path)
+        pointers = self.open_pointers()
         try:
             with pointers.deploy_lock(f"deploy by {self.actor}", self.lock_timeout) as _took_over:
                 # Holding the lock, any deployment still "rolling" lost its deploy.
@@ -277,7 +283,7 @@ class Rollout:
 
     def _run_locked(
         self,
-        pointers: PointerStore,
+        pointers: PointerBackend,
         regions: list[RegionInfo],
         by_name: dict[str, RegionInfo],
         outcome: DeployOutcome,
@@ -375,7 +381,7 @@ class Rollout:
 
 def build_schedule(
     rollout: Rollout,
-    pointers: PointerStore,
+    pointers: PointerBackend,
     deployment: str,
     waves: list[list[str]],
     by_name: dict[str, RegionInfo],

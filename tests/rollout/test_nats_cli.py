@@ -1,0 +1,68 @@
+"""deploy, rollback, status and history with the pointers on NATS JetStream (a real server),
+to local regions that learn their pointer from NATS."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.rollout.helpers import cli_env, served, vega, vega_json
+
+
+def test_a_rollout_with_its_pointers_on_nats(project: Path, nats_url: str) -> None:
+    on_nats = ["--pointers", nats_url]
+    first = vega_json("deploy", str(project), *on_nats)["deployment"]
+    assert set(served(project).values()) == {first}
+    (project / "lib" / "version.py").write_text('VERSION = "v2"\n')
+    second = vega_json("deploy", str(project), *on_nats)["deployment"]
+    assert set(served(project).values()) == {second}
+
+    # The console script's fast path takes --pointers too.
+    rolled = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from vega_dag.entry import main; main()",
+            "rollback",
+            "--json",
+            "--path",
+            str(project),
+            *on_nats,
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
+    assert rolled.returncode == 0, rolled.stderr
+    assert set(served(project).values()) == {first}
+
+    # VEGA_DAG_POINTERS does what --pointers does.
+    status = vega("status", str(project), "--json", env={"VEGA_DAG_POINTERS": nats_url})
+    assert status.returncode == 0, status.stderr
+    rows = json.loads(status.stdout)["regions"]
+    assert {(r["name"], r["deployment"], r["health"]) for r in rows} == {
+        (name, first, "ok") for name in ("fra", "iad", "sfo")
+    }
+    history = vega_json("history", str(project), *on_nats)
+    assert [(d["deployment"], d["status"]) for d in history] == [
+        (second, "rolled-back"),
+        (first, "live"),
+    ]
+    assert [e["reason"] for e in history[0]["events"]] == ["promote"] * 3 + ["rollback"] * 3
+    # Nothing went to the SQLite file: the pointers live in NATS alone.
+    assert not (project / ".vega" / "fleet" / "pointers.sqlite").exists()
+
+
+def test_a_pointer_store_that_does_not_answer_fails_the_deploy_naming_it(project: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = vega("deploy", str(project), "--pointers", f"nats://127.0.0.1:{port}")
+    assert proc.returncode != 0
+    assert f"pointers nats://127.0.0.1:{port}: cannot connect" in proc.stderr
+    assert "Traceback" not in proc.stderr
