@@ -54,6 +54,12 @@ def test_a_rollout_with_its_pointers_on_nats(project: Path, nats_url: str) -> No
     assert [e["reason"] for e in history[0]["events"]] == ["promote"] * 3 + ["rollback"] * 3
     # Nothing went to the SQLite file: the pointers live in NATS alone.
     assert not (project / ".vega" / "fleet" / "pointers.sqlite").exists()
+    # A deploy to the SQLite file would wait for regions that never read it: refused.
+    elsewhere = vega("deploy", str(project))
+    assert elsewhere.returncode != 0
+    assert "watch the pointer store nats/" in elsewhere.stderr
+    assert "but this deploy writes sqlite" in elsewhere.stderr
+    assert set(served(project).values()) == {first}
 
 
 def test_a_pointer_store_that_does_not_answer_fails_the_deploy_naming_it(project: Path) -> None:

@@ -525,6 +525,11 @@ class Region:
                         await nc.close()
                 await asyncio.sleep(interval)
 
+    def _nats_identity(self) -> str:
+        from vega_dag.rollout.jetstream import store_identity
+
+        return store_identity(self.pointers)
+
     async def _read_nats(self) -> None:
         from nats.js.errors import KeyNotFoundError
 
@@ -789,6 +794,8 @@ class Region:
             "manifest": self.serving[1] if self.serving else None,
             "generation": self.serving[2] if self.serving else 0,
             "pointer": self.target[0] if self.target else None,
+            # Which store it watches: a deploy writing another would wait for nothing.
+            "pointers": "sqlite" if self.pointers is None else self._nats_identity(),
             "error": self.error,
             "started_at": self.started_at,
             "switched_at": self.switched_at,

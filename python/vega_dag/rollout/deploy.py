@@ -212,9 +212,23 @@ class Rollout:
         A region that is down fails the deploy here (``on_region_down =
         "fail"``), or is skipped (``"skip"``): the regions skipped, name → why.
         """
-        problems = [
-            str(e) for e in self.target.statuses(regions).values() if isinstance(e, Exception)
-        ]
+        statuses = self.target.statuses(regions)
+        problems = [str(e) for e in statuses.values() if isinstance(e, Exception)]
+        from vega_dag.rollout.jetstream import pointers_url, store_identity
+
+        ours = store_identity(pointers_url(self.config))
+        elsewhere = sorted(
+            (name, st["pointers"])
+            for name, st in statuses.items()
+            if isinstance(st, dict) and st.get("pointers", ours) != ours
+        )
+        if elsewhere:
+            names = ", ".join(n for n, _ in elsewhere)
+            raise DeployError(
+                f"region(s) {names} watch the pointer store {elsewhere[0][1]}, but this deploy "
+                f"writes {ours}: restart them on this one (`vega-dag regions down`, then deploy "
+                "or `vega-dag regions up` with the same --pointers) (nothing was changed)"
+            )
         running = {r.name for r in regions}
         down: dict[str, str] = {}
         if hasattr(self.target, "down_regions"):

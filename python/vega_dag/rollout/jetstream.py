@@ -176,6 +176,11 @@ def pointers_url(config: ProjectConfig, override: str | None = None) -> str | No
     return configured
 
 
+def store_identity(url: str | None) -> str:
+    """Which pointer store ``url`` is, as a region reports it: "sqlite" or "nats/NAMESPACE"."""
+    return "sqlite" if url is None else f"nats/{parse_pointers_url(url).namespace}"
+
+
 def _env(names: tuple[str, ...]) -> str | None:
     for name in names:
         value = os.environ.get(name)
@@ -345,6 +350,8 @@ class JetStreamPointers:
         self.where = self.target.where
         self.lock_ttl = lock_ttl
         self.timeout = timeout
+        #: why the deploy lock this store held was lost (then no swap is written)
+        self.lock_lost: str | None = None
         self._loop = _Loop.get()
         self.nc: Any = None
         self.nc = self._run(connect(self.target))
@@ -497,6 +504,8 @@ class JetStreamPointers:
 
     def swap(self, moves: list[Move], deployment: str, reason: str, actor: str) -> float:
         """Every move by CAS, in order; a refused one writes the earlier ones back (see above)."""
+        if self.lock_lost:
+            raise PointerStoreError(f"pointers {self.where}: {self.lock_lost}; nothing was written")
         return self._run(self._swap(moves, deployment, reason, actor))
 
     async def _write(self, move: Move, now: float, deployment: str, reason: str, actor: str) -> int:
@@ -711,12 +720,22 @@ class JetStreamPointers:
                 )
             time.sleep(0.05)
         state = {"revision": revision}
+        self.lock_lost = None
         stop = threading.Event()
 
         def refresh() -> None:
+            from nats.js.errors import APIError
+
             while not stop.wait(self.lock_ttl / 3):
-                with contextlib.suppress(Exception):
+                try:
                     state["revision"] = self._run(self._put_lock(record, state["revision"]))
+                except APIError:
+                    # Refused: it expired (the server was out of reach for a TTL) and
+                    # another holder wrote it. No pointer moves under a lock we lost.
+                    self.lock_lost = f"the deploy lock ({holder}) expired and was taken"
+                    return
+                except Exception:
+                    continue  # a slow or lost server: the next refresh tries again
 
         keeper = threading.Thread(target=refresh, name="vega-nats-lock", daemon=True)
         keeper.start()
