@@ -373,6 +373,8 @@ class JetStreamPointers:
             if isinstance(err, PointerStoreError):
                 raise
             why = str(err) or type(err).__name__
+            if isinstance(err, nats.errors.NoRespondersError):
+                why = "no JetStream answered (is the server started with -js?)"
             raise PointerStoreError(f"pointers {self.where}: {why}") from None
 
     def close(self) -> None:
@@ -451,23 +453,25 @@ class JetStreamPointers:
         return self._run(self._deployments(limit))
 
     async def _deployments(self, limit: int) -> list[Deployment]:
-        records = await self._all(self.b.deployments)
+        records = await self._all("deployments")
         found = [msgspec.convert(msgspec.json.decode(v), Deployment) for v, _ in records.values()]
         found.sort(key=lambda d: (d.created_at, d.id), reverse=True)
         return found[:limit]
 
-    async def _all(self, kv: Any) -> dict[str, tuple[bytes, int]]:
-        """Key → (value, revision) of every live key of ``kv``, read in one pass of its stream."""
+    async def _all(self, name: str) -> dict[str, tuple[bytes, int]]:
+        """Key → (value, revision) of every live key of bucket ``NS-name``, in one pass of its
+        stream (``KV_<bucket>``, subjects ``$KV.<bucket>.<key>``)."""
         from nats.js.api import DeliverPolicy
 
-        info = await self.js.stream_info(kv._stream)
+        bucket = f"{self.b.ns}-{name}"
+        info = await self.js.stream_info(f"KV_{bucket}")
         if info.state.messages == 0:
             return {}
         found: dict[str, tuple[bytes, int]] = {}
-        prefix = f"$KV.{kv._name}."
+        prefix = f"$KV.{bucket}."
         sub = await self.js.subscribe(
             f"{prefix}>",
-            stream=kv._stream,
+            stream=f"KV_{bucket}",
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         )
@@ -487,7 +491,7 @@ class JetStreamPointers:
 
     # -- pointers -------------------------------------------------------------
     def pointers(self) -> dict[str, RegionPointer]:
-        records = self._run(self._all(self.b.pointers))
+        records = self._run(self._all("pointers"))
         return {key: decode_pointer(key, v, rev) for key, (v, rev) in sorted(records.items())}
 
     def pointer(self, region: str) -> RegionPointer:
@@ -636,7 +640,7 @@ class JetStreamPointers:
         for e in reversed(self.history(deployment)):
             if e.after == deployment:
                 before.setdefault(e.region, e.before)
-        records = self._run(self._all(self.b.pointers))
+        records = self._run(self._all("pointers"))
         for region, (value, _) in sorted(records.items()):
             data = msgspec.json.decode(value)
             if data.get("deployment") == deployment and data.get("by") == deployment:
@@ -666,9 +670,9 @@ class JetStreamPointers:
     async def _put_lock(self, record: bytes, last: int) -> int:
         """A CAS write of the lock that lives ``lock_ttl`` unless written again."""
         ack = await self.js.publish(
-            f"$KV.{self.b.locks._name}.deploy",
+            f"$KV.{self.b.ns}-locks.deploy",
             record,
-            stream=self.b.locks._stream,
+            stream=f"KV_{self.b.ns}-locks",
             headers={"Nats-Expected-Last-Subject-Sequence": str(last)},
             msg_ttl=max(1, round(self.lock_ttl)),
         )
