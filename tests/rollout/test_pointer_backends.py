@@ -177,3 +177,25 @@ def test_a_server_that_does_not_answer_is_named(tmp_path):
         PointerStoreError, match=rf"pointers nats://127.0.0.1:{port}: cannot connect"
     ):
         open_pointers(tmp_path / "p.sqlite", f"nats://alice:secret@127.0.0.1:{port}")
+
+
+def test_a_move_whose_history_entry_was_lost_is_still_rolled_back(nats_url):
+    from vega_dag.rollout.jetstream import JetStreamPointers, pointer_record
+    from vega_dag.rollout.pointers import RegionPointer
+
+    store = JetStreamPointers(nats_url)
+    try:
+        a = store.create_deployment("blake3:a", "/p", {}, {}, "me")
+        b = store.create_deployment("blake3:b", "/p", {}, {}, "me")
+        store.swap([Move("fra", 0, None, a.id), Move("iad", 0, None, a.id)], a.id, "promote", "me")
+        store.swap(
+            [Move("fra", store.pointer("fra").generation, a.id, b.id)], b.id, "promote", "me"
+        )
+        # iad's pointer written, the connection lost before its history entry.
+        record = pointer_record(
+            RegionPointer("iad", b.id, 0, time.time()), moved_from=a.id, by=b.id, reason="promote"
+        )
+        store._run(store.b.pointers.update("iad", record, last=store.pointer("iad").generation))
+        assert store.touched_by(b.id) == {"fra": a.id, "iad": a.id}
+    finally:
+        store.close()
