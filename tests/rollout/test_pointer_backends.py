@@ -87,6 +87,21 @@ def test_history_is_in_order_newest_first(store):
     assert [e.reason for e in store.history(b.id)] == ["rollback", "promote"]
     assert [e.region for e in store.history(limit=2)] == ["fra", "fra"]
     assert store.history("dpl_none") == []
+    # One swap of several regions: its entries in the order of its moves.
+    c = store.create_deployment("blake3:c", "/p", {}, {}, "dave")
+    ptrs = store.pointers()
+    regions = ["sfo", "fra", "lhr", "iad"]
+    moves = [
+        Move(
+            r,
+            ptrs[r].generation if r in ptrs else 0,
+            ptrs[r].deployment if r in ptrs else None,
+            c.id,
+        )
+        for r in regions
+    ]
+    store.swap(moves, c.id, "promote", "dave")
+    assert [e.region for e in store.history(c.id)] == regions[::-1]
 
 
 def test_deploy_lock_is_exclusive_and_taken_from_a_dead_holder(tmp_path, pointer_url, store):

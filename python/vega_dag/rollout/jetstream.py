@@ -16,12 +16,13 @@ The same ``PointerBackend`` as the SQLite file, laid out as
   that refuses deletes and purges: the append-only history. The KV keeps at
   most 64 revisions of a key, so it cannot be the history.
 
-A multi-region swap is a sequence of CAS writes, not one transaction. When a
-write is refused (a conflict) the moves already written are written back
-(CAS again) before ``PointerConflictError`` is raised, so the store is left as
-before, its history saying so. When the connection is lost midway, the regions
-written so far stay on the new deployment: its history and the pointer
-records (which name the deployment they came from) both say so, the deploy
+A multi-region swap is one CAS write per region (sent at once), then their
+history entries, not one transaction. When a write is refused (a conflict)
+the moves that were written are written back (CAS again) before
+``PointerConflictError`` is raised, and no history is written: the store is
+left as before. When the connection is lost midway, the regions written so
+far stay on the new deployment: the pointer records (which name the move that
+wrote them) say so even where their history entries were lost, the deploy
 stays ``rolling``, and the next deploy (which marks it ``interrupted``) or a
 ``vega-dag rollback DPL`` puts them back, as after a deploy killed mid-wave.
 
@@ -512,8 +513,8 @@ class JetStreamPointers:
             raise PointerStoreError(f"pointers {self.where}: {self.lock_lost}; nothing was written")
         return self._run(self._swap(moves, deployment, reason, actor))
 
-    async def _write(self, move: Move, now: float, deployment: str, reason: str, actor: str) -> int:
-        """One CAS pointer write, then its history entry; the new revision."""
+    async def _cas(self, move: Move, now: float, deployment: str, reason: str, actor: str) -> int:
+        """One CAS pointer write; the new revision (the record names the move, see above)."""
         record = pointer_record(
             _pointer_after(move, now),
             moved_from=move.before,
@@ -522,61 +523,77 @@ class JetStreamPointers:
             actor=actor,
         )
         if move.generation == 0:
-            revision = await self.b.pointers.create(move.region, record)
-        else:
-            revision = await self.b.pointers.update(move.region, record, last=move.generation)
-        entry = {
-            "deployment": deployment,
-            "region": move.region,
-            "from": move.before,
-            "to": move.after,
-            "at": now,
-            "reason": reason,
-            "actor": actor,
-        }
-        await self.js.publish(
-            f"{self.b.ns}.history.{deployment}.{move.region}",
-            _encode(entry),
-            stream=self.b.history_stream,
+            return int(await self.b.pointers.create(move.region, record))
+        return int(await self.b.pointers.update(move.region, record, last=move.generation))
+
+    async def _append(
+        self, moves: list[Move], now: float, deployment: str, reason: str, actor: str
+    ) -> None:
+        """The history entries of ``moves``: sent in order on one connection, so stored in order."""
+        entries = [
+            (
+                f"{self.b.ns}.history.{deployment}.{m.region}",
+                _encode(
+                    {
+                        "deployment": deployment, "region": m.region, "from": m.before,
+                        "to": m.after, "at": now, "reason": reason, "actor": actor,
+                    }
+                ),
+            )
+            for m in moves
+        ]  # fmt: skip
+        await asyncio.gather(
+            *(self.js.publish(subj, data, stream=self.b.history_stream) for subj, data in entries)
         )
-        return revision
 
     async def _swap(self, moves: list[Move], deployment: str, reason: str, actor: str) -> float:
         from nats.js.errors import KeyWrongLastSequenceError
 
         now = time.time()
-        done: list[tuple[Move, int]] = []
-        for move in moves:
-            try:
-                done.append((move, await self._write(move, now, deployment, reason, actor)))
-            except KeyWrongLastSequenceError:
-                actual = (await self._pointer(move.region)).generation
-                left = await self._undo(done, deployment, reason, actor)
-                if left:
-                    raise PointerStoreError(
-                        f"region {move.region}: its pointer moved underneath this write "
-                        f"(expected generation {move.generation}, found {actual}); writing back "
-                        f"the moves before it failed too: {', '.join(left)} stay on "
-                        f"{move.after} (roll back {deployment})"
-                    ) from None
-                raise PointerConflictError(move.region, move.generation, actual) from None
-        return now
+        # Every region's CAS at once: one round trip for the wave, not one per region.
+        results = await asyncio.gather(
+            *(self._cas(m, now, deployment, reason, actor) for m in moves), return_exceptions=True
+        )
+        done = [(m, r) for m, r in zip(moves, results, strict=True) if isinstance(r, int)]
+        failed = [
+            (m, r) for m, r in zip(moves, results, strict=True) if isinstance(r, BaseException)
+        ]
+        if not failed:
+            await self._append(moves, now, deployment, reason, actor)
+            return now
+        refused = [(m, e) for m, e in failed if isinstance(e, KeyWrongLastSequenceError)]
+        if len(refused) < len(failed):
+            # Not a conflict (the server was lost): what was written stays, its history
+            # if it can be written (touched_by also reads the pointer records).
+            with contextlib.suppress(Exception):
+                await self._append([m for m, _ in done], now, deployment, reason, actor)
+            raise next(e for _, e in failed if not isinstance(e, KeyWrongLastSequenceError))
+        move = refused[0][0]
+        actual = (await self._pointer(move.region)).generation
+        left = await self._undo(done, deployment, reason, actor)
+        if left:
+            with contextlib.suppress(Exception):
+                stuck = [m for m, _ in done if m.region in left]
+                await self._append(stuck, now, deployment, reason, actor)
+            raise PointerStoreError(
+                f"region {move.region}: its pointer moved underneath this write "
+                f"(expected generation {move.generation}, found {actual}); writing back "
+                f"the other moves failed too: {', '.join(left)} stay on "
+                f"{move.after} (roll back {deployment})"
+            ) from None
+        raise PointerConflictError(move.region, move.generation, actual) from None
 
     async def _undo(
         self, done: list[tuple[Move, int]], deployment: str, reason: str, actor: str
     ) -> list[str]:
-        """Write ``done`` back, newest first; the regions that could not be."""
-        from nats.js.errors import KeyWrongLastSequenceError
-
-        left = []
+        """Write ``done`` back (no history: the store is as before); the regions not written."""
         now = time.time()
-        for move, revision in reversed(done):
-            back = Move(move.region, revision, move.after, move.before)
-            try:
-                await self._write(back, now, deployment, f"{reason}-undone", actor)
-            except KeyWrongLastSequenceError:
-                left.append(move.region)
-        return left
+        backs = [Move(m.region, revision, m.after, m.before) for m, revision in done]
+        results = await asyncio.gather(
+            *(self._cas(b, now, deployment, f"{reason}-undone", actor) for b in backs),
+            return_exceptions=True,
+        )
+        return [b.region for b, r in zip(backs, results, strict=True) if not isinstance(r, int)]
 
     # -- history --------------------------------------------------------------
     def history(self, deployment: str | None = None, limit: int = 1000) -> list[HistoryEntry]:
