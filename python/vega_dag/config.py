@@ -125,6 +125,19 @@ class BackendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     pointers: str | list[str] | None = None
 
 
+class SigningConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How a deploy signs its deployment record (``[tool.vega.signing]``).
+
+    Not part of the build's identity: who signs changes no build output.
+    """
+
+    #: The deployer's Ed25519 private key (``vega-dag keys generate``), relative
+    #: to the project root or absolute (``~`` expands); VEGA_DAG_SIGNING_KEY
+    #: overrides it. Unset, deployments are unsigned, which regions that trust
+    #: a key (``vega-dag keys trust``) refuse.
+    key: str | None = None
+
+
 class ObserveConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """What a region records of the traffic it serves (``[tool.vega.observe]``).
 
@@ -193,6 +206,7 @@ class VegaConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Shared backends. Not part of the build's identity either: it says
     #: where outputs live, not what they are.
     backend: BackendConfig = BackendConfig()
+    signing: SigningConfig = SigningConfig()
 
 
 class ProjectConfig(msgspec.Struct, frozen=True):
@@ -236,6 +250,7 @@ def config_digest(config: ProjectConfig) -> str:
     # How a build runs, not what it makes: the digest is the one from before the key existed.
     data.pop("daemon")
     data.pop("backend")
+    data.pop("signing")
     # The import check judges a build's bundles; it does not change them.
     data.pop("import_check")
     # What the regions record of their traffic changes no build output either.

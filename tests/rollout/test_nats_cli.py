@@ -72,3 +72,40 @@ def test_a_pointer_store_that_does_not_answer_fails_the_deploy_naming_it(project
     assert proc.returncode != 0
     assert f"pointers nats://127.0.0.1:{port}: cannot connect" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_signed_deploys_with_the_pointers_on_nats(project: Path, tmp_path: Path, nats_url: str):
+    from tests.rollout.test_signing import keypair, region_status, until
+    from vega_dag.rollout.jetstream import JetStreamPointers
+    from vega_dag.rollout.pointers import Move
+
+    private, public, kid = keypair(tmp_path / "keys", "deploy")
+    other, _, other_kid = keypair(tmp_path / "keys", "other")
+    on_nats = {"VEGA_DAG_POINTERS": nats_url}
+    assert vega("regions", "up", str(project), env=on_nats).returncode == 0
+    assert vega("keys", "trust", str(public), str(project)).returncode == 0
+    signed = vega(
+        "deploy", str(project), "--json", env={**on_nats, "VEGA_DAG_SIGNING_KEY": str(private)}
+    )
+    assert signed.returncode == 0, signed.stderr + signed.stdout
+    outcome = json.loads(signed.stdout)
+    assert outcome["signed_by"] == kid
+    assert set(served(project).values()) == {outcome["deployment"]}
+
+    (project / "lib" / "version.py").write_text('VERSION = "v2"\n')
+    untrusted = vega("deploy", str(project), env={**on_nats, "VEGA_DAG_SIGNING_KEY": str(other)})
+    assert untrusted.returncode == 1
+    assert f"signed by {other_kid}, which this region does not trust" in untrusted.stderr
+    assert set(served(project).values()) == {outcome["deployment"]}
+
+    # Write access to the pointers alone cannot make a region run code: moved by hand, refused.
+    store = JetStreamPointers(nats_url)
+    try:
+        bad = store.deployments(1)[0]
+        assert bad.signed_by == other_kid
+        p = store.pointer("fra")
+        store.swap([Move("fra", p.generation, p.deployment, bad.id)], bad.id, "by hand", "mallory")
+    finally:
+        store.close()
+    until("fra refuses it", lambda: "refused" in (region_status(project, "fra")["error"] or ""))
+    assert served(project)["fra"] == outcome["deployment"]

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "graph": "vega_dag.cli.graph_cmd:graph_cmd",
     "hash": "vega_dag.cli.hash_cmd:hash_cmd",
     "history": "vega_dag.cli.history_cmd:history_cmd",
+    "keys": "vega_dag.cli.keys_cmd:keys_cmd",
     "logs": "vega_dag.cli.logs_cmd:logs_cmd",
     "plan": "vega_dag.cli.plan_cmd:plan_cmd",
     "regions": "vega_dag.cli.regions_cmd:regions_cmd",

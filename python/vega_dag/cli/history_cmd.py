@@ -48,6 +48,7 @@ def history_cmd(path: Path, as_json: bool, limit: int) -> None:
                     "created_at": d.created_at,
                     "actor": d.actor,
                     "detail": d.detail,
+                    "signed_by": d.signed_by,
                     "events": [
                         {
                             "region": e.region,
@@ -67,7 +68,8 @@ def history_cmd(path: Path, as_json: bool, limit: int) -> None:
         click.echo("No deployments yet")
     for d in deployments:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created_at))
-        click.echo(f"{d.id}  {when}  {d.status:<11} {d.manifest[:19]}…  by {d.actor}")
+        signed = f", signed {d.signed_by}" if d.signed_by else ""
+        click.echo(f"{d.id}  {when}  {d.status:<11} {d.manifest[:19]}…  by {d.actor}{signed}")
         groups: dict[tuple[str, str | None, str | None], list[str]] = {}
         for e in reversed(events[d.id]):
             groups.setdefault((e.reason, e.before, e.after), []).append(e.region)

@@ -23,7 +23,6 @@ a lock on its directory for its whole life; the second exits).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Literal
@@ -60,22 +59,12 @@ def idle_timeout(env: dict[str, str] | os._Environ[str] | None = None) -> float:
 def spawn(root: Path, idle_timeout: float, *, auto: bool) -> None:
     """Start ``root``'s daemon in its own session, its output to its log; returns at once."""
     from vega_dag.daemon.paths import daemon_dir, daemon_log
+    from vega_dag.processes import spawn_detached
 
     daemon_dir(root).mkdir(parents=True, exist_ok=True, mode=0o700)
     command = [sys.executable, "-m", "vega_dag.daemon.server", str(root)]
     command += ["--idle-timeout", str(idle_timeout)] + (["--auto"] if auto else [])
-    with open(daemon_log(root), "ab") as log:
-        # Its own session and none of our file descriptors: a caller reading
-        # our stdout to its end (a shell's $(…), a CI step) must not wait for it.
-        subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
-            cwd=str(root),
-        )
+    spawn_detached(command, daemon_log(root), root)
 
 
 def ensure_started(root: Path, enabled_in_config: bool) -> bool:

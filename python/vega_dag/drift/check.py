@@ -14,7 +14,13 @@ from pathlib import Path
 import msgspec
 
 from vega_dag.drift.compare import Drift, compare
-from vega_dag.drift.sandbox import Conditions, default_conditions, make_copy, project_files
+from vega_dag.drift.sandbox import (
+    Conditions,
+    default_conditions,
+    make_copy,
+    project_files,
+    scratch_base,
+)
 from vega_dag.errors import VegaError
 
 
@@ -106,8 +112,11 @@ def check_drift(
             str(config.root), scope, [], 0, 0, 0, described, [], time.perf_counter() - started
         )
 
-    files = project_files(config.root, scan_skip_dirs(config))
-    work = Path(tempfile.mkdtemp(prefix="vega-drift-")) if keep is None else keep
+    files, size = project_files(config.root, scan_skip_dirs(config))
+    if keep is None:
+        work = Path(tempfile.mkdtemp(prefix="vega-drift-", dir=scratch_base(size)))
+    else:
+        work = keep
     try:
         procs = {}
         for cond in conditions:

@@ -87,9 +87,41 @@ def default_conditions(rng: random.Random | None = None) -> tuple[Conditions, Co
     return a, b
 
 
-def project_files(root: Path, skip_dirs: list[str]) -> list[str]:
-    """The files the build would scan, project-relative, byte-sorted."""
-    return [f[0] for f in _core.scan_tree(root, skip_dirs=skip_dirs).files]
+def project_files(root: Path, skip_dirs: list[str]) -> tuple[list[str], int]:
+    """The files the build would scan, project-relative, byte-sorted; their total size."""
+    found = _core.scan_tree(root, skip_dirs=skip_dirs).files
+    return [f[0] for f in found], sum(f[1] for f in found)
+
+
+#: The drift builds' scratch directory, over the choice below.
+SCRATCH_ENV = "VEGA_DAG_DRIFT_TMPDIR"
+#: Where the copies go when it is a writable tmpfs with room (as Bazel's
+#: ``--sandbox_base=/dev/shm``): two copies, two builds' outputs, then a
+#: delete, none of which needs to reach a disk.
+SHM = Path("/dev/shm")
+
+
+def scratch_base(project_bytes: int) -> str | None:
+    """Where the drift check makes its copies (None: the system's temporary directory).
+
+    A check writes two copies of the project and both builds' outputs, and
+    deletes them all when done: on a disk shared with other work (a CI runner,
+    an editor indexing) that is most of the hook's time. So it uses /dev/shm
+    when that is a writable directory with room for ~8× the project (the
+    copies, the bytecode and the bundles of both builds); containers often give
+    /dev/shm only 64 MiB, and then the system's temporary directory serves.
+    """
+    chosen = os.environ.get(SCRATCH_ENV)
+    if chosen:
+        return chosen
+    try:
+        st = os.statvfs(SHM)
+    except OSError:
+        return None
+    room = st.f_bavail * st.f_frsize
+    if room < 8 * project_bytes + (64 << 20) or not os.access(SHM, os.W_OK | os.X_OK):
+        return None
+    return str(SHM)
 
 
 def make_copy(root: Path, files: list[str], dest: Path, cond: Conditions) -> Path:

@@ -538,18 +538,10 @@ class LocalFleet:
 
     def _start(self, log_name: str, module_args: list[str], env: dict[str, str]) -> None:
         """``python -m MODULE_ARGS`` in its own session, logging to logs/LOG_NAME.log."""
-        import subprocess
+        from vega_dag.processes import spawn_detached
 
-        with open(self.dir / "logs" / f"{log_name}.log", "ab") as log:
-            subprocess.Popen(
-                [sys.executable, "-m", *module_args],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                start_new_session=True,
-                cwd=str(self.dir),
-            )
+        log = self.dir / "logs" / f"{log_name}.log"
+        spawn_detached([sys.executable, "-m", *module_args], log, self.dir, env)
 
     def wait_ready(
         self, names: tuple[str, ...] | list[str], timeout: float = START_TIMEOUT
@@ -652,6 +644,7 @@ class LocalFleet:
         *,
         wait: bool = True,
         load_timeout: float | None = None,
+        deployment: str | None = None,
     ) -> dict:
         """Ask the region to verify every blob of ``manifest`` and load its worker.
 
@@ -662,7 +655,7 @@ class LocalFleet:
         own limit for loads no deploy asked for, 60).
         """
         return self.prefetch_many(
-            [region], manifest, timeout, wait=wait, load_timeout=load_timeout
+            [region], manifest, timeout, wait=wait, load_timeout=load_timeout, deployment=deployment
         )[region.name]
 
     def prefetch_many(
@@ -674,6 +667,7 @@ class LocalFleet:
         wait: bool = True,
         errors: bool = False,
         load_timeout: float | None = None,
+        deployment: str | None = None,
     ) -> dict[str, Any]:
         """``prefetch`` in every region at once (``manifest`` may be per region name).
 
@@ -687,6 +681,10 @@ class LocalFleet:
         body: dict[str, Any] = {"wait": wait}
         if load_timeout is not None:
             body["load_timeout"] = load_timeout
+        if deployment is not None:
+            # The region checks the deployment's record is one it may serve
+            # (signed by a key it trusts) before it verifies or loads anything.
+            body["deployment"] = deployment
         if timeout is None:
             # A region's load is bounded by its load timeout; the host's
             # loader may make it wait for one other load first.

@@ -219,8 +219,9 @@ class Region:
         self.pointers = pointers
         #: the JetStream buckets, once connected (rollout.jetstream.Buckets)
         self._nats: Any = None
-        #: deployment → manifest, as the deployments bucket said (a record's manifest never changes)
-        self._manifests: dict[str, str] = {}
+        #: deployment → its record, as the deployments bucket first said (what is
+        #: signed in it never changes; a record altered since is not believed)
+        self._records: dict[str, dict] = {}
         self.sockets = socket_dir(fleet)
         self.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir = fleet / "run"
@@ -244,6 +245,8 @@ class Region:
         #: set (and replaced) whenever what the region serves, or its error, changes
         self.changed: asyncio.Event | None = None
         self.db: sqlite3.Connection | None = None
+        #: the public keys this region trusts (rollout.signing; read lazily)
+        self.trust: Any = None
         #: (uvicorn config, server state) of this front, for the connections workers hand back
         self.http: tuple[Any, Any] | None = None
         #: [tool.vega.observe], as the fleet started the region with it
@@ -545,18 +548,24 @@ class Region:
             pointer = None
         target: tuple[str | None, str | None, int] = (None, None, 0)
         if pointer is not None and pointer.deployment is not None:
-            dpl = pointer.deployment
-            manifest = self._manifests.get(dpl)
-            if manifest is None:
-                with contextlib.suppress(KeyNotFoundError):
-                    record = json.loads((await buckets.deployments.get(dpl)).value)
-                    manifest = self._manifests[dpl] = record["manifest"]
-            target = (dpl, manifest, pointer.generation)
+            record = await self._record_nats(pointer.deployment)
+            manifest = record["manifest"] if record else None
+            target = (pointer.deployment, manifest, pointer.generation)
         if self.error and self.error.startswith("pointer store "):
             self.error = None
         if target != self.target:
             self.target = target
             self._spawn(self.switch(target))
+
+    async def _record_nats(self, deployment: str) -> dict | None:
+        """``deployment``'s record from the deployments bucket (cached), or None."""
+        from nats.js.errors import InvalidKeyError, KeyNotFoundError
+
+        if deployment not in self._records and self._nats is not None:
+            with contextlib.suppress(KeyNotFoundError, InvalidKeyError):
+                entry = await self._nats.deployments.get(deployment)
+                self._records[deployment] = json.loads(entry.value)
+        return self._records.get(deployment)
 
     def _woken(self, wakeup: Any) -> None:
         if wakeup.drain():
@@ -571,6 +580,13 @@ class Region:
                     self._tell(self.serving[1], {"op": "drain"})
                 self.serving = None
                 self.switched_at = time.time()
+                self._notify()
+            return
+        refused = self.refusal(deployment, manifest)
+        if refused is not None:
+            # A pointer moved to a record no trusted key signed: keep serving.
+            if self.target == target:
+                self.error = f"{deployment}: refused: {refused}"
                 self._notify()
             return
         try:
@@ -601,6 +617,63 @@ class Region:
             self.metrics.switches.labels(self.name).inc()
         self.collect()
         self._notify()
+
+    def _trust(self) -> Any:
+        from vega_dag.rollout.signing import TRUST_DIR, Trust
+
+        if self.trust is None:
+            self.trust = Trust(self.fleet / TRUST_DIR)
+        self.trust.refresh()
+        return self.trust
+
+    def _trusted_keys(self) -> list[str]:
+        """The key ids this region trusts, and any key file it could not read."""
+        trust = self._trust()
+        return sorted(trust.keys) + [f"unreadable: {p}" for p in trust.problems]
+
+    def refusal(self, deployment: str, manifest: str) -> str | None:
+        """Why this region must not serve ``deployment`` (as ``manifest``), or None.
+
+        With trusted keys (``.vega/fleet/trusted/``), only a deployment record
+        signed by one of them, naming this manifest, serves.
+        """
+        from vega_dag.rollout.signing import Signature, record_bytes
+
+        trust = self._trust()
+        if not trust.enforced:
+            return None
+        if self.pointers is not None:
+            record = self._records.get(deployment)
+            if record is None:
+                return "no deployment record names it"
+            if record["manifest"] != manifest:
+                return f"its record names {record['manifest'][:19]}…, not {manifest[:19]}…"
+            payload = record_bytes(deployment, manifest, record["config"], record["env"])
+            signature = record.get("signature") or ""
+            signed = Signature(record.get("signed_by") or "", signature) if signature else None
+            return trust.refusal(payload, signed)
+        row = None
+        try:
+            db = self.db or sqlite3.connect(str(self.db_path), timeout=5.0, isolation_level=None)
+            self.db = db
+            row = db.execute(
+                "SELECT manifest, config, env, signed_by, signature FROM deployments WHERE id=?",
+                (deployment,),
+            ).fetchone()
+        except sqlite3.OperationalError as err:
+            if "no such column" not in str(err):  # an older store: its records are unsigned
+                return f"cannot read its deployment record: {err}"
+            row = db.execute(
+                "SELECT manifest, config, env, '', '' FROM deployments WHERE id=?", (deployment,)
+            ).fetchone()
+        except sqlite3.Error as err:
+            return f"cannot read its deployment record: {err}"
+        if row is None:
+            return "no deployment record names it"
+        if row[0] != manifest:
+            return f"its record names {row[0][:19]}…, not {manifest[:19]}…"
+        payload = record_bytes(deployment, row[0], json.loads(row[1]), json.loads(row[2]))
+        return trust.refusal(payload, Signature(row[3], row[4]) if row[4] else None)
 
     def _serve_message(self, deployment: str) -> dict:
         from vega_dag.regions.request_log import log_path
@@ -721,7 +794,13 @@ class Region:
             and self._alive(handle)
         )
 
-    async def prefetch(self, manifest: str, wait: bool, load_timeout: float | None = None) -> bool:
+    async def prefetch(
+        self,
+        manifest: str,
+        wait: bool,
+        load_timeout: float | None = None,
+        deployment: str | None = None,
+    ) -> bool:
         """Verify ``manifest``'s blobs and start its worker; whether it was loaded already.
 
         With ``wait``, return once the worker is loaded (WorkerLoadError if it
@@ -731,6 +810,14 @@ class Region:
         """
         if not isinstance(manifest, str):
             raise TypeError("manifest")
+        if deployment is not None:
+            if self.pointers is not None:
+                await self._record_nats(str(deployment))
+            # A deploy names its deployment: one this region would refuse to
+            # serve fails the deploy here, before any pointer moves.
+            refused = self.refusal(str(deployment), manifest)
+            if refused is not None:
+                raise WorkerLoadError(f"refused {deployment}: {refused}")
         if load_timeout is not None:
             self.load_timeouts[manifest] = load_timeout
         if self._loaded(manifest):
@@ -797,6 +884,7 @@ class Region:
             # Which store it watches: a deploy writing another would wait for nothing.
             "pointers": "sqlite" if self.pointers is None else self._nats_identity(),
             "error": self.error,
+            "trusted": self._trusted_keys(),
             "started_at": self.started_at,
             "switched_at": self.switched_at,
             "workers": [
@@ -837,7 +925,8 @@ class Region:
                 load_timeout = request.get("load_timeout")
                 if load_timeout is not None:
                     load_timeout = min(max(float(load_timeout), 0.0), MAX_LOAD_TIMEOUT)
-                cached = await self.prefetch(manifest, wait, load_timeout)
+                deployment = request.get("deployment")
+                cached = await self.prefetch(manifest, wait, load_timeout, deployment)
             except WorkerLoadError as err:
                 payload = {"ok": False, "region": self.name, "error": str(err)}
                 await send_bytes(

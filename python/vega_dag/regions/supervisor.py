@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vega_dag.processes import pid_alive
+from vega_dag.processes import pid_alive, spawn_detached
 
 #: How often deaths are looked for (a killed region is restarted within this).
 TICK_SECONDS = 0.1
@@ -336,19 +336,12 @@ class Supervisor:
         if self.pointers is not None:
             args += ["--pointers", self.pointers]
         (self.fleet / "logs").mkdir(parents=True, exist_ok=True)
-        with open(self.fleet / "logs" / f"{front.name}.log", "ab") as log:
-            if restart:
-                why = front.history[-1]["how"]
-                log.write(f"[supervisor] restarting {front.name} ({why})\n".encode())
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                start_new_session=True,
-                cwd=str(self.fleet),
-            )
+        log = self.fleet / "logs" / f"{front.name}.log"
+        if restart:
+            why = front.history[-1]["how"]
+            with open(log, "ab") as out:
+                out.write(f"[supervisor] restarting {front.name} ({why})\n".encode())
+        proc = spawn_detached(args, log, self.fleet, env)
         front.pid = proc.pid
         front.proc = proc
         front.port = port

@@ -34,6 +34,7 @@ from vega_dag.regions.fleet import RegionError, RegionInfo
 from vega_dag.rollout.health import GateReport, probed_routes, run_gate
 from vega_dag.rollout.pointers import Move, PointerBackend, default_actor, open_pointers
 from vega_dag.rollout.scheduler import Node, NodeFailed, Schedule
+from vega_dag.rollout.signing import deployment_signer
 from vega_dag.store.objects import ObjectStore
 
 
@@ -74,6 +75,8 @@ class DeployOutcome:
     #: a one-app project's changed routes, "GET /items/{id} (shop.routers.items)"
     changed_app_routes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: the id of the key that signed the deployment record ("" unsigned)
+    signed_by: str = ""
     seconds: float = 0.0
     started_regions: bool = False
     #: regions that were down and not deployed to (``on_region_down = "skip"``)
@@ -84,6 +87,7 @@ class DeployOutcome:
             "deployment": self.deployment,
             "manifest": self.manifest,
             "status": self.status,
+            "signed_by": self.signed_by,
             "seconds": round(self.seconds, 4),
             "changed_routes": self.changed_routes,
             "changed_app_routes": self.changed_app_routes,
@@ -195,6 +199,8 @@ class Rollout:
         self.health_checks = health_checks or []
         self.store = ObjectStore(config.store_dir)
         self.manifest = decode_manifest(self.store.get(manifest_digest))
+        #: signs the deployment record when a signing key is configured
+        self.signer = deployment_signer(config)
 
     def open_pointers(self) -> PointerBackend:
         """The pointer store: the target's SQLite file, or [tool.vega.backend] pointers."""
@@ -362,8 +368,12 @@ class Rollout:
             config_snapshot(self.config),
             dict(self.manifest.env),
             self.actor,
+            signer=self.signer,
         )
         outcome.deployment = deployment.id
+        outcome.signed_by = deployment.signed_by
+        if deployment.signed_by:
+            self.say(f"✎ Signed {deployment.id} with {deployment.signed_by}")
         schedule = build_schedule(self, pointers, deployment.id, waves, by_name, changes, outcome)
         try:
             schedule.run(on_start=self.events.on_node_start, on_done=self.events.on_node_done)
@@ -415,6 +425,8 @@ def build_schedule(
     limit: dict[str, Any] = {}
     if _accepts(target.prefetch, "load_timeout"):
         limit["load_timeout"] = rollout.config.vega.health.load_timeout_s
+    if _accepts(target.prefetch, "deployment"):
+        limit["deployment"] = deployment
     for wave in waves:
         for name in wave:
             region = by_name[name]
@@ -445,7 +457,7 @@ def build_schedule(
     def ready(regions: list[RegionInfo]) -> None:
         """Every region has the deployment's worker loaded (its pointer may move)."""
         if hasattr(target, "prefetch_many"):
-            many = limit if _accepts(target.prefetch_many, "load_timeout") else {}
+            many = {k: v for k, v in limit.items() if _accepts(target.prefetch_many, k)}
             results = target.prefetch_many(regions, manifest, wait=True, errors=True, **many)
         else:
             results = {}

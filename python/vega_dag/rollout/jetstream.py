@@ -57,6 +57,7 @@ from vega_dag.rollout.pointers import (
     PointerConflictError,
     PointerStoreError,
     RegionPointer,
+    Signer,
     UnknownDeploymentError,
     new_deployment_id,
 )
@@ -386,27 +387,37 @@ class JetStreamPointers:
 
     # -- deployments ----------------------------------------------------------
     def create_deployment(
-        self, manifest: str, project: str, config: dict, env: dict[str, str], actor: str
+        self,
+        manifest: str,
+        project: str,
+        config: dict,
+        env: dict[str, str],
+        actor: str,
+        signer: Signer | None = None,
     ) -> Deployment:
-        return self._run(self._create_deployment(manifest, project, config, env, actor))
+        return self._run(self._create_deployment(manifest, project, config, env, actor, signer))
 
     async def _create_deployment(
-        self, manifest: str, project: str, config: dict, env: dict[str, str], actor: str
+        self,
+        manifest: str,
+        project: str,
+        config: dict,
+        env: dict[str, str],
+        actor: str,
+        signer: Signer | None,
     ) -> Deployment:
         from nats.js.errors import KeyWrongLastSequenceError
 
+        # What is signed is what a region reads back: the stored JSON, parsed.
+        config = msgspec.json.decode(_encode(config))
+        env = msgspec.json.decode(_encode(env))
         while True:
+            now, dpl_id = time.time(), new_deployment_id()
+            signed_by, signature = signer(dpl_id, manifest, config, env) if signer else ("", "")
             dpl = Deployment(
-                new_deployment_id(),
-                manifest,
-                project,
-                config,
-                env,
-                time.time(),
-                actor,
-                "rolling",
-                "",
-            )
+                dpl_id, manifest, project, config, env, now, actor, "rolling", "",
+                signed_by, signature,
+            )  # fmt: skip
             try:
                 await self.b.deployments.create(dpl.id, _encode(dataclasses.asdict(dpl)))
                 return dpl
@@ -622,8 +633,10 @@ class JetStreamPointers:
             return []
         entries: list[HistoryEntry] = []
         try:
-            pending = await sub.consumer_info()
-            if pending.num_pending == 0 and sub.delivered == 0:
+            info = await sub.consumer_info()
+            # Sent to us already (perhaps not read yet) plus still to send: none means none.
+            sent = info.delivered.consumer_seq if info.delivered else 0
+            if not sent and not info.num_pending:
                 return []
             while True:
                 msg = await sub.next_msg(timeout=self.timeout)

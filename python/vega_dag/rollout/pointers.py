@@ -33,7 +33,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS deployments (
     created_at REAL NOT NULL,
     actor TEXT NOT NULL,
     status TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
+    detail TEXT NOT NULL DEFAULT '',
+    signed_by TEXT NOT NULL DEFAULT '',
+    signature TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS pointers (
     region TEXT PRIMARY KEY,
@@ -139,6 +141,14 @@ class Deployment:
     actor: str
     status: str
     detail: str
+    #: the id of the key that signed the record, and the signature (base64);
+    #: empty for an unsigned deployment (vega_dag.rollout.signing)
+    signed_by: str = ""
+    signature: str = ""
+
+
+#: (deployment id, manifest, config, env) -> (key id, signature): a deploy's signer.
+Signer = Callable[[str, str, dict, dict], tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -169,6 +179,11 @@ class HistoryEntry:
     at: float
     reason: str
     actor: str
+
+
+_DEPLOYMENT_COLUMNS = (
+    "id, manifest, project, config, env, created_at, actor, status, detail, signed_by, signature"
+)
 
 
 def new_deployment_id() -> str:
@@ -204,7 +219,13 @@ class PointerBackend(Protocol):
     def close(self) -> None: ...
 
     def create_deployment(
-        self, manifest: str, project: str, config: dict, env: dict[str, str], actor: str
+        self,
+        manifest: str,
+        project: str,
+        config: dict,
+        env: dict[str, str],
+        actor: str,
+        signer: Signer | None = None,
     ) -> Deployment: ...
 
     def set_status(self, deployment: str, status: str, detail: str = "") -> None: ...
@@ -274,6 +295,21 @@ class PointerStore:
             # power loss can drop the last commits, never corrupt the file.
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(deployments)")}
+        signed = {"signed_by", "signature"}
+        if not readonly and columns and not signed <= columns:
+            for column in sorted(signed - columns):  # a store from before signed deployments
+                self.db.execute(
+                    f"ALTER TABLE deployments ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"
+                )
+            columns |= signed
+        #: what a read of deployments selects (a read-only look at an older store
+        #: sees its records as unsigned)
+        self._columns = _DEPLOYMENT_COLUMNS
+        if columns and not signed <= columns:
+            self._columns = _DEPLOYMENT_COLUMNS.replace(
+                "signed_by, signature", "'' AS signed_by, '' AS signature"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -291,25 +327,42 @@ class PointerStore:
 
     # -- deployments ----------------------------------------------------------
     def create_deployment(
-        self, manifest: str, project: str, config: dict, env: dict[str, str], actor: str
+        self,
+        manifest: str,
+        project: str,
+        config: dict,
+        env: dict[str, str],
+        actor: str,
+        signer: Signer | None = None,
     ) -> Deployment:
         with self.transaction() as db:
             while True:
                 dpl = new_deployment_id()
                 if db.execute("SELECT 1 FROM deployments WHERE id=?", (dpl,)).fetchone() is None:
                     break
+            # What is signed is what a region reads back: the stored JSON, parsed.
+            config_json = json.dumps(config, sort_keys=True)
+            env_json = json.dumps(env, sort_keys=True)
+            signed_by, signature = (
+                signer(dpl, manifest, json.loads(config_json), json.loads(env_json))
+                if signer is not None
+                else ("", "")
+            )
             db.execute(
-                "INSERT INTO deployments VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO deployments (id, manifest, project, config, env, created_at,"
+                " actor, status, detail, signed_by, signature) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     dpl,
                     manifest,
                     project,
-                    json.dumps(config, sort_keys=True),
-                    json.dumps(env, sort_keys=True),
+                    config_json,
+                    env_json,
                     time.time(),
                     actor,
                     "rolling",
                     "",
+                    signed_by,
+                    signature,
                 ),
             )
         found = self.deployment(dpl)
@@ -334,11 +387,15 @@ class PointerStore:
             actor=row[6],
             status=row[7],
             detail=row[8],
+            signed_by=row[9] if len(row) > 9 else "",
+            signature=row[10] if len(row) > 10 else "",
         )
 
     def deployment(self, deployment: str) -> Deployment | None:
         return self._deployment(
-            self.db.execute("SELECT * FROM deployments WHERE id=?", (deployment,)).fetchone()
+            self.db.execute(
+                f"SELECT {self._columns} FROM deployments WHERE id=?", (deployment,)
+            ).fetchone()
         )
 
     def require(self, deployment: str) -> Deployment:
@@ -349,7 +406,8 @@ class PointerStore:
 
     def deployments(self, limit: int = 50) -> list[Deployment]:
         rows = self.db.execute(
-            "SELECT * FROM deployments ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            f"SELECT {self._columns} FROM deployments ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (limit,),
         ).fetchall()
         return [d for row in rows if (d := self._deployment(row)) is not None]
 

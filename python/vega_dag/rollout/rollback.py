@@ -81,7 +81,10 @@ def reverse(
         )
     # A region switches only to what it has loaded: make sure each holds its
     # target before any pointer moves (a warm previous deployment answers at once).
-    wanted = {m.region: pointers.deployment(m.after) for m in moves if m.after is not None}
+    # Each record read once (24 regions go back to one or two deployments; with
+    # JetStream pointers every read is a round trip).
+    records = {d: pointers.deployment(d) for d in {m.after for m in moves} if d is not None}
+    wanted = {m.region: records[m.after] for m in moves if m.after is not None}
 
     manifests = {name: dpl.manifest for name, dpl in wanted.items() if dpl is not None}
     try:
