@@ -44,6 +44,8 @@ PAIRS: dict[str, list[tuple[str, str]]] = {
     "remote-cache-shop": [("test_build_shop_cold_remote", "test_build_shop_noop_local")],
     # GC against wiping the store and building the head cold (extra_info: bytes freed).
     "gc-2k-100builds": [("test_vega_gc", "test_wipe_and_rebuild_cold")],
+    # A rollback with the pointers on NATS JetStream beside the SQLite file.
+    "rollback-pointers-24": [("test_rollback_pointers[nats]", "test_rollback_pointers[sqlite]")],
 }
 #: group -> (vega-dag's benchmark, its peer), compared by extra_info["requests_per_s"]
 RATES: dict[str, list[tuple[str, str]]] = {

@@ -158,15 +158,18 @@ class Rewrite(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class BackendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Where a build's outputs are shared (``[tool.vega.backend]``): unset is local only.
+    """Where a build's outputs and the pointers are shared (``[tool.vega.backend]``).
 
-    Pointers stay in the project's SQLite file: a ``pointers`` key (NATS) is
-    not accepted yet.
+    Unset is local only: the project's store, and its SQLite pointer file.
     """
 
     #: "s3://BUCKET/PREFIX": a shared object store and action cache on S3
     #: (store.remote); ``--store`` and VEGA_DAG_STORE override it.
     store: str | None = None
+    #: "nats://HOST:PORT[/NAMESPACE]" (a list, or comma-separated, for a
+    #: cluster): the pointer store on NATS JetStream (rollout.jetstream);
+    #: ``--pointers`` and VEGA_DAG_POINTERS override it.
+    pointers: str | list[str] | None = None
 
 
 class SigningConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -462,6 +465,14 @@ def load_config(root: Path) -> ProjectConfig:
         except RemoteConfigError as err:
             where = "[tool.vega.backend] " if source == pyproject else "[backend] "
             raise ConfigError(source or root, f"{where}store: {err.reason}") from None
+    if vega.backend.pointers is not None:
+        from vega_dag.rollout.jetstream import PointersConfigError, parse_pointers_url
+
+        try:
+            parse_pointers_url(vega.backend.pointers)
+        except PointersConfigError as err:
+            where = "[tool.vega.backend] " if source == pyproject else "[backend] "
+            raise ConfigError(source or root, f"{where}pointers: {err.reason}") from None
     problem = app_problem(vega)
     if problem is not None:
         where = "[tool.vega] " if source == pyproject else ""

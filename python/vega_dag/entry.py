@@ -115,7 +115,7 @@ def _rollback(args: list[str]) -> int | None:
     """``vega-dag rollback`` without click, for its plain forms; its exit status, or None.
 
     None (click then runs it, and reports any mistake) for anything but
-    ``[DEPLOYMENT] [--path DIR] [--json] [-q|--quiet] [--lock-timeout S]``
+    ``[DEPLOYMENT] [--path DIR] [--pointers URL] [--json] [-q|--quiet] [--lock-timeout S]``
     with an existing DIR and a number S >= 0.
     """
     import os
@@ -129,13 +129,16 @@ def _rollback(args: list[str]) -> int | None:
             as_json = True
         elif arg in ("-q", "--quiet"):
             quiet = True
-        elif name in ("--path", "--lock-timeout") and arg.startswith("--"):
+        elif name in ("--path", "--lock-timeout", "--pointers") and arg.startswith("--"):
             if not eq:
                 value = next(rest, "")
                 if not value or value.startswith("-"):
                     return None
             if name == "--path":
                 path = value
+                continue
+            if name == "--pointers":
+                os.environ["VEGA_DAG_POINTERS"] = value  # as the click option does
                 continue
             try:
                 lock_timeout = float(value)

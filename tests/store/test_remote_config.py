@@ -54,8 +54,3 @@ def test_a_bad_store_url_names_the_file_and_key(tmp_path, url):
     message = str(err.value)
     assert str(tmp_path / "pyproject.toml") in message
     assert "[tool.vega.backend] store" in message and "s3://BUCKET/PREFIX" in message
-
-
-def test_pointers_are_not_accepted_yet(tmp_path):
-    with pytest.raises(ConfigError, match="unknown field `pointers`"):
-        project(tmp_path, '[tool.vega.backend]\npointers = "nats://127.0.0.1:4222"\n')

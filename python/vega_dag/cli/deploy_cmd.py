@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from vega_dag.cli.build_cmd import run_build
-from vega_dag.cli.options import json_output, lock_timeout, project_path, quiet
+from vega_dag.cli.options import json_output, lock_timeout, pointers_url, project_path, quiet
 from vega_dag.config import load_config
 from vega_dag.errors import VegaError
 from vega_dag.rollout.health import GateReport
@@ -127,6 +127,7 @@ def print_failure(err: Any, as_json: bool) -> None:
 @click.command("deploy")
 @project_path
 @json_output
+@pointers_url
 @quiet
 @lock_timeout
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Compile processes.")

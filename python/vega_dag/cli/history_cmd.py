@@ -8,25 +8,30 @@ from pathlib import Path
 
 import click
 
-from vega_dag.cli.options import json_output, project_path
+from vega_dag.cli.options import json_output, pointers_url, project_path
 from vega_dag.config import load_config
 
 
 @click.command("history")
 @project_path
 @json_output
+@pointers_url
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
 def history_cmd(path: Path, as_json: bool, limit: int) -> None:
     """Deployments (newest first) with their status, and the pointer moves of each."""
+    from vega_dag.errors import VegaError
     from vega_dag.regions.fleet import fleet_dir
-    from vega_dag.rollout.pointers import PointerStore
+    from vega_dag.rollout.pointers import pointers_for
 
     config = load_config(path)
-    db = fleet_dir(config) / "pointers.sqlite"
-    if not db.exists():
+    try:
+        found = pointers_for(config, fleet_dir(config) / "pointers.sqlite")
+    except VegaError as err:
+        raise click.ClickException(str(err)) from None
+    if found is None:
         click.echo("[]" if as_json else "No deployments yet")
         return
-    pointers = PointerStore(db)
+    pointers = found
     try:
         deployments = pointers.deployments(limit)
         events = {d.id: pointers.history(d.id) for d in deployments}

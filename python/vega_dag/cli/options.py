@@ -31,3 +31,26 @@ store_url = click.option(
     help="Share outputs through this S3 store (over VEGA_DAG_STORE and [tool.vega.backend] "
     "store); 'local': the project's store alone.",
 )
+
+
+def _pointers_override(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # Through the environment, so that the regions and supervisor this command
+    # starts watch the same store it writes (they inherit it).
+    if value is not None:
+        import os
+
+        from vega_dag.rollout.jetstream import POINTERS_ENV
+
+        os.environ[POINTERS_ENV] = value
+
+
+pointers_url = click.option(
+    "--pointers",
+    metavar="nats://HOST:PORT",
+    default=None,
+    expose_value=False,
+    callback=_pointers_override,
+    is_eager=True,
+    help="The pointer store on NATS JetStream (over VEGA_DAG_POINTERS and [tool.vega.backend] "
+    "pointers); 'local': the project's SQLite file.",
+)

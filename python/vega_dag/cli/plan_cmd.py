@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vega_dag.cli.options import json_output, project_path
+from vega_dag.cli.options import json_output, pointers_url, project_path
 from vega_dag.config import load_config
 from vega_dag.errors import VegaError
 
@@ -22,7 +22,7 @@ def make_plan(path: Path) -> dict:
     from vega_dag.regions import REGION_NAMES
     from vega_dag.rollout.deploy import changed_routes, plan_waves
     from vega_dag.rollout.health import probed_routes
-    from vega_dag.rollout.pointers import PointerStore
+    from vega_dag.rollout.pointers import pointers_for
     from vega_dag.store.objects import ObjectStore
 
     config = load_config(path)
@@ -36,8 +36,8 @@ def make_plan(path: Path) -> dict:
     waves = plan_waves(regions, config.vega.rollout)
     pointers: dict[str, str | None] = {}
     live: dict[str, str] = {}  # region -> manifest digest it serves
-    if Path(target.db_path).exists():
-        pstore = PointerStore(target.db_path)
+    pstore = pointers_for(config, Path(target.db_path))
+    if pstore is not None:
         try:
             for name, ptr in pstore.pointers().items():
                 pointers[name] = ptr.deployment
@@ -150,6 +150,7 @@ def make_plan(path: Path) -> dict:
 @click.command("plan")
 @project_path
 @json_output
+@pointers_url
 def plan_cmd(path: Path, as_json: bool) -> None:
     """Show the DAG `vega-dag deploy` would run: what is cached, what compiles, what moves."""
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vega_dag.cli.options import json_output, project_path
+from vega_dag.cli.options import json_output, pointers_url, project_path
 from vega_dag.config import load_config
 from vega_dag.errors import VegaError
 
@@ -26,6 +26,7 @@ def _fleet(path: Path):
 
 @regions_cmd.command("up")
 @project_path
+@pointers_url
 @click.option(
     "-n", "--count", type=click.IntRange(1, 24), default=None, help="Regions (default: config)."
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vega_dag.cli.options import json_output, lock_timeout, quiet
+from vega_dag.cli.options import json_output, lock_timeout, pointers_url, quiet
 
 
 @click.command("rollback")
@@ -20,6 +20,7 @@ from vega_dag.cli.options import json_output, lock_timeout, quiet
     help="The project (default: .).",
 )
 @json_output
+@pointers_url
 @quiet
 @lock_timeout
 def rollback_cmd(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vega_dag.cli.options import json_output, project_path
+from vega_dag.cli.options import json_output, pointers_url, project_path
 from vega_dag.errors import VegaError
 from vega_dag.rollout.status import NO_REGIONS, collect
 
@@ -24,6 +24,7 @@ def _age(seconds: float) -> str:
 @click.command("status")
 @project_path
 @json_output
+@pointers_url
 @click.option(
     "--probe",
     is_flag=True,

@@ -428,9 +428,12 @@ class LocalFleet:
                 raise RegionError("fleet", f"a local fleet has 1 to {len(REGION_NAMES)} regions")
             wanted = list(REGION_NAMES[:count])
         missing = [n for n in wanted if n not in {r.name for r in running}]
+        from vega_dag.rollout.jetstream import pointers_url
         from vega_dag.rollout.pointers import PointerStore
 
-        PointerStore(self.db_path).close()  # the schema exists before any region polls it
+        pointers = pointers_url(self.config)
+        if pointers is None:
+            PointerStore(self.db_path).close()  # the schema exists before any region polls it
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.dir / "regions").mkdir(parents=True, exist_ok=True)
         supervisor.write_wanted(self.dir, wanted)
@@ -451,6 +454,10 @@ class LocalFleet:
             args = ["vega_dag.regions.supervisor", "--fleet", str(self.dir)]
             # [tool.vega.observe]: what each region records of its traffic (regions.observe).
             args += ["--observe", msgspec.json.encode(self.config.vega.observe).decode()]
+            if pointers is not None:
+                # Every region of the fleet watches the same store (a fleet started
+                # on one store serves from it until `regions down`).
+                args += ["--pointers", pointers]
             self._start("supervisor", [*args, "--store", str(self.config.store_dir)], env)
         elif missing:
             # Now, whatever their backoff: someone asked.

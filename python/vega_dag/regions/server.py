@@ -214,12 +214,52 @@ class WorkerHandle:
     killed: bool = False
 
 
+def _split_of(
+    deployment: str | None,
+    manifest: str | None,
+    weight: int,
+    baseline: str | None,
+    baseline_manifest: str | None,
+    rollout: dict,
+) -> Split | None:
+    """The split a weighted pointer asks for, or None when it gives every request to one side.
+
+    The sticky names are the deploy's (``[tool.vega.rollout]`` in its config snapshot).
+    """
+    if not (deployment and manifest and baseline and baseline_manifest and 0 <= weight < 100):
+        return None
+    header, cookie = rollout.get("sticky_header"), rollout.get("sticky_cookie")
+    return Split(
+        weight,
+        deployment,
+        manifest,
+        baseline,
+        baseline_manifest,
+        header.lower().encode("latin-1") if header else None,
+        cookie.encode("latin-1") if cookie else None,
+    )
+
+
 class Region:
-    def __init__(self, name: str, fleet: Path, store: Path, observe: dict | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fleet: Path,
+        store: Path,
+        observe: dict | None = None,
+        pointers: str | None = None,
+    ) -> None:
         self.name = name
         self.fleet = fleet
         self.store = store
         self.db_path = fleet / "pointers.sqlite"
+        #: the pointer store's URL (NATS JetStream), or None: the fleet's SQLite file
+        self.pointers = pointers
+        #: the JetStream buckets, once connected (rollout.jetstream.Buckets)
+        self._nats: Any = None
+        #: deployment → its record, as the deployments bucket first said (what is
+        #: signed in it never changes; a record altered since is not believed)
+        self._records: dict[str, dict] = {}
         self.sockets = socket_dir(fleet)
         self.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir = fleet / "run"
@@ -262,7 +302,7 @@ class Region:
     async def start(self) -> None:
         self.zygote_lock = asyncio.Lock()
         self.changed = asyncio.Event()
-        self._spawn(self.watch())
+        self._spawn(self.watch() if self.pointers is None else self.watch_nats())
         if self.metrics is not None:
             self._spawn(self.sample())
 
@@ -470,27 +510,19 @@ class Region:
         if not row:
             return (None, None, 0, None)
         deployment, manifest, generation, weight, baseline, baseline_manifest, config = row
-        split = None
-        if deployment and manifest and baseline and baseline_manifest and 0 <= weight < 100:
-            # The sticky names are the deploy's ([tool.vega.rollout], in its config snapshot).
-            try:
-                rollout = json.loads(config or "{}").get("rollout") or {}
-            except ValueError:
-                rollout = {}
-            header, cookie = rollout.get("sticky_header"), rollout.get("sticky_cookie")
-            split = Split(
-                weight,
-                deployment,
-                manifest,
-                baseline,
-                baseline_manifest,
-                header.lower().encode("latin-1") if header else None,
-                cookie.encode("latin-1") if cookie else None,
-            )
+        try:
+            rollout = json.loads(config or "{}").get("rollout") or {}
+        except ValueError:
+            rollout = {}
+        split = _split_of(deployment, manifest, weight, baseline, baseline_manifest, rollout)
         return (deployment, manifest, generation, split)
 
     def check_pointer(self, force: bool = False) -> None:
         """Read the pointer if the store changed (or ``force``); switch if it moved."""
+        if self.pointers is not None:
+            if force and self._nats is not None:
+                self._spawn(self._read_nats())
+            return
         if self.db is None:
             if not self.db_path.exists():
                 return
@@ -524,6 +556,92 @@ class Region:
             if wakeup is not None:
                 loop.remove_reader(wakeup.fileno())
                 wakeup.close()
+
+    async def watch_nats(self) -> None:
+        """The pointer from NATS: a KV watch on this region's key wakes a re-read of it.
+
+        The read, not the watch, is the truth: a nats-py watcher can say its
+        initial values are done before it delivers them (nats.py issue 842),
+        so the key is also re-read every second, and on every reconnect.
+        """
+        from vega_dag.errors import VegaError
+        from vega_dag.rollout.jetstream import Buckets, connect, parse_pointers_url
+
+        assert self.pointers is not None
+        where = parse_pointers_url(self.pointers)
+        interval = max(_poll_seconds(), 1.0)
+        while True:
+            nc = None
+            try:
+                nc = await connect(where, name=f"vega-region-{self.name}")
+                buckets = Buckets(nc.jetstream(timeout=5.0), where.namespace)
+                await buckets.open()
+                watcher = await buckets.pointers.watch(self.name)
+                self._nats = buckets
+                while True:
+                    await self._read_nats()
+                    with contextlib.suppress(Exception):
+                        # Any update, or none within the interval: read the key again.
+                        await watcher.updates(timeout=interval)
+            except asyncio.CancelledError:
+                raise
+            except (VegaError, Exception) as err:  # a lost server: say so, then try again
+                self.error = f"pointer store {where.where}: {err or type(err).__name__}"
+                self._nats = None
+                if nc is not None:
+                    with contextlib.suppress(Exception):
+                        await nc.close()
+                await asyncio.sleep(interval)
+
+    def _nats_identity(self) -> str:
+        from vega_dag.rollout.jetstream import store_identity
+
+        return store_identity(self.pointers)
+
+    async def _read_nats(self) -> None:
+        from nats.js.errors import KeyNotFoundError
+
+        from vega_dag.rollout.jetstream import decode_pointer
+
+        buckets = self._nats
+        if buckets is None:
+            return
+        try:
+            entry = await buckets.pointers.get(self.name)
+            pointer = decode_pointer(self.name, entry.value, entry.revision)
+        except KeyNotFoundError:
+            pointer = None
+        target: tuple[str | None, str | None, int, Split | None] = (None, None, 0, None)
+        if pointer is not None and pointer.deployment is not None:
+            record = await self._record_nats(pointer.deployment)
+            manifest = record["manifest"] if record else None
+            split = None
+            if pointer.baseline is not None and pointer.weight < 100:
+                base = await self._record_nats(pointer.baseline)
+                split = _split_of(
+                    pointer.deployment,
+                    manifest,
+                    pointer.weight,
+                    pointer.baseline,
+                    base["manifest"] if base else None,
+                    (record or {}).get("config", {}).get("rollout") or {},
+                )
+            target = (pointer.deployment, manifest, pointer.generation, split)
+        if self.error and self.error.startswith("pointer store "):
+            self.error = None
+        if target != self.target:
+            self.target = target
+            self._spawn(self.switch(target))
+
+    async def _record_nats(self, deployment: str) -> dict | None:
+        """``deployment``'s record from the deployments bucket (cached), or None."""
+        from nats.js.errors import InvalidKeyError, KeyNotFoundError
+
+        if deployment not in self._records and self._nats is not None:
+            with contextlib.suppress(KeyNotFoundError, InvalidKeyError):
+                entry = await self._nats.deployments.get(deployment)
+                self._records[deployment] = json.loads(entry.value)
+        return self._records.get(deployment)
 
     def _woken(self, wakeup: Any) -> None:
         if wakeup.drain():
@@ -625,6 +743,16 @@ class Region:
         trust = self._trust()
         if not trust.enforced:
             return None
+        if self.pointers is not None:
+            record = self._records.get(deployment)
+            if record is None:
+                return "no deployment record names it"
+            if record["manifest"] != manifest:
+                return f"its record names {record['manifest'][:19]}…, not {manifest[:19]}…"
+            payload = record_bytes(deployment, manifest, record["config"], record["env"])
+            signature = record.get("signature") or ""
+            signed = Signature(record.get("signed_by") or "", signature) if signature else None
+            return trust.refusal(payload, signed)
         row = None
         try:
             db = self.db or sqlite3.connect(str(self.db_path), timeout=5.0, isolation_level=None)
@@ -829,6 +957,8 @@ class Region:
         if not isinstance(manifest, str):
             raise TypeError("manifest")
         if deployment is not None:
+            if self.pointers is not None:
+                await self._record_nats(str(deployment))
             # A deploy names its deployment: one this region would refuse to
             # serve fails the deploy here, before any pointer moves.
             refused = self.refusal(str(deployment), manifest)
@@ -906,6 +1036,8 @@ class Region:
             "weight": self.split.weight if self.split else 100,
             "baseline": self.split.baseline if self.split else None,
             "pointer": self.target[0] if self.target else None,
+            # Which store it watches: a deploy writing another would wait for nothing.
+            "pointers": "sqlite" if self.pointers is None else self._nats_identity(),
             "error": self.error,
             "trusted": self._trusted_keys(),
             "started_at": self.started_at,
@@ -1152,6 +1284,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--observe", type=json.loads, default={}, help="[tool.vega.observe]")
+    parser.add_argument("--pointers", default=None, help="the pointer store's URL (NATS)")
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -1163,7 +1296,7 @@ def main(argv: list[str] | None = None) -> None:
 
     sock = listen(args.port)
     port = sock.getsockname()[1]
-    region = Region(args.name, args.fleet, args.store, args.observe)
+    region = Region(args.name, args.fleet, args.store, args.observe, args.pointers)
     region.zygote = fork_zygote(sock)
     record = {
         "name": args.name,

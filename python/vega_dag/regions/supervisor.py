@@ -1,6 +1,6 @@
 """The fleet's supervisor: it owns the region fronts and restarts the ones that die.
 
-    python -m vega_dag.regions.supervisor --fleet DIR --store DIR [--observe JSON]
+    python -m vega_dag.regions.supervisor --fleet DIR --store DIR [--observe JSON] [--pointers URL]
 
 Started by ``regions up`` (and a deploy's ``up``) in its own session, so it
 outlives the command that started it. One per fleet: it holds an exclusive
@@ -194,9 +194,14 @@ class Front:
 
 
 class Supervisor:
-    def __init__(self, fleet: Path, store: Path, observe: str | None = None) -> None:
+    def __init__(
+        self, fleet: Path, store: Path, observe: str | None = None, pointers: str | None = None
+    ) -> None:
         self.fleet = fleet
         self.store = store
+        #: the pointer store's URL (NATS), or None: the fleet's SQLite file
+        self.pointers = pointers
+        self._shared: Any = None
         #: [tool.vega.observe] as JSON, passed on to every front it starts (regions.observe).
         self.observe = observe
         self.fronts: dict[str, Front] = {}
@@ -328,6 +333,8 @@ class Supervisor:
         ]  # fmt: skip
         if self.observe is not None:
             args += ["--observe", self.observe]
+        if self.pointers is not None:
+            args += ["--pointers", self.pointers]
         (self.fleet / "logs").mkdir(parents=True, exist_ok=True)
         log = self.fleet / "logs" / f"{front.name}.log"
         if restart:
@@ -375,6 +382,16 @@ class Supervisor:
             front.error = status["error"]
 
     def _pointer(self, name: str) -> str | None:
+        if self.pointers is not None:
+            from vega_dag.errors import VegaError
+            from vega_dag.rollout.pointers import open_pointers
+
+            try:
+                if self._shared is None:
+                    self._shared = open_pointers(self.fleet / "pointers.sqlite", self.pointers)
+                return self._shared.pointer(name).deployment
+            except VegaError:
+                return None
         path = self.fleet / "pointers.sqlite"
         try:
             if self.db is None:
@@ -420,10 +437,10 @@ class Supervisor:
         moves (and the region switches only to a loaded worker anyway).
         """
         from vega_dag.regions.fleet import request
-        from vega_dag.rollout.pointers import Move, PointerStore
+        from vega_dag.rollout.pointers import Move, open_pointers
 
         started = time.time()
-        store = PointerStore(self.fleet / "pointers.sqlite")
+        store = open_pointers(self.fleet / "pointers.sqlite", self.pointers)
         try:
             record = store.deployment(deployment)
             if record is None or record.status not in ("live", "unchanged"):
@@ -514,13 +531,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fleet", required=True, type=Path)
     parser.add_argument("--store", required=True, type=Path)
     parser.add_argument("--observe", default=None, help="[tool.vega.observe] as JSON")
+    parser.add_argument("--pointers", default=None, help="the pointer store's URL (NATS)")
     args = parser.parse_args(argv)
     lock = open(lock_path(args.fleet), "a+")  # noqa: SIM115 (held for the process's life)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return  # another supervisor has this fleet
-    Supervisor(args.fleet, args.store, args.observe).run()
+    Supervisor(args.fleet, args.store, args.observe, args.pointers).run()
 
 
 if __name__ == "__main__":

@@ -41,7 +41,13 @@ from vega_dag.manifest.schema import AppRouteEntry
 from vega_dag.regions.fleet import RegionError, RegionInfo
 from vega_dag.rollout.bake import BakeContext, BakeVerdict, bake, watch
 from vega_dag.rollout.health import GateReport, probed_routes, run_gate
-from vega_dag.rollout.pointers import Move, PointerStore, RegionPointer, default_actor
+from vega_dag.rollout.pointers import (
+    Move,
+    PointerBackend,
+    RegionPointer,
+    default_actor,
+    open_pointers,
+)
 from vega_dag.rollout.scheduler import Node, NodeFailed, Schedule
 from vega_dag.rollout.signing import deployment_signer
 from vega_dag.store.objects import ObjectStore
@@ -214,6 +220,12 @@ class Rollout:
         #: signs the deployment record when a signing key is configured
         self.signer = deployment_signer(config)
 
+    def open_pointers(self) -> PointerBackend:
+        """The pointer store: the target's SQLite file, or [tool.vega.backend] pointers."""
+        from vega_dag.rollout.jetstream import pointers_url
+
+        return open_pointers(self.target.db_path, pointers_url(self.config))
+
     def say(self, text: str) -> None:
         if self.events.on_message:
             self.events.on_message(text)
@@ -224,14 +236,28 @@ class Rollout:
         A region that is down fails the deploy here (``on_region_down =
         "fail"``), or is skipped (``"skip"``): the regions skipped, name → why.
         """
-        problems = [
-            str(e) for e in self.target.statuses(regions).values() if isinstance(e, Exception)
-        ]
+        statuses = self.target.statuses(regions)
+        problems = [str(e) for e in statuses.values() if isinstance(e, Exception)]
+        from vega_dag.rollout.jetstream import pointers_url, store_identity
+
+        ours = store_identity(pointers_url(self.config))
+        elsewhere = sorted(
+            (name, st["pointers"])
+            for name, st in statuses.items()
+            if isinstance(st, dict) and st.get("pointers", ours) != ours
+        )
+        if elsewhere:
+            names = ", ".join(n for n, _ in elsewhere)
+            raise DeployError(
+                f"region(s) {names} watch the pointer store {elsewhere[0][1]}, but this deploy "
+                f"writes {ours}: restart them on this one (`vega-dag regions down`, then deploy "
+                "or `vega-dag regions up` with the same --pointers) (nothing was changed)"
+            )
         running = {r.name for r in regions}
         down: dict[str, str] = {}
         if hasattr(self.target, "down_regions"):
             down = dict(self.target.down_regions(regions))
-        pointers = PointerStore(self.target.db_path)
+        pointers = self.open_pointers()
         try:
             for name, p in sorted(pointers.pointers().items()):
                 if name not in running and p.deployment is not None:
@@ -271,7 +297,7 @@ class Rollout:
         outcome.skipped = skipped
         for name in skipped:
             self.say(f"! Skipping {name}: down ({skipped[name]})")
-        pointers = PointerStore(self.target.db_path)
+        pointers = self.open_pointers()
         try:
             with pointers.deploy_lock(f"deploy by {self.actor}", self.lock_timeout) as _took_over:
                 # Holding the lock, any deployment still "rolling" lost its deploy.
@@ -296,7 +322,7 @@ class Rollout:
 
     def _run_locked(
         self,
-        pointers: PointerStore,
+        pointers: PointerBackend,
         regions: list[RegionInfo],
         by_name: dict[str, RegionInfo],
         outcome: DeployOutcome,
@@ -405,7 +431,7 @@ class Rollout:
 
 def build_schedule(
     rollout: Rollout,
-    pointers: PointerStore,
+    pointers: PointerBackend,
     deployment: str,
     waves: list[list[str]],
     by_name: dict[str, RegionInfo],

@@ -22,6 +22,11 @@ small database is the whole truth of a rollout:
 
 Each pointer write touches ``pointers.sqlite-moved`` once committed, which
 wakes the regions watching it (``regions.wakeup``); they poll as well.
+
+``PointerBackend`` is what the rollout needs of a pointer store; this SQLite
+file is one implementation (the default), NATS JetStream
+(``rollout.jetstream``, ``[tool.vega.backend] pointers``) the other.
+``open_pointers`` picks one.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from vega_dag.config import ProjectConfig
 
 from vega_dag.errors import VegaError
 from vega_dag.processes import pid_alive
@@ -130,7 +139,9 @@ class PointerConflictError(PointerStoreError):
 
 
 class LockHeldError(PointerStoreError):
-    def __init__(self, path: Path, holder: str, pid: int, since: float, waited: float) -> None:
+    def __init__(
+        self, path: Path | str, holder: str, pid: int, since: float, waited: float
+    ) -> None:
         age = time.time() - since
         super().__init__(
             f"{path}: the pointer store is held by another deploy ({holder}, pid {pid}, "
@@ -230,9 +241,84 @@ def default_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+class PointerBackend(Protocol):
+    """What a deploy, a rollback, ``status`` and ``history`` need of a pointer store.
+
+    ``swap`` is a compare-and-swap on each move's generation: a move whose
+    region's pointer is no longer at ``Move.generation`` fails with
+    ``PointerConflictError`` and the store is left as before (SQLite: one
+    transaction; JetStream: the moves already written are written back).
+    """
+
+    #: Where the pointers live, for messages (a path, or a URL without its credentials).
+    where: str
+
+    def close(self) -> None: ...
+
+    def create_deployment(
+        self,
+        manifest: str,
+        project: str,
+        config: dict,
+        env: dict[str, str],
+        actor: str,
+        signer: Signer | None = None,
+    ) -> Deployment: ...
+
+    def set_status(self, deployment: str, status: str, detail: str = "") -> None: ...
+
+    def deployment(self, deployment: str) -> Deployment | None: ...
+
+    def require(self, deployment: str) -> Deployment: ...
+
+    def deployments(self, limit: int = 50) -> list[Deployment]: ...
+
+    def pointers(self) -> dict[str, RegionPointer]: ...
+
+    def pointer(self, region: str) -> RegionPointer: ...
+
+    def swap(self, moves: list[Move], deployment: str, reason: str, actor: str) -> float: ...
+
+    def history(self, deployment: str | None = None, limit: int = 1000) -> list[HistoryEntry]: ...
+
+    def touched_by(self, deployment: str) -> dict[str, str | None]: ...
+
+    def lock_holder(self) -> tuple[str, int, float, bool] | None: ...
+
+    def deploy_lock(
+        self, holder: str, timeout: float = 10.0
+    ) -> contextlib.AbstractContextManager[bool]: ...
+
+    def wait_moved(self, region: str, generation: int, timeout: float) -> RegionPointer | None:
+        """``region``'s pointer once its generation is past ``generation`` (None: timed out)."""
+        ...
+
+
+def open_pointers(db_path: Path, url: str | None = None) -> PointerBackend:
+    """The pointer store: JetStream at ``url`` (``nats://…``), else the SQLite file ``db_path``."""
+    if url is None:
+        return PointerStore(db_path)
+    from vega_dag.rollout.jetstream import JetStreamPointers
+
+    return JetStreamPointers(url)
+
+
+def pointers_for(config: ProjectConfig, db_path: Path) -> PointerBackend | None:
+    """The project's pointer store, or None where there is none yet (no SQLite file)."""
+    from vega_dag.rollout.jetstream import pointers_url
+
+    url = pointers_url(config)
+    if url is None and not db_path.exists():
+        return None
+    return open_pointers(db_path, url)
+
+
 class PointerStore:
+    """The SQLite pointer store (``.vega/fleet/pointers.sqlite``): a ``PointerBackend``."""
+
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self.where = str(path)
         if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
         # Rollout nodes run in threads, one at a time against this store.
@@ -482,3 +568,28 @@ class PointerStore:
             yield took_over
         finally:
             self.db.execute("DELETE FROM locks WHERE name='deploy' AND pid=?", (os.getpid(),))
+
+    # -- watching -------------------------------------------------------------
+    def wait_moved(self, region: str, generation: int, timeout: float) -> RegionPointer | None:
+        """As a region waits: woken by the ``-moved`` file (``regions.wakeup``), polling too."""
+        import select
+
+        from vega_dag.regions.wakeup import open_wakeup
+
+        deadline = time.monotonic() + timeout
+        wakeup = open_wakeup(self.path)
+        try:
+            while True:
+                found = self.pointer(region)
+                if found.generation > generation:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                if wakeup is None:
+                    time.sleep(min(left, 0.05))
+                elif select.select([wakeup], [], [], min(left, 0.25))[0]:
+                    wakeup.drain()
+        finally:
+            if wakeup is not None:
+                wakeup.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from vega_dag.errors import VegaError
 from vega_dag.regions.fleet import RegionError, RegionInfo
-from vega_dag.rollout.pointers import Move, PointerStore, default_actor
+from vega_dag.rollout.pointers import Move, PointerBackend, default_actor, open_pointers
 
 
 class RollbackError(VegaError):
@@ -54,7 +54,7 @@ class RollbackResult:
 
 
 def reverse(
-    pointers: PointerStore,
+    pointers: PointerBackend,
     target: Any,
     deployment: str,
     by_name: dict[str, RegionInfo],
@@ -81,7 +81,10 @@ def reverse(
         )
     # A region switches only to what it has loaded: make sure each holds its
     # target before any pointer moves (a warm previous deployment answers at once).
-    wanted = {m.region: pointers.deployment(m.after) for m in moves if m.after is not None}
+    # Each record read once (24 regions go back to one or two deployments; with
+    # JetStream pointers every read is a round trip).
+    records = {d: pointers.deployment(d) for d in {m.after for m in moves} if d is not None}
+    wanted = {m.region: records[m.after] for m in moves if m.after is not None}
 
     manifests = {name: dpl.manifest for name, dpl in wanted.items() if dpl is not None}
     try:
@@ -130,7 +133,9 @@ def rollback(
     """Undo ``deployment`` (default: the latest) in every region it reached."""
     started = time.perf_counter()
     actor = actor or default_actor()
-    pointers = PointerStore(target.db_path)
+    from vega_dag.rollout.jetstream import pointers_url
+
+    pointers = open_pointers(target.db_path, pointers_url(config))
     try:
         if deployment is None:
             latest = pointers.deployments(1)

@@ -59,12 +59,15 @@ def collect(path: Path, probe: bool = False) -> dict:
     regions = target.regions()
     supervised = _supervised(target)
     statuses = target.statuses(regions) if regions else {}
-    if not regions and not target.db_path.exists():
+    from vega_dag.rollout.jetstream import pointers_url
+
+    url = pointers_url(config)
+    if not regions and url is None and not target.db_path.exists():
         # Never deployed, nothing running: nothing to open (sqlite would create the file).
         return {key: list(value) for key, value in NOTHING.items()}
-    from vega_dag.rollout.pointers import PointerStore
+    from vega_dag.rollout.pointers import open_pointers
 
-    pointers = PointerStore(target.db_path)
+    pointers = open_pointers(target.db_path, url)
     try:
         ptrs = pointers.pointers()
         lock = pointers.lock_holder()

@@ -56,7 +56,7 @@ from vega_dag.store.state import load_head, load_state, state_paths
 
 if TYPE_CHECKING:
     from vega_dag.config import ProjectConfig
-    from vega_dag.rollout.pointers import PointerStore
+    from vega_dag.rollout.pointers import PointerBackend
 
 #: A pack whose dead bytes are at least this share of it is rewritten.
 COMPACT_DEAD_SHARE = 0.5
@@ -224,15 +224,14 @@ def collect(
 ) -> GcReport:
     """Delete what nothing kept needs (see the module docstring); report what was freed."""
     from vega_dag.regions.fleet import fleet_dir
-    from vega_dag.rollout.pointers import PointerStore, default_actor
+    from vega_dag.rollout.pointers import default_actor, pointers_for
 
     started = time.perf_counter()
     store = ObjectStore(config.store_dir)
     db_path = fleet_dir(config) / "pointers.sqlite"
     with ExitStack() as stack:
-        pointers = None
-        if db_path.is_file():
-            pointers = PointerStore(db_path)
+        pointers = pointers_for(config, db_path)
+        if pointers is not None:
             stack.callback(pointers.close)
             stack.enter_context(
                 pointers.deploy_lock(f"gc by {actor or default_actor()}", lock_timeout)
@@ -246,7 +245,7 @@ def collect(
 def _collect_locked(
     config: ProjectConfig,
     store: ObjectStore,
-    pointers: PointerStore | None,
+    pointers: PointerBackend | None,
     policy: GcPolicy,
     dry_run: bool,
 ) -> GcReport:
