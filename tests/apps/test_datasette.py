@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from importlib.metadata import version
 
 import pytest
@@ -28,6 +30,21 @@ from tests.rollout.helpers import stop_fleet, vega_json
 #: already in sys.modules, so the lock pins the runtime's own versions
 #: (regions/worker.py layer_conflicts fails the load on any other).
 RUNTIME = ["click", "h11", "pluggy", "setuptools", "typing-extensions", "uvicorn"]
+
+
+def _imported_at_startup() -> set[str]:
+    """The modules a fresh interpreter of this environment has imported before any code runs.
+
+    Some environments' site hooks import certifi (a sandbox's .pth): then the
+    runtime's copy is the one a deployment gets, and the lock must pin it.
+    """
+    code = "import sys; print(' '.join(sys.modules))"
+    return set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stdout.split())  # fmt: skip
+
+
+if "certifi" in _imported_at_startup():
+    RUNTIME.append("certifi")
 PINS = {
     "aiofiles": "25.1.0",
     "anyio": "4.16.0",
