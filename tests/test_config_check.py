@@ -31,8 +31,9 @@ def _plain(t: msgspec.inspect.Type) -> object:
     if isinstance(t, i.UnionType):
         rest = [u for u in t.types if not isinstance(u, i.NoneType)]
         if len(rest) < len(t.types):
-            (only,) = rest
-            return ("opt", _plain(only))
+            if len(rest) == 1:
+                return ("opt", _plain(rest[0]))
+            return ("opt", ("union", *(_plain(u) for u in rest)))
         return ("union", *(_plain(u) for u in rest))
     if isinstance(t, i.StructType):
         assert t.forbid_unknown_fields

@@ -42,7 +42,8 @@ _STEP = ("struct", {"package": "str", "version": "str", "call": ("opt", "str"),
 _ROUTE = ("struct", {"include": ("list", "str"), "exclude": ("list", "str")}, ())
 _IMPORT_CHECK = ("struct", {"enabled": "bool", "timeout_s": "float"}, ())
 _REWRITE = ("struct", {"source": "str", "destination": "str"}, ("source", "destination"))
-_BACKEND = ("struct", {"store": ("opt", "str")}, ())
+_BACKEND = ("struct", {"store": ("opt", "str"),
+                       "pointers": ("opt", ("union", "str", ("list", "str")))}, ())  # fmt: skip
 _OBSERVE = ("struct", {"metrics": "bool", "request_log": "bool", "log_max_bytes": "int",
                        "log_backups": "int"}, ())  # fmt: skip
 SCHEMA: tuple = ("struct", {
@@ -130,6 +131,8 @@ def store_dir(root: str) -> str | None:
         return None
     if raw.get("backend", {}).get("store") is not None:
         return None
+    if raw.get("backend", {}).get("pointers") is not None:
+        return None  # a shared pointer store: status asks it
     # Checked by load_config alone: a bake's values, a weighted wave's steps.
     if "bake" in raw.get("health", {}) or raw.get("rollout", {}).get("weights", [100]) != [100]:
         return None
