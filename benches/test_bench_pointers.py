@@ -51,7 +51,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param == "nats":
         env["VEGA_DAG_POINTERS"] = request.getfixturevalue("nats_url")
     base = tmp_path_factory.mktemp(f"pointers-{request.param}")
-    project = generate(base / "api", 20 if SMOKE else 60, seed=0)
+    project = generate(base / "api", 30 if SMOKE else 60, seed=0)
     text = (project.root / "pyproject.toml").read_text()
     text = text.replace("p99_ms = 250", "p99_ms = 2000\nload_timeout_s = 60")
     waves = '[["fra"], ["iad", "sfo", "lhr"], ["*"]]'
