@@ -222,18 +222,31 @@ def test_watch_windows_and_a_quiet_one_joining_the_next(tmp_path: Path) -> None:
     assert [v.passed for v in verdicts] == [True, True], [v.problems for v in verdicts]
 
 
-def test_the_constants_copied_from_regions_agree(tmp_path: Path) -> None:
-    from vega_dag.regions import observe, request_log
+def test_the_bake_reads_the_regions_logs_with_their_own_names(tmp_path: Path) -> None:
+    from vega_dag.regions import request_log, serving
     from vega_dag.rollout import bake as module
 
-    assert module.NO_ROUTE == observe.NO_ROUTE
+    assert module.NO_ROUTE == serving.NO_ROUTE
     assert module.FLUSH_SECONDS == request_log.FLUSH_SECONDS
     logs = request_log.log_dir(tmp_path)
     logs.mkdir(parents=True)
     for name in ("fra.jsonl", "fra.jsonl.1", "fra.jsonl.2", "fra.jsonl.lock", "iad.jsonl"):
         (logs / name).write_text("")
-    assert module._region_files(tmp_path, "fra") == request_log.region_files(tmp_path, "fra")
-    assert len(module._region_files(tmp_path, "fra")) == 3
+    assert module.region_files(tmp_path, "fra") == request_log.region_files(tmp_path, "fra")
+    assert len(module.region_files(tmp_path, "fra")) == 3
+
+
+def test_reading_a_bake_imports_neither_prometheus_client_nor_asyncio() -> None:
+    """A deploy that bakes reads log files: the regions' serving stack is not its cost."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import vega_dag.rollout.bake; "
+        "print(sorted(m for m in ('asyncio', 'prometheus_client') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_window_records_bisects_lines_out_of_order_by_a_flush(tmp_path: Path) -> None:

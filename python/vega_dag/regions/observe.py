@@ -44,8 +44,6 @@ disable_created_metrics()
 
 #: Latency buckets (seconds): sub-millisecond handlers to a 10 s timeout.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-#: The route label of a request no route matched (a 404 from the router).
-NO_ROUTE = "(none)"
 REQUESTS = "vega_requests"
 LATENCY = "vega_request_duration_seconds"
 #: How often the front samples its workers' totals for the live window.

@@ -18,7 +18,6 @@ The reader side (``records``, ``follow``) is what ``vega-dag logs`` uses.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import heapq
@@ -27,11 +26,17 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
+if TYPE_CHECKING:
+    import asyncio
+
 #: Longest a record waits in memory before it is in the file.
 FLUSH_SECONDS = 1.0
+#: The ``route`` of a request no route matched (a 404), in records and metric labels.
+NO_ROUTE = "(none)"
 #: This many records are written at once, without waiting for the timer.
 FLUSH_RECORDS = 256
 
@@ -67,6 +72,10 @@ class RequestLogWriter:
         if len(pending) >= FLUSH_RECORDS:
             self.flush()
         elif self._timer is None:
+            # Imported here, once per flush interval at most: a deploy's bake reads
+            # these logs (rollout.bake) and need not import asyncio to do so.
+            import asyncio
+
             with contextlib.suppress(RuntimeError):  # no running loop: flushed on close
                 loop = asyncio.get_running_loop()
                 self._timer = loop.call_later(FLUSH_SECONDS, self.flush)

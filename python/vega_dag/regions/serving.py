@@ -38,7 +38,8 @@ from uvicorn.server import ServerState
 
 from vega_dag.regions import DEPLOYMENT_HEADER, REGION_HEADER
 from vega_dag.regions.handoff import ADMIN_PREFIX, Channel, adopt, hand_over
-from vega_dag.regions.observe import NO_ROUTE, RequestObserver
+from vega_dag.regions.observe import RequestObserver
+from vega_dag.regions.request_log import NO_ROUTE
 from vega_dag.regions.runtime import ASGIApp, Receive, Scope, Send
 from vega_dag.regions.split import Split, head_complete
 

@@ -60,14 +60,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from vega_dag.config import BakeConfig
-
-#: regions.observe's NO_ROUTE and regions.request_log's FLUSH_SECONDS (and
-#: ``_region_files`` below its ``region_files``), not imported from there:
-#: observe imports prometheus_client and request_log asyncio (~0.2 s together),
-#: which a deploy that reads a log file should not pay for (a test checks
-#: they agree).
-NO_ROUTE = "(none)"
-FLUSH_SECONDS = 1.0
+from vega_dag.regions.request_log import FLUSH_SECONDS, NO_ROUTE, region_files
 
 #: Bytes read at a time when a log is read forward through a window.
 _BLOCK = 64 * 1024
@@ -232,7 +225,7 @@ def window_records(
     """
     out: list[LogRecord] = []
     for region in regions:
-        files = _region_files(fleet, region)  # oldest first
+        files = region_files(fleet, region)  # oldest first
         for i, path in enumerate(files):
             newer = files[i + 1] if i + 1 < len(files) else None
             if newer is not None and _file_starts_before(newer, since):
@@ -241,17 +234,6 @@ def window_records(
                 if since <= record.ts <= until:
                     out.append(record)
     return out
-
-
-def _region_files(fleet: Path, region: str) -> list[Path]:
-    """``region``'s request logs, oldest first (``.N`` … ``.1``, then the current one)."""
-    path = fleet / "logs" / "requests" / f"{region}.jsonl"
-    rotated = []
-    for p in path.parent.glob(f"{region}.jsonl.*"):
-        suffix = p.name.rpartition(".")[2]
-        if suffix.isdigit():
-            rotated.append((int(suffix), p))
-    return [p for _, p in sorted(rotated, reverse=True)] + ([path] if path.exists() else [])
 
 
 def _file_starts_before(path: Path, since: float) -> bool:
