@@ -738,22 +738,18 @@ class Region:
         With trusted keys (``.vega/fleet/trusted/``), only a deployment record
         signed by one of them, naming this manifest, serves.
         """
-        from vega_dag.rollout.signing import Signature, record_bytes
-
         trust = self._trust()
         if not trust.enforced:
             return None
+        record = self._deployment_record(deployment)
+        if isinstance(record, str):
+            return record
+        return trust.record_refusal(deployment, manifest, record)
+
+    def _deployment_record(self, deployment: str) -> dict | str | None:
+        """``deployment``'s record from the pointer store (None: there is none), or why not."""
         if self.pointers is not None:
-            record = self._records.get(deployment)
-            if record is None:
-                return "no deployment record names it"
-            if record["manifest"] != manifest:
-                return f"its record names {record['manifest'][:19]}…, not {manifest[:19]}…"
-            payload = record_bytes(deployment, manifest, record["config"], record["env"])
-            signature = record.get("signature") or ""
-            signed = Signature(record.get("signed_by") or "", signature) if signature else None
-            return trust.refusal(payload, signed)
-        row = None
+            return self._records.get(deployment)  # read with the pointer (_read_nats)
         try:
             db = self.db or sqlite3.connect(str(self.db_path), timeout=5.0, isolation_level=None)
             self.db = db
@@ -761,20 +757,14 @@ class Region:
                 "SELECT manifest, config, env, signed_by, signature FROM deployments WHERE id=?",
                 (deployment,),
             ).fetchone()
-        except sqlite3.OperationalError as err:
-            if "no such column" not in str(err):  # an older store: its records are unsigned
-                return f"cannot read its deployment record: {err}"
-            row = db.execute(
-                "SELECT manifest, config, env, '', '' FROM deployments WHERE id=?", (deployment,)
-            ).fetchone()
         except sqlite3.Error as err:
             return f"cannot read its deployment record: {err}"
         if row is None:
-            return "no deployment record names it"
-        if row[0] != manifest:
-            return f"its record names {row[0][:19]}…, not {manifest[:19]}…"
-        payload = record_bytes(deployment, row[0], json.loads(row[1]), json.loads(row[2]))
-        return trust.refusal(payload, Signature(row[3], row[4]) if row[4] else None)
+            return None
+        names = ("manifest", "config", "env", "signed_by", "signature")
+        record = dict(zip(names, row, strict=True))
+        record["config"], record["env"] = json.loads(row[1]), json.loads(row[2])
+        return record
 
     def _serve_message(self, deployment: str) -> dict:
         from vega_dag.regions.request_log import log_path

@@ -210,6 +210,23 @@ class Trust:
         """Whether anything is trusted (or meant to be): then only signed records serve."""
         return bool(self.keys or self.problems)
 
+    def record_refusal(self, deployment: str, manifest: str, record: dict | None) -> str | None:
+        """Why a region must not serve ``deployment`` as ``manifest`` given its stored record.
+
+        ``record`` holds the fields a store keeps (manifest, config, env,
+        signed_by, signature); None when no record names the deployment.
+        """
+        if not self.enforced:
+            return None
+        if record is None:
+            return "no deployment record names it"
+        if record["manifest"] != manifest:
+            return f"its record names {record['manifest'][:19]}…, not {manifest[:19]}…"
+        payload = record_bytes(deployment, manifest, record["config"], record["env"])
+        value = record.get("signature") or ""
+        signature = Signature(record.get("signed_by") or "", value) if value else None
+        return self.refusal(payload, signature)
+
     def refusal(self, payload: bytes, signature: Signature | None) -> str | None:
         """Why a record with ``signature`` must not serve, or None if it may."""
         from cryptography.exceptions import InvalidSignature
