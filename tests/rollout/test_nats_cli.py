@@ -60,6 +60,11 @@ def test_a_rollout_with_its_pointers_on_nats(project: Path, nats_url: str) -> No
     assert "watch the pointer store nats/" in elsewhere.stderr
     assert "but this deploy writes sqlite" in elsewhere.stderr
     assert set(served(project).values()) == {first}
+    # plan and gc read the same pointers: what each region serves, and what a rollback needs.
+    plan = vega_json("plan", str(project), *on_nats)
+    assert plan["pointers"] == {name: first for name in ("fra", "iad", "sfo")}
+    kept = vega_json("gc", str(project), "--dry-run", *on_nats)["kept_deployments"]
+    assert first in kept and second in kept, kept
 
 
 def test_a_pointer_store_that_does_not_answer_fails_the_deploy_naming_it(project: Path) -> None:

@@ -174,3 +174,22 @@ def test_a_pointer_moved_by_hand_is_refused_without_a_trusted_signature(
         db.close()
     rows = {r["name"]: r for r in vega_json("status", str(project))["regions"]}
     assert "refused" in rows["fra"]["health"]
+
+
+def test_keys_dir_trust_untrust_and_list(project: Path, tmp_path: Path):
+    """VEGA_DAG_KEYS_DIR is where keys go by default; untrust undoes trust; list shows both."""
+    keys = tmp_path / "from-env"
+    proc = vega("keys", "generate", "--json", env={"VEGA_DAG_KEYS_DIR": str(keys)})
+    assert proc.returncode == 0, proc.stderr
+    made = json.loads(proc.stdout)
+    assert Path(made["private"]) == keys / "deploy.key" and (keys / "deploy.pub").is_file()
+    kid = made["key_id"]
+
+    assert vega_json("keys", "trust", str(keys / "deploy.pub"), str(project))["trusted"] == kid
+    assert vega_json("keys", "list", str(project))["trusted"] == [kid]
+    gone = vega("keys", "untrust", kid, str(project))
+    assert gone.returncode == 0 and f"no longer trust {kid}" in gone.stdout
+    assert vega_json("keys", "list", str(project))["trusted"] == []
+    again = vega("keys", "untrust", kid, str(project))
+    assert again.returncode == 1 and f"{kid}: not a trusted key" in again.stderr
+    assert "Traceback" not in again.stderr

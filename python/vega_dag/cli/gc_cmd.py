@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vega_dag.cli.options import json_output, lock_timeout, project_path, quiet
+from vega_dag.cli.options import json_output, lock_timeout, pointers_url, project_path, quiet
 from vega_dag.config import load_config
 from vega_dag.errors import VegaError
 
@@ -31,6 +31,7 @@ class SizeParam(click.ParamType):
 
 @click.command("gc")
 @project_path
+@pointers_url
 @click.option(
     "--keep-deployments",
     type=click.IntRange(min=0),
