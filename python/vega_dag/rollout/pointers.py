@@ -344,13 +344,24 @@ class PointerStore:
                 )
 
     def _migrate(self) -> None:
-        """Add the columns a store written before they existed lacks (their defaults fill them)."""
+        """Add the columns a store written before they existed lacks (their defaults fill them).
+
+        Looked at first without a transaction: an up-to-date store (every one
+        after its first open) takes no write lock here.
+        """
+        if not self._missing_columns(self.db):
+            return
         with self.transaction() as db:
-            for table, columns in _ADDED_COLUMNS.items():
-                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                for name, definition in columns:
-                    if name not in have:
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+            for table, name, definition in self._missing_columns(db):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+
+    @staticmethod
+    def _missing_columns(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+        missing = []
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            missing += [(table, name, d) for name, d in columns if name not in have]
+        return missing
 
     def close(self) -> None:
         self.db.close()
