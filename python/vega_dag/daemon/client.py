@@ -1,4 +1,4 @@
-"""The ``vega-dag`` entry point's fast path: hand ``build`` to the project's daemon.
+"""The ``vega-dag`` entry point's fast path: hand ``build`` and ``drift`` to the project's daemon.
 
 Imports only the standard library (and the package's version): the whole
 point is to skip click, msgspec and the pipeline's imports. Any failure —
@@ -12,12 +12,15 @@ import os
 import sys
 from pathlib import Path
 
-#: ``build`` options that take a value (the rest are flags).
-_VALUED = {"-j", "--jobs", "--store"}
+#: ``build`` and ``drift`` options that take a value (the rest are flags).
+_VALUED = {"-j", "--jobs", "--store", "--keep"}
+#: The commands a daemon runs (``server._handle`` checks the same).
+COMMANDS = ("build", "drift")
 
 
 def project_of(args: list[str]) -> Path:
-    """The PATH argument of ``build`` args (default: the working directory), resolved."""
+    """The PATH argument of ``build`` or ``drift`` args (default: the working directory),
+    resolved."""
     skip = False
     for arg in args:
         if skip:
@@ -41,7 +44,7 @@ def call(root: Path, request: dict, timeout: float | None = None) -> dict | None
 
 def run_via_daemon(argv: list[str]) -> int | None:
     """Run ``vega-dag ARGV`` in the project's daemon; its exit status, or None."""
-    if not argv or argv[0] != "build" or os.environ.get("VEGA_DAG_DAEMON", "").strip() == "0":
+    if not argv or argv[0] not in COMMANDS or os.environ.get("VEGA_DAG_DAEMON", "").strip() == "0":
         return None
     if any(a in ("-h", "--help") for a in argv):
         return None

@@ -1,8 +1,8 @@
 """The build daemon for one project: ``python -m vega_dag.daemon.server ROOT``.
 
 One request at a time (builds of a project are serialised by the store's lock
-anyway), each a ``vega-dag build`` command line run by the same click command
-as in a one-shot process, in the client's working directory and environment,
+anyway), each a ``vega-dag build`` (or ``drift``) command line run by the same
+click command as in a one-shot process, in the client's working directory and environment,
 its output captured and sent back. The daemon exits when idle for
 ``--idle-timeout`` seconds, when asked (``vega-dag daemon stop``), when a
 client of another vega-dag version calls (that client then builds by itself),
@@ -68,9 +68,11 @@ def _handle(request: dict, root: Path, auto: bool = False) -> tuple[dict, bool]:
         return reply, True
     if request.get("version") != __version__:
         return {"fallback": f"daemon runs vega-dag {__version__}"}, False
+    from vega_dag.daemon.client import COMMANDS
+
     argv = request["argv"]
-    if not argv or argv[0] != "build":
-        return {"fallback": "only `build` runs in the daemon"}, True
+    if not argv or argv[0] not in COMMANDS:
+        return {"fallback": "only `build` and `drift` run in the daemon"}, True
     if auto and _opted_out(root):
         return {"fallback": "the project's configuration says daemon = false"}, False
     from vega_dag.cli import main as cli

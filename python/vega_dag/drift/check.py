@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -10,18 +11,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from vega_dag.drift.compare import Drift, compare
 from vega_dag.drift.sandbox import (
     Conditions,
+    copy_root,
     default_conditions,
     make_copy,
     project_files,
     scratch_base,
 )
 from vega_dag.errors import VegaError
+
+if TYPE_CHECKING:
+    from vega_dag.compile.toolchain import Toolchain
+    from vega_dag.config import ProjectConfig
 
 
 class DriftBuildError(VegaError):
@@ -52,17 +59,102 @@ class DriftReport(msgspec.Struct):
         return not self.drifts
 
 
-def _spawn(copy: Path, touched: list[str] | None, out: Path, cond: Conditions) -> subprocess.Popen:
-    spec = json.dumps({"root": str(copy), "touched": touched, "out": str(out)})
-    return subprocess.Popen(
-        [sys.executable, "-m", "vega_dag.drift.worker", spec],
-        cwd=copy.parent if cond.cwd_parent else copy,
-        env=cond.env(dict(os.environ)),
-        umask=cond.umask,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class _Workers:
+    """The two builds' workers, started ahead of their builds in their (still empty) copies.
+
+    Each is a fresh interpreter started under its build's conditions (its
+    environment, hash seed included, umask and working directory); it imports
+    the build's code, then waits for its spec on stdin (``drift.worker``), so
+    its start-up overlaps finding the change and copying the project.
+    """
+
+    def __init__(
+        self, root: Path, work: Path, conditions: tuple[Conditions, ...], env: dict[str, str]
+    ) -> None:
+        self.work = work
+        self.conditions = conditions
+        self.copies: dict[str, Path] = {}
+        self.procs: dict[str, subprocess.Popen] = {}
+        #: What the workers were started for: a spare serves only a check of the same.
+        self.key: tuple[object, ...] = ()
+        for cond in conditions:
+            copy = copy_root(root, work / "trees", cond)
+            copy.mkdir(parents=True)
+            self.copies[cond.label] = copy
+            self.procs[cond.label] = subprocess.Popen(
+                [sys.executable, "-m", "vega_dag.drift.worker", "-"],
+                cwd=copy.parent if cond.cwd_parent else copy,
+                env=cond.env(env),
+                umask=cond.umask,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+
+    def alive(self) -> bool:
+        return all(proc.poll() is None for proc in self.procs.values())
+
+    def send(self, touched: list[str] | None) -> None:
+        for label, proc in self.procs.items():
+            spec = {"root": str(self.copies[label]), "touched": touched}
+            spec["out"] = str(self.work / f"out-{label}")
+            assert proc.stdin is not None
+            try:
+                # Flushed, not closed: communicate() closes it.
+                proc.stdin.write(json.dumps(spec) + "\n")
+                proc.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died: _collect reports its exit status and stderr
+
+    def stop(self) -> None:
+        """End the workers that still run (no build to do, or the check failed)."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+#: In the build daemon: the next check's workers and scratch directory, started
+#: once the previous check has answered (so the next finds its interpreters
+#: started and its imports done). Each serves one check; a check whose project,
+#: environment or scratch place differs starts its own.
+_spare: _Workers | None = None
+_exit_registered = False
+
+
+def _take_spare(key: tuple[object, ...]) -> _Workers | None:
+    global _spare
+    spare, _spare = _spare, None
+    if spare is not None and spare.key == key and spare.alive():
+        return spare
+    if spare is not None:
+        _discard(spare)
+    return None
+
+
+def _discard(workers: _Workers) -> None:
+    workers.stop()
+    shutil.rmtree(workers.work, ignore_errors=True)
+
+
+def _discard_spare() -> None:
+    global _spare
+    if _spare is not None:
+        _discard(_spare)
+        _spare = None
+
+
+def _prepare_spare(root: Path, base: str | None, env: dict[str, str], key: tuple) -> None:
+    global _spare, _exit_registered
+    if not _exit_registered:
+        # The daemon's exit ends its spare workers and removes their directory.
+        atexit.register(_discard_spare)
+        _exit_registered = True
+    _discard_spare()
+    work = Path(tempfile.mkdtemp(prefix="vega-drift-", dir=base))
+    _spare = _Workers(root, work, default_conditions(), env)
+    _spare.key = key
 
 
 def _collect(label: str, proc: subprocess.Popen) -> dict:
@@ -87,41 +179,57 @@ def check_drift(
     """Rebuild what the change touches (or everything) under varied conditions; compare."""
     from vega_dag.compile.toolchain import check_pin, project_toolchain
     from vega_dag.config import load_config
-    from vega_dag.drift.changes import touched_files
     from vega_dag.scan.project import scan_skip_dirs
-    from vega_dag.store.actions import ActionCache
-    from vega_dag.store.objects import ObjectStore
 
     started = time.perf_counter()
     config = load_config(root)
     _, toolchain = project_toolchain(config)
     check_pin(config, toolchain)
-    conditions = conditions or default_conditions()
-    described = {c.label: c.describe() for c in conditions}
-
-    touched: list[str] | None = None
-    if not everything:
-        changed = touched_files(config)
-        if changed is not None:
-            touched = sorted(
-                p for p in changed if p.endswith(".py") and (config.root / p).is_file()
-            )
-    scope = "all" if touched is None else "change"
-    if touched == []:
-        return DriftReport(
-            str(config.root), scope, [], 0, 0, 0, described, [], time.perf_counter() - started
-        )
-
     files, size = project_files(config.root, scan_skip_dirs(config))
-    if keep is None:
-        work = Path(tempfile.mkdtemp(prefix="vega-drift-", dir=scratch_base(size)))
-    else:
-        work = keep
+    return _check(config, toolchain, files, size, everything, keep, conditions, started)
+
+
+def _check(
+    config: ProjectConfig,
+    toolchain: Toolchain,
+    files: list[str],
+    size: int,
+    everything: bool,
+    keep: Path | None,
+    conditions: tuple[Conditions, ...] | None,
+    started: float,
+) -> DriftReport:
+    from vega_dag.daemon import warm
+    from vega_dag.drift.changes import touched_files
+    from vega_dag.store.actions import ActionCache
+    from vega_dag.store.objects import ObjectStore
+
+    base = scratch_base(size)
+    env = dict(os.environ)
+    key = (str(config.root), base, tuple(sorted(env.items())))
+    workers = _take_spare(key) if keep is None and conditions is None else None
+    if workers is None:
+        work = keep if keep is not None else Path(tempfile.mkdtemp(prefix="vega-drift-", dir=base))
+        workers = _Workers(config.root, work, conditions or default_conditions(), env)
+    work = workers.work
+    described = {c.label: c.describe() for c in workers.conditions}
     try:
-        procs = {}
-        for cond in conditions:
-            copy = make_copy(config.root, files, work / "trees", cond)
-            procs[cond.label] = _spawn(copy, touched, work / f"out-{cond.label}", cond)
+        touched: list[str] | None = None
+        if not everything:
+            changed = touched_files(config)
+            if changed is not None:
+                touched = sorted(
+                    p for p in changed if p.endswith(".py") and (config.root / p).is_file()
+                )
+        scope = "all" if touched is None else "change"
+        if touched == []:
+            return DriftReport(
+                str(config.root), scope, [], 0, 0, 0, described, [], time.perf_counter() - started
+            )
+        for cond in workers.conditions:
+            make_copy(config.root, files, work / "trees", cond)
+        workers.send(touched)
+        procs = workers.procs
         results = {label: _collect(label, proc) for label, proc in procs.items()}
         keys = {label: r["toolchain_key"] for label, r in results.items()}
         if set(keys.values()) != {toolchain.key}:
@@ -150,5 +258,8 @@ def check_drift(
             seconds=time.perf_counter() - started,
         )
     finally:
-        if keep is None:
+        workers.stop()
+        if keep is None and not warm.defer(lambda: shutil.rmtree(work, ignore_errors=True)):
             shutil.rmtree(work, ignore_errors=True)
+        if keep is None and conditions is None and warm.enabled():
+            warm.defer(lambda: _prepare_spare(config.root, base, env, key))

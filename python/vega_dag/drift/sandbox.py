@@ -124,10 +124,19 @@ def scratch_base(project_bytes: int) -> str | None:
     return str(SHM)
 
 
+def copy_root(root: Path, dest: Path, cond: Conditions) -> Path:
+    """Where ``make_copy`` puts the copy of ``root`` under ``cond``: ``dest/<subdir>/<name>``."""
+    return dest.joinpath(*cond.subdir, root.name)
+
+
 def make_copy(root: Path, files: list[str], dest: Path, cond: Conditions) -> Path:
-    """Copy ``files`` of ``root`` to ``dest/<subdir>/<name>`` under ``cond``; the copy's root."""
-    copy = dest.joinpath(*cond.subdir, root.name)
-    copy.mkdir(parents=True)
+    """Copy ``files`` of ``root`` to ``copy_root(...)`` under ``cond``; the copy's root.
+
+    The root directory itself may exist already (empty): the check creates it
+    first to start the build's worker in it while the files are copied.
+    """
+    copy = copy_root(root, dest, cond)
+    copy.mkdir(parents=True, exist_ok=True)
     order = list(reversed(files)) if cond.reverse_order else files
     old_umask = os.umask(cond.umask)
     try:

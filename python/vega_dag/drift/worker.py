@@ -5,6 +5,14 @@ build starts from nothing (no state, an empty store in the copy), compiles
 the touched modules and the closures of the routes they reach, bundles those
 routes with the same code as ``vega-dag build``, writes every output under
 ``out`` and prints one JSON object describing them (or ``{"error": [...]}``).
+
+With SPEC ``-`` the worker is started ahead of its build: it imports the
+build's modules (most of its own run time) while the check is still finding
+the change and copying the project, then reads SPEC as one line on stdin
+(end of input without one: nothing to do, exit). It is still one process per
+build, started under the build's conditions (environment, umask, working
+directory), so nothing of another build is in it; it only imports nothing of
+the project before its SPEC arrives.
 """
 
 from __future__ import annotations
@@ -34,6 +42,20 @@ def reachable(deps: dict[str, list[str]], root: str) -> list[str]:
                 seen.add(target)
                 stack.append(target)
     return sorted(seen)
+
+
+def preload() -> None:
+    """Import what ``run`` needs (vega-dag's own modules; no plugin, nothing of the project)."""
+    import vega_dag.bundle.routes
+    import vega_dag.compile.pool
+    import vega_dag.config
+    import vega_dag.graph.analysis
+    import vega_dag.pipeline
+    import vega_dag.scan.project
+    import vega_dag.scan.statcache
+    import vega_dag.store.actions
+    import vega_dag.store.objects
+    import vega_dag.store.state  # noqa: F401
 
 
 def run(root: Path, touched: list[str] | None, out: Path) -> dict:
@@ -121,7 +143,14 @@ def run(root: Path, touched: list[str] | None, out: Path) -> dict:
 def main(argv: list[str]) -> int:
     from vega_dag.pipeline import BuildError
 
-    spec = json.loads(argv[1])
+    if argv[1] == "-":
+        preload()
+        line = sys.stdin.readline()
+        if not line:
+            return 0  # the check needed no build (no change), or was stopped
+        spec = json.loads(line)
+    else:
+        spec = json.loads(argv[1])
     try:
         result = run(Path(spec["root"]), spec["touched"], Path(spec["out"]))
     except BuildError as err:
