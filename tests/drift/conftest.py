@@ -44,6 +44,7 @@ STEPS = {
     "random": lambda: f"SALT = {random.random()!r}",
     "set-order": lambda: f"ORDER = {list(set(WORDS))!r}",
     "env-leak": lambda: f"FLAVOUR = {os.environ.get('NONDET_FLAVOUR')!r}",
+    "cwd": lambda: f"WHERE = {os.getcwd()!r}",
 }
 
 
