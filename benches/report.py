@@ -23,7 +23,15 @@ PAIRS: dict[str, list[tuple[str, str]]] = {
     ],
     "build-20k-noop": [("test_build_20k_noop_daemon", "test_build_20k_noop")],
     "build-20k-10changed": [("test_build_20k_ten_changed_daemon", "test_build_20k_ten_changed")],
-    "drift-hook": [("test_drift_hook_20_changed", "test_build_20_changed")],
+    "drift-hook": [
+        ("test_drift_hook_20_changed[this-one-shot]", "test_build_20_changed[this-one-shot]"),
+        ("test_drift_hook_20_changed[this-daemon]", "test_build_20_changed[this-daemon]"),
+        (
+            "test_drift_hook_20_changed[this-one-shot]",
+            "test_drift_hook_20_changed[reference-one-shot]",
+        ),
+        ("test_drift_hook_20_changed[this-daemon]", "test_drift_hook_20_changed[reference-daemon]"),
+    ],
     # A toolchain upgrade: the new version's cold build beside the old one's.
     "upgrade-example": [
         (

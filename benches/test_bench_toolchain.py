@@ -12,8 +12,12 @@ Groups (see docs/performance.md):
   outputs that drift: .benchmarks/upgrade-<name>.json and .md. The drifting
   sets are also in each benchmark's extra_info, printed by benches/report.py.
 - drift-hook: `vega-dag drift` on the example with 20 changed modules (what the
-  pre-commit hook runs; goal ≤ 1 s), beside an incremental `vega-dag build` of
-  the same change.
+  pre-commit hook runs; goal ≤ 0.35 s), beside an incremental `vega-dag build` of
+  the same change, each one-shot (VEGA_DAG_DAEMON=0) and with the project's
+  daemon running (as a user's second and later commands run). With
+  VEGA_BENCH_REFERENCE=DIR (a checkout's ``python/`` directory with its own
+  built ``_core``, e.g. main before a change) the same rows also run with that
+  tree, on a project of its own: ``[reference-…]`` beside ``[this-…]``.
 
 With VEGA_BENCH_SMOKE=1 the real code base is click, and each runs once.
 """
@@ -21,6 +25,7 @@ With VEGA_BENCH_SMOKE=1 the real code base is click, and each runs once.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +35,7 @@ import pytest
 
 from benches.conftest import SMOKE
 from benches.realcode import unpacked_wheel
+from benches.test_bench_build import reference_command
 
 BIN = Path(sys.executable).parent
 VEGA = str(BIN / "vega-dag")
@@ -134,32 +140,69 @@ def test_upgrade_drift_report(benchmark, upgrade_projects, name: str) -> None:
     )
 
 
+#: tree → its ``vega-dag`` command (see the module docstring)
+TREES = {"this": VEGA}
+if os.environ.get("VEGA_BENCH_REFERENCE"):
+    TREES["reference"] = reference_command(Path(os.environ["VEGA_BENCH_REFERENCE"]))
+#: mode → VEGA_DAG_DAEMON
+MODES = {"one-shot": "0", "daemon": "1"}
+
+
+def run_env(*cmd: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTHONDONTWRITEBYTECODE")}
+    full.update(env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=full)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc
+
+
 @pytest.fixture(scope="module")
-def hook_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example in a git repository, built, with 20 modules changed."""
-    root = copy_project(EXAMPLE, tmp_path_factory.mktemp("hook") / "shop-api")
-    git = ("git", "-c", "user.email=b@example.com", "-c", "user.name=bench", "-C", str(root))
-    run(*git, "init", "-q")
-    run(*git, "add", "-A")
-    run(*git, "commit", "-qm", "base")
-    run(VEGA, "build", "-q", str(root))
-    shared = sorted(p for p in root.rglob("*.py") if "api" not in p.relative_to(root).parts[:1])
-    routes = sorted((root / "api").rglob("*.py"))
-    for path in shared[:10] + routes[:10]:
-        path.write_text(path.read_text() + "\n# an edit\n")
-    run(*git, "add", "-A")
-    return root
+def hook_projects(tmp_path_factory: pytest.TempPathFactory):
+    """tree → the example in a git repository, built, with 20 modules changed (staged)."""
+    projects = {}
+    for tree, vega in TREES.items():
+        root = copy_project(EXAMPLE, tmp_path_factory.mktemp(f"hook-{tree}") / "shop-api")
+        git = ("git", "-c", "user.email=b@example.com", "-c", "user.name=bench", "-C", str(root))
+        run(*git, "init", "-q")
+        run(*git, "add", "-A")
+        run(*git, "commit", "-qm", "base")
+        run_env(vega, "build", "-q", str(root), env={"VEGA_DAG_DAEMON": "0"})
+        shared = sorted(p for p in root.rglob("*.py") if "api" not in p.relative_to(root).parts[:1])
+        routes = sorted((root / "api").rglob("*.py"))
+        for path in shared[:10] + routes[:10]:
+            path.write_text(path.read_text() + "\n# an edit\n")
+        run(*git, "add", "-A")
+        projects[tree] = root
+    yield projects
+    for tree, root in projects.items():
+        subprocess.run([TREES[tree], "daemon", "stop", str(root)], capture_output=True, check=False)
+
+
+def hook_command(projects: dict[str, Path], tree: str, mode: str, *args: str):
+    root, env = projects[tree], {"VEGA_DAG_DAEMON": MODES[mode]}
+    cmd = (TREES[tree], *args, str(root))
+    if mode == "daemon":
+        # The daemon started and warm (its first answer prepares the next), untimed.
+        run_env(TREES[tree], "daemon", "start", str(root), env=env)
+        run_env(*cmd, env=env)
+    return cmd, env, root
 
 
 @pytest.mark.benchmark(group="drift-hook")
-def test_drift_hook_20_changed(benchmark, hook_project: Path) -> None:
-    proc = benchmark.pedantic(run, args=(VEGA, "drift", str(hook_project)), rounds=ROUNDS * 3)
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("tree", list(TREES))
+def test_drift_hook_20_changed(benchmark, hook_projects, tree: str, mode: str) -> None:
+    cmd, env, _ = hook_command(hook_projects, tree, mode, "drift")
+    proc = benchmark.pedantic(run_env, args=cmd, kwargs={"env": env}, rounds=ROUNDS * 3)
     assert "No drift" in proc.stdout
 
 
 @pytest.mark.benchmark(group="drift-hook")
-def test_build_20_changed(benchmark, hook_project: Path) -> None:
-    changed = sorted(p for p in hook_project.rglob("*.py") if p.read_text().endswith("# an edit\n"))
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("tree", list(TREES))
+def test_build_20_changed(benchmark, hook_projects, tree: str, mode: str) -> None:
+    cmd, env, root = hook_command(hook_projects, tree, mode, "build", "-q")
+    changed = sorted(p for p in root.rglob("*.py") if "# an edit\n" in p.read_text())
     assert len(changed) == 20
     rounds = iter(range(1_000_000))
 
@@ -168,6 +211,6 @@ def test_build_20_changed(benchmark, hook_project: Path) -> None:
         n = next(rounds)
         for path in changed:
             path.write_text(path.read_text() + f"# round {n}\n")
-        return (VEGA, "build", "-q", str(hook_project)), {}
+        return cmd, {"env": env}
 
-    benchmark.pedantic(run, setup=setup, rounds=ROUNDS * 3)
+    benchmark.pedantic(run_env, setup=setup, rounds=ROUNDS * 3)
