@@ -40,11 +40,12 @@ def test_an_agent_killed_mid_fetch_converges_once_restarted(
     # Killed mid-fetch during a deploy: the deploy fails naming it, nothing moves.
     agents.start("fra", directory=fresh, env={"VEGA_DAG_TEST_KILL_AT": "ship:fetched"})
     (project / "lib" / "version.py").write_text('VERSION = "v2"\n')
-    failed = deploy(project, env=QUICK)
+    failed = vega("deploy", str(project), env=QUICK)
     assert failed.returncode == 1, failed.stdout
-    assert "region fra" in failed.stderr and "during the prefetch" in failed.stderr, failed.stderr
+    assert "prefetch:fra: its agent went quiet during the prefetch" in failed.stderr, failed.stderr
     assert "Traceback" not in failed.stderr
     agents.start("fra", directory=fresh)
+    until("fra serves its pointer's again", lambda: agents.served().get("fra") == one)
     assert agents.served() == {n: one for n in NAMES}
 
     two = _deployed(project)
@@ -81,7 +82,7 @@ def test_a_corrupted_object_is_refused_and_named(
     hexdigest = victim.removeprefix("blake3:")
     obstore.put(remote._store, f"cas/{hexdigest}", b"not what the digest names")
 
-    failed = deploy(project)
+    failed = vega("deploy", str(project))
     assert failed.returncode == 1, failed.stdout
     assert f"cas/{hexdigest}" in failed.stderr and "damaged" in failed.stderr, failed.stderr
     assert "Traceback" not in failed.stderr
@@ -139,10 +140,10 @@ def test_a_deployment_signed_by_an_untrusted_key_is_refused_everywhere(
     assert agents.served() == {n: one for n in NAMES}
 
     (project / "lib" / "version.py").write_text('VERSION = "v2"\n')
-    refused = deploy(project, env={"VEGA_DAG_SIGNING_KEY": str(other)})
+    refused = vega("deploy", str(project), env={"VEGA_DAG_SIGNING_KEY": str(other)})
     assert refused.returncode == 1
     assert f"signed by {other_kid}, which this region does not trust" in refused.stderr
-    unsigned = deploy(project)
+    unsigned = vega("deploy", str(project))
     assert unsigned.returncode == 1
     assert "unsigned" in unsigned.stderr or "not signed" in unsigned.stderr, unsigned.stderr
     assert agents.served() == {n: one for n in NAMES}

@@ -66,6 +66,8 @@ class AgentFleet:
     """Region agents on other hosts, reached through NATS (see the module docstring)."""
 
     name = "agents"
+    #: what a deploy that finds a region down advises
+    bring_back = "`vega-dag region serve` on its host"
 
     def __init__(self, config: ProjectConfig) -> None:
         from vega_dag.regions.fleet import fleet_dir

@@ -292,13 +292,16 @@ class Rollout:
         if down and (rollout.on_region_down != "skip" or rollout.canary in down):
             names = ", ".join(sorted(down))
             detail = "; ".join(f"region {n}: down ({w})" for n, w in sorted(down.items()))
+            # How this target's regions come back (a remote one's: on their own hosts).
+            how = getattr(
+                self.target, "bring_back", "`vega-dag regions up` (it starts only what is missing)"
+            )
             if rollout.on_region_down == "skip":
-                advice = "the canary is never skipped: bring it back with `vega-dag regions up`"
+                advice = f"the canary is never skipped: bring it back with {how}"
             else:
                 advice = (
-                    f"bring {names} back with `vega-dag regions up` (it starts only what is "
-                    'missing), or set [tool.vega.rollout] on_region_down = "skip" to deploy '
-                    "to the others"
+                    f"bring {names} back with {how}, or set [tool.vega.rollout] "
+                    'on_region_down = "skip" to deploy to the others'
                 )
             raise DeployError(f"{detail} — {advice} (nothing was changed)")
         return down
