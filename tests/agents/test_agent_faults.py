@@ -121,7 +121,8 @@ def test_two_racing_deploys_one_wins_the_other_fails_clearly(
     assert len(served) == 1 and served <= set(winners)
     for p in results.values():
         if p.returncode:  # type: ignore[attr-defined]
-            assert "lock" in p.stderr.lower() or "conflict" in p.stderr.lower(), p.stderr  # type: ignore[attr-defined]
+            said = json.loads(p.stdout)["error"]  # type: ignore[attr-defined]
+            assert "held by another deploy" in said or "conflict" in said, said
 
 
 def test_a_deployment_signed_by_an_untrusted_key_is_refused_everywhere(

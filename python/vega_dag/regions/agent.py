@@ -144,6 +144,8 @@ class AgentRegion(Region):
 
         done = fetch_deployment(self._remote_cache(), ObjectStore(self.store), manifest)
         self.fetches[manifest] = (done.objects, done.present, round(done.seconds, 4))
+        while len(self.fetches) > 8:
+            self.fetches.pop(next(iter(self.fetches)))
 
     async def _verify(self, manifest: str) -> None:
         if manifest in self.verified:
@@ -160,6 +162,11 @@ class AgentRegion(Region):
                     await loop.run_in_executor(None, self._fetch, manifest)
                 except VegaError as err:
                     raise WorkerLoadError(str(err)) from None
+                except Exception as err:  # a full disk, a client error: named, never silent
+                    why = f"{type(err).__name__}: {err}"
+                    raise WorkerLoadError(
+                        f"fetching {manifest} from {self.store_url}: {why}"
+                    ) from None
                 await super()._verify(manifest)
             return
         await super()._verify(manifest)
@@ -183,7 +190,7 @@ class AgentRegion(Region):
             store=self.store_url,
             target_generation=self.target[2] if self.target else 0,
             loaded=sorted(m for m in self.workers if self._loaded(m)),
-            verified=sorted(self.verified),
+            verified=sorted(self.verified)[-16:],
             refusals=dict(self.refusals),
             fetches={m: list(f) for m, f in self.fetches.items()},
         )
@@ -245,6 +252,9 @@ class AgentRegion(Region):
             payload: dict[str, Any] = {"ok": False, "region": self.name, "error": str(err)}
         except (ValueError, KeyError, TypeError, AttributeError):
             payload = {"ok": False, "region": self.name, "error": "expected {manifest}"}
+        except Exception as err:  # the deployer must get an answer, whatever went wrong
+            why = f"{type(err).__name__}: {err}"
+            payload = {"ok": False, "region": self.name, "error": f"prefetch failed: {why}"}
         else:
             payload = {
                 "ok": True,
