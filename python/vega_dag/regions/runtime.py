@@ -119,6 +119,10 @@ class CompiledRoute:
     kind: str = "handler"
     #: The trailing catch-all's name, for an app mounted at the path before it.
     mount: str | None = None
+    #: (module, file, entry) of the route module serving it, for messages
+    origin: tuple[str, str, str] | None = None
+    #: what the app's lifespan startup left in its ``state`` (``regions.lifespan``)
+    state: dict[str, Any] | None = None
 
 
 class Match(NamedTuple):
@@ -173,10 +177,16 @@ class Router:
     routes: list[CompiledRoute] = field(default_factory=list)
     rewrites: list[Rewrite] = field(default_factory=list)
 
-    def add(self, pattern: str, app: ASGIApp, kind: str) -> None:
+    def add(
+        self,
+        pattern: str,
+        app: ASGIApp,
+        kind: str,
+        origin: tuple[str, str, str] | None = None,
+    ) -> None:
         regex, rank = compile_pattern(pattern)
         mount = trailing_catch_all(pattern) if kind in ("asgi", "wsgi") else None
-        self.routes.append(CompiledRoute(pattern, regex, rank, app, kind, mount))
+        self.routes.append(CompiledRoute(pattern, regex, rank, app, kind, mount, origin))
         self.routes.sort(key=lambda r: (r.rank, r.pattern))
 
     def add_rewrite(self, source: str, destination: str) -> None:
@@ -227,6 +237,9 @@ class Router:
         # In the scope given too: the worker's metrics and request log name the pattern.
         given["vega.route"] = route.pattern
         scope = {**scope, "path_params": params, "vega.route": route.pattern}
+        if route.state:
+            # As uvicorn does: each request gets a shallow copy of the lifespan's state.
+            scope["state"] = route.state.copy()
         if root:
             scope["root_path"] = scope.get("root_path", "") + root
         try:

@@ -1,0 +1,105 @@
+"""The ASGI lifespan of a deployment's application runs in its region's worker.
+
+A FastAPI app whose ``lifespan`` context manager opens its database (state a
+route reads, both ``app.state`` and the lifespan ``state`` extension) is
+deployed to a real region and served from there; a startup that raises fails
+the deploy at its prefetch, naming the app and the error, with no pointer
+moved; a worker retired by later deploys runs the shutdown (it writes a
+file).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.apps.projects import ROLLOUT, write
+from tests.rollout.helpers import get, stop_fleet, vega, vega_json
+from tests.rollout.test_load_failures import pointers
+
+MAIN = """\
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+
+from svc import db
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.db = db.connect(os.environ["DB_URL"])
+    yield {"opened_by": f"lifespan {os.getpid()}"}
+    with open(os.environ["SHUTDOWN_MARK"], "a") as mark:
+        mark.write(f"{app.state.db} closed\\n")
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/db")
+def read(request: Request) -> dict:
+    return {"db": request.app.state.db, "state": request.state.opened_by}
+"""
+
+DB = 'VERSION = "v1"\n\n\ndef connect(url):\n    return f"{url} {VERSION}"\n'
+FAILING_DB = "def connect(url):\n    raise RuntimeError(f'no database at {url}')\n"
+
+
+@pytest.fixture
+def lifespan_project(tmp_path):
+    mark = tmp_path / "shutdowns.txt"
+    pyproject = (
+        '[project]\nname = "svc"\nversion = "0.1.0"\n\n[tool.vega]\napp = "svc.main:app"\n'
+        f'env = {{ DB_URL = "db:5432", SHUTDOWN_MARK = "{mark}" }}\n' + ROLLOUT
+    )
+    root = write(
+        tmp_path / "proj",
+        {"pyproject.toml": pyproject, "svc/__init__.py": "", "svc/main.py": MAIN, "svc/db.py": DB},
+    )
+    yield root, mark
+    stop_fleet(root)
+
+
+def test_lifespan_startup_state_failure_and_shutdown_on_retire(lifespan_project):
+    root, mark = lifespan_project
+    first = vega_json("deploy", str(root))
+    assert first["status"] == "live", first["problems"]
+    url = first["regions"][0]["url"]
+    status, _, body = get(url, "/db")
+    answer = json.loads(body)
+    assert status == 200, body
+    assert answer["db"] == "db:5432 v1"
+    assert answer["state"].startswith("lifespan ")
+
+    # A startup that raises: the deploy fails at the prefetch, naming the app.
+    before = pointers(root)
+    (root / "svc/db.py").write_text(FAILING_DB)
+    proc = vega("deploy", str(root), "--json", timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    problem = out["problems"][0]
+    lines = problem.split("\n")
+    assert lines[0] == (
+        "prefetch:fra: route /{path:path?} (svc/main.py) did not load: the lifespan "
+        "startup of svc.main:app failed: RuntimeError: no database at db:5432"
+    ), problem
+    assert '    File "svc/db.py", line 2, in connect' in lines, problem
+    assert "Traceback" not in problem, problem
+    assert pointers(root) == before
+    assert json.loads(get(url, "/db")[2])["db"] == "db:5432 v1"  # still served
+    assert not mark.exists()
+
+    # Two good deploys later the first one's worker is retired: its shutdown runs.
+    for version in ("v2", "v3"):
+        (root / "svc/db.py").write_text(DB.replace("v1", version))
+        out = vega_json("deploy", str(root))
+        assert out["status"] == "live", out["problems"]
+        assert json.loads(get(url, "/db")[2])["db"] == f"db:5432 {version}"
+    deadline = time.monotonic() + 30  # a bound on a loaded machine, not a timing
+    while not (mark.exists() and "v1 closed" in mark.read_text()):
+        assert time.monotonic() < deadline, "the retired worker's shutdown did not run"
+        time.sleep(0.1)
+    assert "v3" not in mark.read_text()  # the one serving is not shut down
