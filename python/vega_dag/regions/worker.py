@@ -20,6 +20,7 @@ import shutil
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from vega_dag import _core
 from vega_dag.errors import VegaError
@@ -183,8 +184,22 @@ async def warm(router: Router, budget: float = 2.0, progress: LoadProgress | Non
 
     deadline = time.monotonic() + budget
 
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
+    def receiver() -> Any:
+        given = False
+
+        async def receive() -> dict:
+            # The (empty) body once, then the client is gone, as a server
+            # says: a streamed answer (an endless event feed) ends there.
+            # Answering the body again at once would never suspend, and a
+            # route waiting for the disconnect (Starlette's StreamingResponse)
+            # would spin the event loop past the warm-up's deadline.
+            nonlocal given
+            if given:
+                return {"type": "http.disconnect"}
+            given = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        return receive
 
     async def send(message: dict) -> None:
         pass
@@ -210,7 +225,7 @@ async def warm(router: Router, budget: float = 2.0, progress: LoadProgress | Non
             "root_path": "",
         }
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(router(scope, receive, send), left)
+            await asyncio.wait_for(router(scope, receiver(), send), left)
 
 
 def serve(store_root: Path, fleet: Path, manifest_digest: str, uds: str, err_path: str) -> None:
