@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 
@@ -177,6 +178,30 @@ def test_a_waiting_wsgi_stream_does_not_hold_the_route_thread_and_stops_when_the
     assert bodies[:2] == [b"started", b"released"]
     assert other_sent[1]["body"] == b"ok"
     assert closed.wait(30)  # the generator was closed once the client had gone
+
+
+def test_a_wsgi_stream_keeps_its_context_from_first_chunk_to_last():
+    # Flask's stream_with_context pushes its contexts (contextvars) at the
+    # first chunk, on the route thread, and pops them at the last, on a stream thread.
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("request")
+
+    def stream(environ, start_response):
+        var.set(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        yield b"first "
+        yield var.get("lost").encode()
+
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/r/7", "headers": []}
+    asyncio.run(wsgi_app(stream)(scope, receive, send))
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"first /r/7"
 
 
 # -- catch-alls, mounts, rewrites -------------------------------------------------

@@ -24,6 +24,7 @@ routed and served as its destination.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -408,7 +409,11 @@ def wsgi_app(wsgi: Callable[..., Any]) -> ASGIApp:
                 if not streaming:
                     _close(result)
 
-        first, stream = await loop.run_in_executor(_SYNC, begin)
+        # One context for the whole response, whichever thread makes which
+        # part: Flask's stream_with_context pushes its contexts (contextvars)
+        # at the first chunk and pops them at the last.
+        context = contextvars.copy_context()
+        first, stream = await loop.run_in_executor(_SYNC, context.run, begin)
         status = int(state["status"].split(" ", 1)[0])
         if stream is None:
             headers = [(k, v) for k, v in state["headers"] if k.lower() != "content-length"]
@@ -445,7 +450,7 @@ def wsgi_app(wsgi: Callable[..., Any]) -> ASGIApp:
                 gone.set()
 
         watcher = loop.create_task(watch())
-        job = loop.run_in_executor(_STREAMS, pump)
+        job = loop.run_in_executor(_STREAMS, context.run, pump)
         try:
             chunk = await chunks.get()
             while chunk is not None:
