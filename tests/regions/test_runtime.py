@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+import time
 
 from vega_dag.regions.runtime import Router, app_kind, handler_app, wsgi_app
 
@@ -114,6 +116,92 @@ def test_a_wsgi_generator_is_streamed_chunk_by_chunk_and_a_sized_body_sent_whole
     asyncio.run(run(wsgi_app(sized)))
     assert [m.get("body") for m in sent[1:]] == [b"abcd"]
     assert (b"content-length", b"4") in sent[0]["headers"]
+
+
+def test_a_waiting_wsgi_stream_does_not_hold_the_route_thread_and_stops_when_the_client_goes():
+    release, closed = threading.Event(), threading.Event()
+
+    def stream(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"started"
+        yield b"released" if release.wait(30) else b"never released"
+        try:
+            while True:  # endless, until the client goes
+                yield b"."
+                time.sleep(0.01)
+        finally:
+            closed.set()
+
+    def other(environ, start_response):
+        release.set()  # runs on the route thread: the stream must not hold it
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    async def run():
+        bodies: list[bytes] = []
+        first, released, gone = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        calls = 0
+
+        async def receive():
+            nonlocal calls
+            calls += 1
+            if calls > 1:  # after the body: the client leaves once it saw "released"
+                await gone.wait()
+                return {"type": "http.disconnect"}
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.body":
+                bodies.append(message["body"])
+                first.set()
+                if message["body"] == b"released":
+                    released.set()
+
+        async def plain_receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        other_sent: list[dict] = []
+
+        async def other_send(message):
+            other_sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+        streaming = asyncio.create_task(wsgi_app(stream)(scope, receive, send))
+        await first.wait()
+        await wsgi_app(other)(dict(scope), plain_receive, other_send)
+        await released.wait()
+        gone.set()
+        await asyncio.wait_for(streaming, 30)
+        return bodies, other_sent
+
+    bodies, other_sent = asyncio.run(run())
+    assert bodies[:2] == [b"started", b"released"]
+    assert other_sent[1]["body"] == b"ok"
+    assert closed.wait(30)  # the generator was closed once the client had gone
+
+
+def test_a_wsgi_stream_keeps_its_context_from_first_chunk_to_last():
+    # Flask's stream_with_context pushes its contexts (contextvars) at the
+    # first chunk, on the route thread, and pops them at the last, on a stream thread.
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("request")
+
+    def stream(environ, start_response):
+        var.set(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        yield b"first "
+        yield var.get("lost").encode()
+
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/r/7", "headers": []}
+    asyncio.run(wsgi_app(stream)(scope, receive, send))
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"first /r/7"
 
 
 # -- catch-alls, mounts, rewrites -------------------------------------------------

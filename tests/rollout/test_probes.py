@@ -12,6 +12,14 @@ from vega_dag.regions.fleet import Connection
 from vega_dag.rollout import probes
 from vega_dag.rollout.probes import probe_all
 
+STREAMS = {
+    "/events": b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    b"transfer-encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n",
+    "/export": b"HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\n"
+    b"transfer-encoding: chunked\r\n\r\n3\r\nid\n\r\n",
+    "/silent": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+}
+
 
 class Server:
     """A loopback HTTP/1.1 server; ``close_after`` requests per connection, then it hangs up."""
@@ -47,6 +55,11 @@ class Server:
                 head, _, buf = buf.partition(b"\r\n\r\n")
                 path = head.split(b" ")[1].decode()
                 if path == self.hang:
+                    self.stopped.wait(5)
+                    return
+                if path in STREAMS:
+                    # A stream that does not end: its head, its first chunk (or none), then waits.
+                    conn.sendall(STREAMS[path])
                     self.stopped.wait(5)
                     return
                 body = path.encode()
@@ -123,3 +136,17 @@ def test_timeouts_and_unreachable_regions_are_errors_of_their_probe(servers) -> 
         Connection(closed).request("/x")
     assert str(answers[1].error) == str(expected.value)
     assert answers[2].response is not None and answers[2].response[0] == 200
+
+
+def test_a_stream_that_does_not_end_is_answered_by_its_head_and_first_chunk(servers) -> None:
+    servers.append(Server())
+    url = servers[0].url
+    answers = probe_all([(url, "/events"), (url, "/export"), (url, "/silent"), (url, "/ok")], 0.5)
+    events, export, silent, ok = answers
+    # Server-sent events at their first chunk; another stream once the timeout passes.
+    assert events.streamed and events.response is not None
+    assert events.response[0] == 200 and events.response[2] == b"data: 1\n\n"
+    assert export.streamed and export.response is not None and export.response[2] == b"id\n"
+    assert isinstance(silent.error, TimeoutError)
+    assert str(silent.error) == "timed out: status 200, but no chunk of its streamed body"
+    assert ok.response is not None and not ok.streamed

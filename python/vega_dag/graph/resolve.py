@@ -2,7 +2,11 @@
 
 ``import a.b.c`` depends on ``a``, ``a.b`` and ``a.b.c`` (each package's
 ``__init__`` runs); ``from a.b import x`` depends on ``a.b`` and on ``a.b.x``
-when that is a submodule. Imports under ``if TYPE_CHECKING:`` are not runtime
+when that is a submodule. Every module depends on its own enclosing packages
+too: Python imports ``a`` and ``a.b`` before ``a.b.c`` whoever imports it, so
+an entry module nothing imports (``explorer/main.py`` of a one-app project)
+still has ``explorer/__init__.py``, and the package's data, in its bundle.
+Imports under ``if TYPE_CHECKING:`` are not runtime
 edges; imports inside functions are. Stdlib and third-party imports are not
 edges. An unresolvable first-party import is an error naming the importing
 file and line, unless it sits in a ``try`` that catches ImportError.
@@ -101,5 +105,7 @@ def resolve_imports(
             sub = f"{base}.{name}" if base else name
             if name != "*" and sub in modules:
                 targets.add(sub)
+    # Its packages' __init__ run first, however the module is reached.
+    targets.update(name for name in module_parents(module) if name in modules)
     targets.discard(module.name)
     return sorted(targets), errors

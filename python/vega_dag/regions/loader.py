@@ -79,6 +79,11 @@ def _exit_with(owner: int) -> None:
             time.sleep(0.5)
         os._exit(0)
     select.select([fd], [], [])
+    # As if its region had stopped it: its lifespan's shutdown runs, within bounds.
+    from vega_dag.regions.lifespan import SHUTDOWN_TIMEOUT
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(SHUTDOWN_TIMEOUT + 1.0)
     os._exit(0)
 
 
@@ -94,7 +99,7 @@ def _clone(router: object, request: dict) -> None:
     threading.Thread(target=_exit_with, args=(int(request["owner"]),), daemon=True).start()
     from vega_dag.regions.worker import serve_router
 
-    serve_router(router, request["uds"])  # type: ignore[arg-type]
+    serve_router(router, request["uds"], request["err"])  # type: ignore[arg-type]
 
 
 # -- a template: one deployment, loaded once -----------------------------------

@@ -24,18 +24,19 @@ routed and served as its destination.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import inspect
 import io
-import itertools
 import json
 import marshal
 import os
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,12 +58,22 @@ ASGIApp = Callable[[Scope, Receive, Send], Any]
 #: see two requests at once. ASGI apps run concurrently on the event loop.
 _SYNC = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vega-route")
 
+#: The rest of a streamed WSGI response, after its first chunk, is made here:
+#: a stream that lasts (server-sent events, a long export) must not hold the
+#: route thread. As many as uvicorn's and a2wsgi's WSGI pools hold; a stream
+#: beyond them waits for one to end (its first chunk already sent).
+STREAM_THREADS = 10
+_STREAMS = ThreadPoolExecutor(max_workers=STREAM_THREADS, thread_name_prefix="vega-route-stream")
+
 
 def _fresh_executor() -> None:
     # A forked child has none of its parent's threads: a worker cloned from a
-    # loaded snapshot (vega_dag.regions.loader) needs an executor of its own.
-    global _SYNC
+    # loaded snapshot (vega_dag.regions.loader) needs executors of its own.
+    global _SYNC, _STREAMS
     _SYNC = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vega-route")
+    _STREAMS = ThreadPoolExecutor(
+        max_workers=STREAM_THREADS, thread_name_prefix="vega-route-stream"
+    )
 
 
 os.register_at_fork(after_in_child=_fresh_executor)
@@ -119,6 +130,10 @@ class CompiledRoute:
     kind: str = "handler"
     #: The trailing catch-all's name, for an app mounted at the path before it.
     mount: str | None = None
+    #: (module, file, entry) of the route module serving it, for messages
+    origin: tuple[str, str, str] | None = None
+    #: what the app's lifespan startup left in its ``state`` (``regions.lifespan``)
+    state: dict[str, Any] | None = None
 
 
 class Match(NamedTuple):
@@ -173,10 +188,16 @@ class Router:
     routes: list[CompiledRoute] = field(default_factory=list)
     rewrites: list[Rewrite] = field(default_factory=list)
 
-    def add(self, pattern: str, app: ASGIApp, kind: str) -> None:
+    def add(
+        self,
+        pattern: str,
+        app: ASGIApp,
+        kind: str,
+        origin: tuple[str, str, str] | None = None,
+    ) -> None:
         regex, rank = compile_pattern(pattern)
         mount = trailing_catch_all(pattern) if kind in ("asgi", "wsgi") else None
-        self.routes.append(CompiledRoute(pattern, regex, rank, app, kind, mount))
+        self.routes.append(CompiledRoute(pattern, regex, rank, app, kind, mount, origin))
         self.routes.sort(key=lambda r: (r.rank, r.pattern))
 
     def add_rewrite(self, source: str, destination: str) -> None:
@@ -227,6 +248,9 @@ class Router:
         # In the scope given too: the worker's metrics and request log name the pattern.
         given["vega.route"] = route.pattern
         scope = {**scope, "path_params": params, "vega.route": route.pattern}
+        if route.state:
+            # As uvicorn does: each request gets a shallow copy of the lifespan's state.
+            scope["state"] = route.state.copy()
         if root:
             scope["root_path"] = scope.get("root_path", "") + root
         try:
@@ -340,6 +364,12 @@ def wsgi_app(wsgi: Callable[..., Any]) -> ASGIApp:
     ``stream_with_context``, Werkzeug's ``direct_passthrough``) is streamed:
     each chunk the application yields is sent as it comes (chunked), so a
     client sees the first before the app has made the last.
+
+    The application's call, up to its first chunk, runs on the route thread
+    (one request at a time, as a handler does); the rest of a stream is made
+    on one of ``_STREAMS``' threads, so a slow or endless stream (server-sent
+    events) does not hold every other request of the worker. A client that
+    goes away stops the stream at its next chunk (the generator is closed).
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -347,7 +377,6 @@ def wsgi_app(wsgi: Callable[..., Any]) -> ASGIApp:
         environ = _environ(scope, body)
         state: dict[str, Any] = {}
         loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
 
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -362,45 +391,83 @@ def wsgi_app(wsgi: Callable[..., Any]) -> ASGIApp:
                 k.lower() == "content-length" for k, _ in headers
             )
 
-        def call() -> bytes | None:
+        def begin() -> tuple[bytes, Any]:
+            """(the whole body, None), or (the first chunk, the response still to iterate)."""
             result = wsgi(environ, start_response)
+            streaming = False
             try:
                 if whole(result):
-                    return b"".join([*state.get("written", []), *result])
-                # Handed to the event loop in order, then the end (None);
-                # the future's own completion is scheduled after them.
-                for chunk in itertools.chain(state.pop("written", []), result):
-                    if chunk:
-                        loop.call_soon_threadsafe(chunks.put_nowait, chunk)
-                return None
+                    return b"".join([*state.pop("written", []), *result]), None
+                rest = iter(result)
+                # A generator app calls start_response only once it is iterated.
+                head = b"".join(state.pop("written", [])) or next((c for c in rest if c), b"")
+                if not head:
+                    return b"", None  # it ended without a byte: a whole, empty body
+                streaming = True
+                return head, (result, rest)
             finally:
-                loop.call_soon_threadsafe(chunks.put_nowait, None)
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+                if not streaming:
+                    _close(result)
 
-        job = loop.run_in_executor(_SYNC, call)
-        chunk = await chunks.get()  # the first chunk of a stream, or None: the job is done
-        if chunk is None:
-            data = (await job) or b""
-            status = int(state["status"].split(" ", 1)[0])
+        # One context for the whole response, whichever thread makes which
+        # part: Flask's stream_with_context pushes its contexts (contextvars)
+        # at the first chunk and pops them at the last.
+        context = contextvars.copy_context()
+        first, stream = await loop.run_in_executor(_SYNC, context.run, begin)
+        status = int(state["status"].split(" ", 1)[0])
+        if stream is None:
             headers = [(k, v) for k, v in state["headers"] if k.lower() != "content-length"]
-            await send_bytes(send, data, status, None, headers)
+            await send_bytes(send, first, status, None, headers)
             return
         await send(
             {
                 "type": "http.response.start",
-                "status": int(state["status"].split(" ", 1)[0]),
+                "status": status,
                 "headers": [(k.lower().encode(), str(v).encode()) for k, v in state["headers"]],
             }
         )
-        while chunk is not None:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        gone = threading.Event()
+        result, rest = stream
+
+        def pump() -> None:
+            try:
+                for chunk in rest:
+                    if gone.is_set():
+                        return
+                    if chunk:
+                        loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+            finally:
+                # The end (None) after the chunks, in order; the future's own
+                # completion is scheduled after them.
+                loop.call_soon_threadsafe(chunks.put_nowait, None)
+                _close(result)
+
+        async def watch() -> None:
+            # The body is read: what comes next is the client going away.
+            if (await receive())["type"] == "http.disconnect":
+                gone.set()
+
+        watcher = loop.create_task(watch())
+        job = loop.run_in_executor(_STREAMS, context.run, pump)
+        try:
             chunk = await chunks.get()
-        await send({"type": "http.response.body", "body": b""})
+            while chunk is not None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = await chunks.get()
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            watcher.cancel()
         await job  # an error after the headers were sent still surfaces (and is logged)
 
     return app
+
+
+def _close(result: object) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
 
 
 def _environ(scope: Scope, body: bytes) -> dict[str, Any]:

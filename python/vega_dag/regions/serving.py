@@ -18,7 +18,10 @@ under ``uvicorn app:app``, with these additions:
   to the front with that request and the decision (``to``);
 - unless ``[tool.vega.observe]`` turns both off, every request is counted
   (route pattern, status class, deployment, latency) and logged, and its
-  response carries ``x-request-id`` (``observe``, ``request_log``).
+  response carries ``x-request-id`` (``observe``, ``request_log``);
+- the ASGI lifespan of the deployment's applications runs on this loop: the
+  startup before the socket appears (a failure is the load's), the shutdown
+  after the last connection, when the worker is told to stop (``lifespan``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import h11
@@ -354,9 +358,15 @@ class WorkerServer(uvicorn.Server):
     down kills what is left of a region's process group soon after.
     """
 
-    def __init__(self, config: uvicorn.Config, host: WorkerHost) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        host: WorkerHost,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__(config)
         self.host = host
+        self.on_shutdown = on_shutdown
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self.host.close()
@@ -365,21 +375,43 @@ class WorkerServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         try:
             await super().shutdown(sockets)
+            # After the last response, as uvicorn runs an app's lifespan shutdown.
+            if self.on_shutdown is not None:
+                await self.on_shutdown()
         finally:
             self.host.close()  # what the last responses added
 
 
-def serve_host(app: ASGIApp, uds: str) -> None:
-    """Serve ``app`` to the connections handed over on the unix socket ``uds``, until SIGTERM."""
+def serve_host(
+    app: ASGIApp,
+    uds: str,
+    startup: Callable[[], Awaitable[None]] | None = None,
+    shutdown: Callable[[], Awaitable[None]] | None = None,
+    failed: Callable[[Exception], None] | None = None,
+) -> None:
+    """Serve ``app`` to the connections handed over on the unix socket ``uds``, until SIGTERM.
+
+    ``startup`` runs first, on the serving loop (the applications' lifespans);
+    if it raises, ``failed`` is told (and does not return). ``shutdown`` runs
+    after the last connection is done.
+    """
     with contextlib.suppress(FileNotFoundError):
         os.unlink(uds)
     listening = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     tmp = f"{uds}.{os.getpid()}.tmp"
     listening.bind(tmp)
     listening.listen(16)
-    os.replace(tmp, uds)  # the front connects once it exists: it is listening by then
 
     async def main() -> None:
+        if startup is not None:
+            try:
+                await startup()
+            except Exception as err:
+                if failed is None:
+                    raise
+                failed(err)
+        # The front connects once it exists: it is listening, and started, by then.
+        os.replace(tmp, uds)
         host = WorkerHost(app)
         config = uvicorn.Config(
             host,
@@ -390,7 +422,7 @@ def serve_host(app: ASGIApp, uds: str) -> None:
             http="h11",
         )
         config.load()
-        server = WorkerServer(config, host)
+        server = WorkerServer(config, host, shutdown)
         host.start(config, server.server_state, listening)
         # No listening sockets of its own: uvicorn's server runs the
         # connections it is given (the date header, signals, a graceful stop).

@@ -20,6 +20,7 @@ import shutil
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from vega_dag import _core
 from vega_dag.errors import VegaError
@@ -164,7 +165,7 @@ def load_deployment(
                 )
             )
             continue
-        router.add(route.pattern, app, kind)
+        router.add(route.pattern, app, kind, (route.module, route.file, route.entry))
     if problems:
         raise problems[0]
     return router
@@ -183,8 +184,22 @@ async def warm(router: Router, budget: float = 2.0, progress: LoadProgress | Non
 
     deadline = time.monotonic() + budget
 
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
+    def receiver() -> Any:
+        given = False
+
+        async def receive() -> dict:
+            # The (empty) body once, then the client is gone, as a server
+            # says: a streamed answer (an endless event feed) ends there.
+            # Answering the body again at once would never suspend, and a
+            # route waiting for the disconnect (Starlette's StreamingResponse)
+            # would spin the event loop past the warm-up's deadline.
+            nonlocal given
+            if given:
+                return {"type": "http.disconnect"}
+            given = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        return receive
 
     async def send(message: dict) -> None:
         pass
@@ -210,7 +225,7 @@ async def warm(router: Router, budget: float = 2.0, progress: LoadProgress | Non
             "root_path": "",
         }
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(router(scope, receive, send), left)
+            await asyncio.wait_for(router(scope, receiver(), send), left)
 
 
 def serve(store_root: Path, fleet: Path, manifest_digest: str, uds: str, err_path: str) -> None:
@@ -226,11 +241,11 @@ def serve(store_root: Path, fleet: Path, manifest_digest: str, uds: str, err_pat
         router = load_deployment(store_root, fleet, manifest_digest, progress)
         asyncio.run(warm(router, progress=progress))
     except Exception as err:
-        Path(err_path).write_text(load_error_text(err))
+        write_load_error(err_path, err)
         progress.done()
         os._exit(3)
     progress.done()
-    serve_router(router, uds)
+    serve_router(router, uds, err_path)
 
 
 def load_error_text(err: Exception) -> str:
@@ -238,16 +253,48 @@ def load_error_text(err: Exception) -> str:
     return str(err) if str(err) else type(err).__name__
 
 
-def serve_router(router: Router, uds: str) -> None:
+def serve_router(router: Router, uds: str, err_path: str) -> None:
     """Serve a loaded (and warmed) ``router`` to the connections handed over on ``uds``.
 
-    Never returns.
+    Its applications' lifespans start first, on the serving loop (after any
+    fork: each clone of a template runs its own); one that fails is this
+    load's failure, written to ``err_path`` as an import's is. Never returns.
     """
     import gc
 
     gc.freeze()
     gc.enable()
+    from vega_dag.regions.lifespan import lifespans_of, share_state
     from vega_dag.regions.serving import serve_host
 
-    serve_host(router, uds)
+    lifespans = lifespans_of(router)
+    progress: LoadProgress | None = None
+    if lifespans.apps:
+        # A startup that hangs is the front's to time out: the trail says where.
+        files = {r.pattern: r.origin[1] for r in router.routes if r.origin is not None}
+        progress = LoadProgress(err_path, files)
+
+    def failed(err: Exception) -> None:
+        write_load_error(err_path, err)
+        if progress is not None:
+            progress.done()
+        os._exit(3)
+
+    async def started() -> None:
+        assert progress is not None
+        await lifespans.startup(lambda pattern: progress.step("starting", pattern))
+        share_state(router, lifespans)
+        progress.done()
+
+    if lifespans.apps:
+        serve_host(router, uds, started, lifespans.shutdown, failed)
+    else:
+        serve_host(router, uds)
     os._exit(0)
+
+
+def write_load_error(err_path: str, err: Exception) -> None:
+    """What a failed load says, at ``err_path``: whole when the front sees it appear."""
+    tmp = f"{err_path}.{os.getpid()}.tmp"
+    Path(tmp).write_text(load_error_text(err))
+    os.replace(tmp, err_path)

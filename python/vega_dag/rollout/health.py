@@ -12,6 +12,10 @@ A gate passes only if, for every changed route:
 - at least ``health.min_samples`` probes completed: too few samples (probes
   that timed out or could not connect) is a failure of its own, never a pass.
 
+A streamed response that does not end (server-sent events) is judged by its
+status line and first chunk, its latency that of the first chunk (see
+``probes``); the gate's summary counts them ("2 streamed").
+
 Probes (``min_samples`` per probe path, exactly: a gate stops as soon as its
 minimum is in) are dealt round-robin over the wave's regions, so every
 promoted region is probed at least once. They go out from one thread, a few
@@ -50,6 +54,8 @@ class Probe:
     deployment: str | None = None
     #: answered on a connection an earlier probe had opened
     kept_alive: bool = False
+    #: a streamed response, judged by its head and first chunk
+    streamed: bool = False
 
 
 class Connections:
@@ -93,6 +99,8 @@ class GateReport:
     problems: list[str]
     #: probes answered on a connection kept alive from an earlier probe
     kept_alive: int = 0
+    #: probes of streamed responses, taken at their first chunk
+    streamed: int = 0
 
     @property
     def passed(self) -> bool:
@@ -108,9 +116,10 @@ class GateReport:
             return "no changed routes"
         probes = sum(sum(r.statuses.values()) for r in self.routes)
         p99 = f"p99 {self.p99_ms:.0f}ms" if self.p99_ms is not None else "no samples"
+        streamed = f", {self.streamed} streamed (first chunk)" if self.streamed else ""
         return (
             f"{status_text(str(expect))}, {p99}, {probes} probes of {len(self.routes)} routes, "
-            f"{self.kept_alive} kept-alive"
+            f"{self.kept_alive} kept-alive{streamed}"
         )
 
     def to_json(self) -> dict:
@@ -120,6 +129,7 @@ class GateReport:
             "passed": self.passed,
             "problems": self.problems,
             "kept_alive": self.kept_alive,
+            "streamed": self.streamed,
             "routes": [
                 {"route": r.route, "samples": r.samples, "p99_ms": r.p99_ms, "statuses": r.statuses}
                 for r in self.routes
@@ -208,7 +218,8 @@ def run_gate(
     probes: list[tuple[Probe, bool]] = []
     for (region, route, path, configured), answer in zip(jobs, answers, strict=True):
         if isinstance(answer.error, TimeoutError):
-            probe = Probe(region.name, route.pattern, path, None, health.timeout_s, "timed out")
+            why = str(answer.error) or "timed out"
+            probe = Probe(region.name, route.pattern, path, None, health.timeout_s, why)
         elif answer.error is not None or answer.response is None:
             err = answer.error
             probe = Probe(region.name, route.pattern, path, None, 0.0, f"unreachable: {err}")
@@ -223,6 +234,7 @@ def run_gate(
                 None,
                 headers.get(DEPLOYMENT_HEADER),
                 answer.kept_alive,
+                answer.streamed,
             )
         probes.append((probe, configured))
 
@@ -269,6 +281,7 @@ def run_gate(
             for text in check(region.name, region.url, deployment, [r.pattern for r in routes]):
                 problems.append(f"{region.name}: {text}")
     kept_alive = sum(p.kept_alive for p, _ in probes)
+    streamed = sum(p.streamed for p, _ in probes)
     return GateReport(
-        wave, [r.name for r in regions], list(verdicts.values()), problems, kept_alive
+        wave, [r.name for r in regions], list(verdicts.values()), problems, kept_alive, streamed
     )

@@ -16,6 +16,12 @@ sent once more on a new connection (its time counted from that connection);
 ``TimeoutError`` after ``timeout`` seconds of one attempt; another
 ``OSError`` when the region cannot be reached or answers something that is
 not HTTP.
+
+A streamed response (chunked, or unsized) may never end: server-sent events
+do not. Its head and first chunk are an answer: a ``text/event-stream`` one
+is taken as soon as its first chunk is in, any other streamed response when
+``timeout`` passes with its first chunk in (``Answer.streamed``; its time is
+that of the first chunk, and its connection is closed, not kept alive).
 """
 
 from __future__ import annotations
@@ -43,6 +49,31 @@ class Answer:
     error: OSError | None = None
     #: answered on a connection an earlier probe had opened
     kept_alive: bool = False
+    #: a streamed response, taken at its first chunk (its end not awaited)
+    streamed: bool = False
+
+
+def first_chunk(reply: _Reply) -> bytes | None:
+    """The first chunk of a streamed response's body once it is in (else None)."""
+    if reply.head is None or reply.length is not None:
+        return None
+    if not reply.chunked:
+        return bytes(reply.buf[reply.start :]) or None
+    end = reply.buf.find(b"\r\n", reply.start)
+    if end < 0:
+        return None
+    try:
+        size = int(bytes(reply.buf[reply.start : end]).split(b";")[0].strip() or b"0", 16)
+    except ValueError:
+        return None
+    if size == 0 or len(reply.buf) < end + 2 + size:
+        return None
+    return bytes(reply.buf[end + 2 : end + 2 + size])
+
+
+def _event_stream(reply: _Reply) -> bool:
+    assert reply.head is not None
+    return reply.head[1].get("content-type", "").startswith("text/event-stream")
 
 
 @dataclass
@@ -56,6 +87,8 @@ class _Lane:
     payload: memoryview = field(default_factory=lambda: memoryview(b""))
     reply: _Reply = field(default_factory=_Reply)
     started: float = 0.0
+    #: when the first chunk of a streamed response came in
+    first_at: float = 0.0
     deadline: float = 0.0
     connecting: bool = False
     reused: bool = False
@@ -104,7 +137,7 @@ def probe_all(
             for key in list(sel.get_map().values()):
                 lane = key.data
                 if lane.deadline <= now:
-                    _finish(sel, lane, answers, timeout, error=TimeoutError("timed out"))
+                    _expire(sel, lane, answers, timeout)
     finally:
         for key in list(sel.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
@@ -156,6 +189,7 @@ def _connect(
     """Open the lane's connection for its probe; False (the probe answered) if it cannot be."""
     lane.reused = False
     lane.started = time.perf_counter()
+    lane.first_at = 0.0
     lane.deadline = time.monotonic() + timeout
     lane.reply = _Reply()
     try:
@@ -174,6 +208,7 @@ def _send(sel: selectors.BaseSelector, lane: _Lane, timeout: float) -> None:
     """A request on the lane's open connection: writable at once, so register for it."""
     assert lane.sock is not None
     lane.started = time.perf_counter()
+    lane.first_at = 0.0
     lane.deadline = time.monotonic() + timeout
     lane.reply = _Reply()
     lane.connecting = False
@@ -196,6 +231,10 @@ def _step(sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], timeo
                 sel.modify(sock, selectors.EVENT_READ, lane)
             return
         if not lane.reply.feed(sock.recv(65536)):
+            if not lane.first_at and first_chunk(lane.reply) is not None:
+                lane.first_at = time.perf_counter()
+                if _event_stream(lane.reply):
+                    _streamed(sel, lane, answers, timeout)  # endless by design
             return
     except BlockingIOError:
         return
@@ -203,6 +242,35 @@ def _step(sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], timeo
         _finish(sel, lane, answers, timeout, error=err)
         return
     _finish(sel, lane, answers, timeout)
+
+
+def _expire(
+    sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], timeout: float
+) -> None:
+    """The lane's probe ran out of time: a stream with its first chunk in is answered."""
+    if lane.first_at:
+        _streamed(sel, lane, answers, timeout)
+        return
+    reply = lane.reply
+    if reply.head is not None and reply.length is None:
+        why = f"timed out: status {reply.head[0]}, but no chunk of its streamed body"
+    else:
+        why = "timed out"
+    _finish(sel, lane, answers, timeout, error=TimeoutError(why))
+
+
+def _streamed(
+    sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], timeout: float
+) -> None:
+    """Answer the lane's probe with a streamed response's head and first chunk."""
+    reply = lane.reply
+    assert reply.head is not None and lane.sock is not None
+    body = first_chunk(reply) or b""
+    response = (reply.head[0], reply.head[1], body, lane.first_at - lane.started)
+    answers[lane.index] = Answer(response, kept_alive=lane.reused, streamed=True)
+    _close(sel, lane)  # the rest of the stream is still coming: never reused
+    lane.first_at = 0.0
+    _next(sel, lane, answers, timeout)
 
 
 def _finish(
