@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.rollout.helpers import cli_env, stop_fleet, vega, vega_json, write_project
-from vega_dag.config import load_config
-from vega_dag.regions.fleet import LocalFleet
+from vega_dag.config import BakeConfig, load_config
+from vega_dag.regions.fleet import LocalFleet, request_many
+from vega_dag.rollout.bake import WindowReader, judge, window_records
 
 #: Answers after ``DELAY``. In "racy" mode it holds one of a pool of 4 (as a
 #: database pool would): a request that finds all 4 taken fails. A gate's
@@ -221,3 +222,38 @@ def test_the_watch_after_the_last_wave_rolls_back_a_regression(fleet) -> None:
     assert verdict["new"]["error_rate"] > 0.15 and verdict["two_proportions"]["p"] < 0.01
     assert {r["outcome"] for r in out["regions"]} == {"rolled-back"}
     assert serving(root) == before
+
+
+def test_the_window_read_while_holding_is_what_the_logs_hold(fleet) -> None:
+    """A bake's reader and the regions' log files: the same samples, the same verdict (wrk)."""
+    root, urls = fleet
+    fleet_dir = LocalFleet(load_config(root)).dir
+    with traffic(list(urls.values()), seconds=10):
+        since = time.time()
+        judged = WindowReader(fleet_dir, ["fra"], since)
+        others = WindowReader(fleet_dir, ["iad"], since)
+        for _ in range(6):  # as a bake of 1.5 s reads while it holds
+            time.sleep(0.25)
+            judged.read()
+            others.read()
+        until = time.time()
+        request_many([(url + "/__vega/flush", "POST", b"{}") for url in urls.values()])
+        judged.read()
+        others.read()
+        new, base = judged.records(since, until), others.records(since, until)
+        from_files = (
+            window_records(fleet_dir, ["fra"], since, until),
+            window_records(fleet_dir, ["iad"], since, until),
+        )
+    judged.close()
+    others.close()
+
+    def key(records: list) -> list[tuple]:
+        return sorted(
+            (r.ts, r.region, r.deployment, r.route, r.status, r.duration_ms) for r in records
+        )
+
+    assert len(new) > 30 and len(base) > 30
+    assert (key(new), key(base)) == (key(from_files[0]), key(from_files[1]))
+    settings = BakeConfig(bake_s=1.5, min_requests=30)
+    assert judge(new, base, settings, ["/api/work"]) == judge(*from_files, settings, ["/api/work"])

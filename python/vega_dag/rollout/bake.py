@@ -20,6 +20,14 @@ raw per-request durations a rank test needs; histograms would not do):
   verdict: ``too_few = "fail"`` fails the gate, ``"extend"`` keeps baking
   (the window grows) until there are enough or ``max_bake_s`` has passed.
 
+The window is read while the gate holds (``WindowReader``: each region's
+log followed from the window's start, across rotations, every
+``_READ_STEP`` and a last time just before the hold ends), so that after it
+only the regions' flush and their last moments' records are read: the bake
+adds its configured time and little more. What it judges is what reading
+the files after the flush (``window_records``) gives; a log it cannot
+follow (a rotation dropped a file it was still in) is read that way.
+
 The baseline (``select_baseline``) is the same routes in the same window,
 served by a deployment other than the new one:
 
@@ -70,10 +78,25 @@ _BLOCK = 64 * 1024
 _DISORDER = FLUSH_SECONDS + 0.5
 #: How often an extended bake looks again.
 _EXTEND_STEP = 1.0
+#: While a bake holds, its window is read this often (what the regions wrote
+#: since), and a last time this long before the hold ends: after it, only the
+#: last moments' records are read.
+_READ_STEP = 0.25
+_LAST_READ = 0.05
+#: Records a reader keeps per region (a long bake of heavy traffic): past it,
+#: that region's window is read from its files after the hold, as it was.
+_MAX_HELD = 1_000_000
+#: The "before" baseline is as long as the window judged, which may end later
+#: than planned (a late wake-up): read this much more of it while holding.
+_BEFORE_SLACK = 1.0
 
 
-class LogRecord(msgspec.Struct):
-    """The fields of a request-log line a verdict reads."""
+class LogRecord(msgspec.Struct, gc=False):
+    """The fields of a request-log line a verdict reads.
+
+    Untracked by the garbage collector (strings and numbers only): a window
+    holds thousands, and a collection would walk them all.
+    """
 
     ts: float
     region: str
@@ -132,7 +155,10 @@ def two_proportions_greater(e1: int, n1: int, e2: int, n2: int) -> tuple[float, 
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0…1) of a non-empty list."""
-    ordered = sorted(values)
+    return _nearest_rank(sorted(values), q)
+
+
+def _nearest_rank(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
@@ -236,6 +262,171 @@ def window_records(
     return out
 
 
+class _Tail:
+    """One region's log read forward from ``since``, a little at a time, across rotations.
+
+    What it has read stays decoded (``records``: every line of ``since`` or
+    later), so that a bake reads its window while it holds and, once the
+    regions have flushed, only what they wrote since the last look. With an
+    ``until`` it stops at the first line later than ``until + _DISORDER``, as
+    ``window_records`` does (a window in the past: the "before" baseline).
+    It gives up (``lost``: the caller reads the files instead) when it cannot
+    follow the log: a rotation dropped a file it had not finished, a file was
+    truncated under it, or it holds more than ``_MAX_HELD`` records.
+    """
+
+    def __init__(self, fleet: Path, region: str, since: float, until: float = math.inf) -> None:
+        self.fleet = fleet
+        self.region = region
+        self.since = since
+        self.until = until
+        self.records: list[LogRecord] = []
+        self.lost = False
+        #: read up to a line past ``until + _DISORDER``: nothing later belongs to the window
+        self.done = False
+        self._file: BinaryIO | None = None
+        self._partial = b""
+        #: the first bytes read from a bisected offset may be the end of a line
+        self._cut = False
+
+    def read(self) -> None:
+        """Decode what the log holds past the last read (all of it, the first time)."""
+        if self.done or self.lost:
+            return
+        try:
+            if self._file is None and not self._open_first():
+                return  # no log yet: the region has logged nothing
+            while not self._drain():
+                following = self._following()
+                if following is None:
+                    return  # the current file: the rest is not written yet
+                # Rotated after the read above: the file is complete now (writes and
+                # rotations hold the log's lock), so what came since is read first.
+                if self._drain():
+                    return
+                self._partial = b""  # a line cut at the end of a rotated file is damaged
+                self._switch(following, 0)
+        except OSError:
+            self.lost = True
+        finally:
+            if self.lost and self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _open_first(self) -> bool:
+        files = region_files(self.fleet, self.region)  # oldest first
+        for i, path in enumerate(files):
+            newer = files[i + 1] if i + 1 < len(files) else None
+            if newer is not None and _file_starts_before(newer, self.since):
+                continue  # the window begins in a newer file
+            try:
+                f = open(path, "rb", buffering=0)  # noqa: SIM115 - held across reads
+            except FileNotFoundError:
+                continue  # rotated away between the listing and the open
+            offset = _start_offset(f, f.seek(0, os.SEEK_END), self.since)
+            self._switch(f, offset)
+            return True
+        return False
+
+    def _switch(self, f: BinaryIO, offset: int) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = f
+        f.seek(offset)
+        self._cut = offset > 0
+
+    def _drain(self) -> bool:
+        """Decode the current file to its end; whether the window is complete."""
+        assert self._file is not None
+        data = self._file.read()
+        if not data:
+            return False
+        data = self._partial + data
+        start = data.find(b"\n") + 1 if self._cut else 0
+        if self._cut and start == 0:
+            self._partial = data  # still inside the line the offset cut
+            return False
+        self._cut = False
+        end = data.rfind(b"\n") + 1
+        self._partial = data[end:]
+        if end <= start:
+            return False
+        since = self.since
+        got = [r for r in _decode(data[start:end]) if r.ts >= since]
+        self.records += got
+        if len(self.records) > _MAX_HELD:
+            self.records = []
+            self.lost = True
+            return True
+        if self.until < math.inf:
+            before_last = data.rfind(b"\n", start, end - 1)
+            last = _first_ts(b"\n" + data[max(start, before_last + 1) : end])
+            self.done = last is not None and last > self.until + _DISORDER
+        return self.done
+
+    def _following(self) -> BinaryIO | None:
+        """The next file to read once the current one is read (None: it is the current log)."""
+        assert self._file is not None
+        held = os.fstat(self._file.fileno())
+        if held.st_size < self._file.tell():
+            self.lost = True  # truncated (no backups are kept): what was in it is gone
+            raise OSError("truncated")
+        files = region_files(self.fleet, self.region)
+        try:
+            if files and os.stat(files[-1]).st_ino == held.st_ino:
+                return None
+            at = [os.stat(p).st_ino for p in files].index(held.st_ino)
+        except (FileNotFoundError, ValueError):
+            raise OSError("rotated away") from None  # files between it and the oldest kept
+        if at + 1 >= len(files):
+            return None  # renamed, its successor not created yet
+        return open(files[at + 1], "rb", buffering=0)
+
+
+class WindowReader:
+    """The records some regions log from ``since`` on, read while a bake holds.
+
+    ``records(lo, hi)`` is what ``window_records`` would read at that moment
+    (the test suite compares the two on a real region's traffic); a region
+    whose log could not be followed, or a window this reader does not cover,
+    is read from the files then.
+    """
+
+    def __init__(
+        self, fleet: Path, regions: Iterable[str], since: float, until: float = math.inf
+    ) -> None:
+        self.fleet = fleet
+        self.regions = tuple(regions)
+        self.since = since
+        self.until = until
+        self.tails = [_Tail(fleet, r, since, until) for r in self.regions]
+
+    def read(self) -> None:
+        for tail in self.tails:
+            tail.read()
+
+    def covers(self, lo: float, hi: float) -> bool:
+        return self.since <= lo and hi <= self.until
+
+    def records(self, lo: float, hi: float) -> list[LogRecord]:
+        out: list[LogRecord] = []
+        for tail in self.tails:
+            if tail.lost or not self.covers(lo, hi):
+                out += window_records(self.fleet, [tail.region], lo, hi)
+            else:
+                out += [r for r in tail.records if lo <= r.ts <= hi]
+        return out
+
+    def close(self) -> None:
+        for tail in self.tails:
+            tail.close()
+
+
 def _file_starts_before(path: Path, since: float) -> bool:
     """Whether every line of ``since`` or later is in ``path`` or after it."""
     try:
@@ -299,12 +490,12 @@ class Side:
     def of(cls, records: list[LogRecord]) -> Side:
         if not records:
             return cls()
-        durations = [r.duration_ms for r in records]
+        durations = sorted([r.duration_ms for r in records])  # once for both
         return cls(
             len(records),
             sum(1 for r in records if r.status >= 500),
-            round(percentile(durations, 0.5), 3),
-            round(percentile(durations, 0.99), 3),
+            round(_nearest_rank(durations, 0.5), 3),
+            round(_nearest_rank(durations, 0.99), 3),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -522,79 +713,114 @@ def bake(
     until = now + seconds
     limit = until + max(0.0, settings.max_bake_s - (until - since))
     rule = ""
+    # Read while holding: after the hold, only what the regions wrote last.
+    judged = WindowReader(context.fleet, regions, since)
+    others = WindowReader(context.fleet, on_previous, since)
+    before: WindowReader | None = None
+    try:
+        while True:
+            ahead = select_baseline(regions, on_previous, context.first_move, until - since)
+            if ahead is not None and ahead.window is not None:
+                lo, hi = ahead.window
+                if before is None or not before.covers(lo - _BEFORE_SLACK, hi):
+                    if before is not None:
+                        before.close()
+                    before = WindowReader(context.fleet, ahead.regions, lo - _BEFORE_SLACK, hi)
+            held_read = _hold(context, until, [judged, others, before])
+            now = context.clock()
+            held, cpu = time.perf_counter(), time.thread_time()
+            length = now - since
+            baseline = select_baseline(regions, on_previous, context.first_move, length)
+            context.flush(sorted({*regions, *(baseline.regions if baseline else ())}))
+            flushed = time.perf_counter()
+            judged.read()
+            new = [r for r in judged.records(since, now) if r.deployment == context.deployment]
+            base: list[LogRecord] | None = None
+            if baseline is not None:
+                lo, hi = baseline.window or (since, now)
+                source = others if baseline.window is None else before
+                if source is None or set(source.regions) != set(baseline.regions):
+                    got = window_records(context.fleet, baseline.regions, lo, hi)
+                else:
+                    source.read()
+                    got = source.records(lo, hi)
+                base = [r for r in got if r.deployment != context.deployment]
+            read = time.perf_counter()
+            new_side, base_side, figures, problems, enough = judge(
+                new,
+                base,
+                settings,
+                routes,
+                same_window=baseline is None or baseline.window is None,
+                p99_ms=context.p99_ms,
+            )
+            if not enough and final and settings.too_few == "extend" and now < limit:
+                rule = "extend"
+                until = min(limit, now + _EXTEND_STEP)
+                continue
+            verdict = BakeVerdict(
+                wave,
+                list(regions),
+                baseline,
+                length,
+                new_side,
+                base_side,
+                sorted(set(routes)) or ["*"],
+                rule=rule,
+                extended_s=max(0.0, length - seconds) if rule else 0.0,
+                problems=problems,
+                **figures,
+            )
+            done = time.perf_counter()
+            verdict.elapsed_s = done - began
+            # What the verdict cost after the hold (wall per step; CPU of this thread),
+            # and the wall time spent reading the window while holding.
+            verdict.costs_ms = {
+                "oversleep": round(max(0.0, now - until) * 1000, 2),
+                "flush": round((flushed - held) * 1000, 2),
+                "read": round((read - flushed) * 1000, 2),
+                "judge": round((done - read) * 1000, 2),
+                "cpu": round((time.thread_time() - cpu) * 1000, 2),
+                "read_while_holding": round(held_read * 1000, 2),
+            }
+            if enough:
+                return verdict
+            if not final:
+                verdict.rule = "merge"
+                return verdict
+            verdict.rule = "extend, then fail" if rule else "fail"
+            need = settings.min_requests
+            short = [
+                f"{name} {side.requests}"
+                for name, side in (("new", new_side), ("baseline", base_side))
+                if side.requests < need and (name == "new" or baseline is not None)
+            ]
+            verdict.problems.append(
+                f"too few requests to judge in {length:.1f}s: {', '.join(short)} of at least "
+                f"{need} each ([tool.vega.health.bake] too_few = {settings.too_few!r})"
+            )
+            return verdict
+    finally:
+        for reader in (judged, others, before):
+            if reader is not None:
+                reader.close()
+
+
+def _hold(context: BakeContext, until: float, readers: list[WindowReader | None]) -> float:
+    """Sleep until ``until``, reading the window as the regions write it; seconds spent reading."""
+    spent = 0.0
     while True:
         left = until - context.clock()
-        if left > 0:
-            context.sleep(left)
-        now = context.clock()
-        held, cpu = time.perf_counter(), time.thread_time()
-        length = now - since
-        baseline = select_baseline(regions, on_previous, context.first_move, length)
-        context.flush(sorted({*regions, *(baseline.regions if baseline else ())}))
-        flushed = time.perf_counter()
-        new = [
-            r
-            for r in window_records(context.fleet, regions, since, now)
-            if r.deployment == context.deployment
-        ]
-        base: list[LogRecord] | None = None
-        if baseline is not None:
-            lo, hi = baseline.window or (since, now)
-            got = window_records(context.fleet, baseline.regions, lo, hi)
-            base = [r for r in got if r.deployment != context.deployment]
-        read = time.perf_counter()
-        new_side, base_side, figures, problems, enough = judge(
-            new,
-            base,
-            settings,
-            routes,
-            same_window=baseline is None or baseline.window is None,
-            p99_ms=context.p99_ms,
-        )
-        if not enough and final and settings.too_few == "extend" and now < limit:
-            rule = "extend"
-            until = min(limit, now + _EXTEND_STEP)
-            continue
-        verdict = BakeVerdict(
-            wave,
-            list(regions),
-            baseline,
-            length,
-            new_side,
-            base_side,
-            sorted(set(routes)) or ["*"],
-            rule=rule,
-            extended_s=max(0.0, length - seconds) if rule else 0.0,
-            problems=problems,
-            **figures,
-        )
-        done = time.perf_counter()
-        verdict.elapsed_s = done - began
-        # What the verdict cost after the hold (wall per step; CPU of this thread).
-        verdict.costs_ms = {
-            "oversleep": round(max(0.0, now - until) * 1000, 2),
-            "flush": round((flushed - held) * 1000, 2),
-            "read": round((read - flushed) * 1000, 2),
-            "judge": round((done - read) * 1000, 2),
-            "cpu": round((time.thread_time() - cpu) * 1000, 2),
-        }
-        if enough:
-            return verdict
-        if not final:
-            verdict.rule = "merge"
-            return verdict
-        verdict.rule = "extend, then fail" if rule else "fail"
-        need = settings.min_requests
-        short = [
-            f"{name} {side.requests}"
-            for name, side in (("new", new_side), ("baseline", base_side))
-            if side.requests < need and (name == "new" or baseline is not None)
-        ]
-        verdict.problems.append(
-            f"too few requests to judge in {length:.1f}s: {', '.join(short)} of at least "
-            f"{need} each ([tool.vega.health.bake] too_few = {settings.too_few!r})"
-        )
-        return verdict
+        if left <= _LAST_READ + 0.001:  # (a wake-up a hair early is the last one too)
+            if left > 0:
+                context.sleep(left)
+            return spent
+        context.sleep(min(_READ_STEP, left - _LAST_READ))
+        started = time.perf_counter()
+        for reader in readers:
+            if reader is not None:
+                reader.read()
+        spent += time.perf_counter() - started
 
 
 def watch(context: BakeContext, regions: list[str], routes: list[str]) -> list[BakeVerdict]:
