@@ -6,6 +6,12 @@ Groups (see docs/performance.md):
   site runs a .pth).
 - startup-status: `vega-dag status` in a project with no regions (one with no
   configuration, one with examples/shop-api's `[tool.vega]`), against the same.
+
+Both groups also time `python3 -c "import re"`: the console script pip
+writes imports re before it calls vega-dag (the floor of any `vega-dag`
+command started by name). With VEGA_BENCH_REFERENCE=DIR (another checkout's
+``python/`` with its built extension), `--version` also runs with that tree
+(``[reference]``), in the same run.
 """
 
 from __future__ import annotations
@@ -50,7 +56,14 @@ def configured_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 PEERS = {
     "python3 -c pass": (sys.executable, "-c", "pass"),
     "python3 -S -c pass": (sys.executable, "-S", "-c", "pass"),
+    "python3 -c import re": (sys.executable, "-c", "import re"),
 }
+#: tree → its `vega-dag` (see benches.test_bench_build.reference_command)
+TREES = {"this": VEGA}
+if os.environ.get("VEGA_BENCH_REFERENCE"):
+    from benches.test_bench_build import reference_command
+
+    TREES["reference"] = reference_command(Path(os.environ["VEGA_BENCH_REFERENCE"]))
 
 
 @pytest.mark.benchmark(group="startup-version")
@@ -60,8 +73,9 @@ def test_python_startup_beside_version(benchmark, peer: str):
 
 
 @pytest.mark.benchmark(group="startup-version")
-def test_vega_version(benchmark):
-    benchmark.pedantic(run, args=(VEGA, "--version"), rounds=ROUNDS, warmup_rounds=2)
+@pytest.mark.parametrize("tree", TREES)
+def test_vega_version(benchmark, tree: str):
+    benchmark.pedantic(run, args=(TREES[tree], "--version"), rounds=ROUNDS, warmup_rounds=2)
 
 
 @pytest.mark.benchmark(group="startup-status")

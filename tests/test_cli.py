@@ -45,9 +45,20 @@ def test_the_version_fast_path_says_what_click_says(args: list[str]) -> None:
 
 def test_version_imports_no_click() -> None:
     code = "import sys; sys.argv = ['vega-dag', '--version']; from vega_dag.entry import main; "
-    code += "main(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich')))"
+    code += "main(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich')"
+    code += " or m == 'vega_dag._core'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "[]"
+
+
+def test_the_version_without_the_extension_is_the_extensions_and_cargos() -> None:
+    """vega_dag._version is a copy (for start-up): Cargo.toml's version is the source."""
+    import tomllib
+
+    from vega_dag._version import __version__ as copy
+
+    cargo = Path(__file__).resolve().parent.parent / "Cargo.toml"
+    assert copy == _core.__version__ == tomllib.loads(cargo.read_text())["package"]["version"]
 
 
 def test_hash_prints_digests_in_order(tmp_path: Path):

@@ -7,9 +7,10 @@ tree scans, archives, canonical bytecode, import scanning) is the Rust
 extension ``vega_dag._core``.
 """
 
-# One version for the package and its extension: pyproject.toml takes it from
-# Cargo.toml (dynamic = ["version"]). Read from the extension rather than
-# importlib.metadata, which costs more start-up than the whole no-op build.
-from vega_dag._core import __version__
+# The version without loading the extension (``from vega_dag import _core``
+# loads it where it is used): the command line's fast paths (--version, a
+# build the daemon runs) answer before any of it is needed. importlib.metadata
+# would cost more than the whole no-op build.
+from vega_dag._version import __version__
 
 __all__ = ["__version__"]

@@ -160,10 +160,10 @@ def test_idle_timeout(project: Path) -> None:
 
 def test_project_of_reads_the_path_argument(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert project_of([]) == tmp_path.resolve()
-    assert project_of(["-q", "--json"]) == tmp_path.resolve()
-    assert project_of(["-j", "4", "sub"]) == (tmp_path / "sub").resolve()
-    assert project_of(["--explain", "other", "-q"]) == (tmp_path / "other").resolve()
+    assert project_of([]) == str(tmp_path.resolve())
+    assert project_of(["-q", "--json"]) == str(tmp_path.resolve())
+    assert project_of(["-j", "4", "sub"]) == str((tmp_path / "sub").resolve())
+    assert project_of(["--explain", "other", "-q"]) == str((tmp_path / "other").resolve())
 
 
 # --- The daemon a build starts by itself (VEGA_DAG_DAEMON unset or 1) -----------------
@@ -307,3 +307,59 @@ def test_policy_and_idle_timeout_from_the_environment() -> None:
     assert idle_timeout({}) == DEFAULT_IDLE_TIMEOUT
     assert idle_timeout({"VEGA_DAG_DAEMON_IDLE_TIMEOUT": "30"}) == 30.0
     assert idle_timeout({"VEGA_DAG_DAEMON_IDLE_TIMEOUT": "soon"}) == DEFAULT_IDLE_TIMEOUT
+
+
+def _same_answer(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``vega-dag ARGS`` through the daemon and in its own process: the same answer."""
+    served, here = vega(*args, cwd=project), vega(*args, cwd=project, daemon=False)
+    assert (served.returncode, served.stdout, served.stderr) == (
+        here.returncode,
+        here.stdout,
+        here.stderr,
+    )
+    return served
+
+
+def test_what_the_daemon_answers_is_what_a_one_shot_build_answers(project: Path) -> None:
+    """Same stdout, stderr and exit status through the fast client as without it."""
+    assert vega("daemon", "start", str(project), cwd=project).returncode == 0
+
+    def builds() -> int:
+        return call(project.resolve(), {"status": True}, timeout=10)["builds"]
+
+    built(vega("build", "--json", cwd=project))
+    assert builds() == 1
+    # A no-op answers the same (its time aside).
+    served, here = vega("build", cwd=project), vega("build", cwd=project, daemon=False)
+    assert served.returncode == here.returncode == 0
+    assert served.stdout.split("Built in")[0] == here.stdout.split("Built in")[0]
+    assert served.stdout.splitlines()[-1] == here.stdout.splitlines()[-1]  # the manifest
+    # A build error, human and --json.
+    (project / "lib/names.py").write_text("NAME = (\n")
+    assert _same_answer(project, "build").returncode == 1
+    assert _same_answer(project, "build", "--json").returncode == 1
+    (project / "lib/names.py").write_text("NAME = 'n'\n")
+    # A bad option (click's usage error) and a bad configuration.
+    assert _same_answer(project, "build", "-j", "0").returncode == 2
+    (project / "pyproject.toml").write_text("[tool.vega]\nno_such_key = 1\n")
+    failed = _same_answer(project, "build")
+    assert failed.returncode == 1 and "no_such_key" in failed.stderr
+    assert builds() == 6  # every one of them served by the daemon
+
+
+def test_a_build_the_daemon_serves_imports_almost_nothing(project: Path) -> None:
+    """The client is the standard library's socket and json: no click, msgspec, extension."""
+    assert vega("daemon", "start", str(project), cwd=project).returncode == 0
+    built(vega("build", "--json", cwd=project))
+    heavy = ("click", "rich", "msgspec", "networkx", "pluggy", "pathlib", "typing", "hashlib")
+    code = "import sys; before = set(sys.modules); sys.argv = ['vega-dag', 'build', '-q']\n"
+    code += "from vega_dag.entry import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+    code += f"print(sorted(m for m in sys.modules if m not in before and m in {heavy!r}"
+    code += " or m.startswith(('click', 'msgspec', 'networkx', 'vega_dag._core', 'vega_dag.cli'))))"
+    env = {**os.environ, "VEGA_DAG_DAEMON": "attach"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "[]"
+    assert call(project.resolve(), {"status": True}, timeout=10)["builds"] == 2

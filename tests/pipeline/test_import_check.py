@@ -264,3 +264,29 @@ def test_code_that_hides_what_it_runs_is_imported_every_time(project, imported):
     write(project, {"api/quiet.py": quiet.replace("{}", "{'a': 1}")})
     build(project)
     assert imported == ["api.quiet"]
+
+
+def test_a_modules_code_digest_is_computed_once_for_every_route_that_holds_it(monkeypatch):
+    """verdicts.code_digest_of remembers by (pyc digest, what ran): same digest, one read."""
+    import importlib.util
+
+    from vega_dag import _core
+    from vega_dag.bundle import verdicts
+
+    source = "import os\n\ndef f():\n    return 1\n\nX = f()\n"
+    pyc = importlib.util.MAGIC_NUMBER + b"\0" * 12
+    pyc += __import__("marshal").dumps(compile(source, "lib/m.py", "exec"))
+    digest = _core.hash_bytes(pyc)
+    ran = frozenset({("<module>", 1), ("f", 3)})
+    reads: list[str] = []
+
+    def fetch(d: str) -> bytes:
+        reads.append(d)
+        return pyc
+
+    monkeypatch.setattr(verdicts, "_code_digests", {})
+    first = verdicts.code_digest_of(digest, ran, fetch)
+    assert first == verdicts.code_digest(pyc, ran)
+    assert verdicts.code_digest_of(digest, ran, fetch) == first
+    assert verdicts.code_digest_of(digest, frozenset({("<module>", 1)}), fetch) != first
+    assert reads == [digest, digest]  # once per (digest, what ran)

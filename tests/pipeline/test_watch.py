@@ -166,3 +166,36 @@ def test_resident_builds_match_one_shot_builds(tree, resident, tmp_path):
         assert (result.modules_compiled, result.bundles_built) == (compiled, rebuilt), i
         assert result.manifest == fresh(root, tmp_path / str(i)), i
     assert w.scans == 2  # the first build and the new module's
+
+
+def test_a_daemon_reads_back_only_the_members_it_has_not_verified(
+    tree, tmp_path: Path, resident, monkeypatch
+) -> None:
+    """A hub's change rebuilds many bundles; their unchanged members were read back
+    once already, and are only looked up again. The outputs are a one-shot build's."""
+    from vega_dag.bundle import bundles
+
+    monkeypatch.setattr(bundles, "_verified", set())
+    monkeypatch.setattr(warm, "_remembered", {})
+    read: list[str] = []
+    real = bundles.member_bytes
+
+    def counting(ctx, m, d):
+        read.append(m.path)
+        return real(ctx, m, d)
+
+    monkeypatch.setattr(bundles, "member_bytes", counting)
+    root = tree(FILES)
+    build(root)
+    assert sorted(set(read)) == sorted(p for p in FILES if p.startswith(("lib/", "api/")))
+    read.clear()
+    (root / "lib/util.py").write_text("def twice(x):\n    return x + x\n")
+    again = build(root)
+    assert again.modules_compiled == 1 and again.bundles_built == 1
+    assert read == ["lib/util.py"]  # lib/__init__.py and api/index.py: verified before
+    assert again.manifest == fresh(root, tmp_path)
+    # With --verify, the rebuilt bundle's members are all read back again.
+    read.clear()
+    (root / "lib/util.py").write_text("def twice(x):\n    return x * 2\n")
+    build(root, verify=True)
+    assert "api/index.py" in read

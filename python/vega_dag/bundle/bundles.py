@@ -196,8 +196,23 @@ def verify_members(
     The trees need only digests, but a damaged stored output found here is
     made again (``member_bytes``) before the import check or a deploy reads it.
     """
+    # A daemon remembers what it read back: objects are immutable, so a member
+    # it verified is only looked up in the index again (still there: no gc
+    # took it). Without this a hub's change read and hashed most of the
+    # project's bytecode again: the union of the closures of the thousands of
+    # bundles that hold it. A one-shot build (and --verify) reads them all.
+    remembered = warm.enabled() and not ctx.verify
     for name in set().union(*closures):
-        member_bytes(ctx, modules[name], pyc[name])
+        digest = pyc[name]
+        if remembered and digest in _verified and ctx.store.has(digest):
+            continue
+        member_bytes(ctx, modules[name], digest)
+        if remembered:
+            _verified.add(digest)
+
+
+#: Members this process read back and verified (``verify_members``, in a daemon).
+_verified: set[str] = set()
 
 
 def make_bundles(

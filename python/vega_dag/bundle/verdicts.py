@@ -87,6 +87,27 @@ def _pruned(code: CodeType, ran: frozenset[Ran], out: list[bytes]) -> None:
     out.append(marshal.dumps(code.replace(co_consts=tuple(consts), co_linetable=b""), 2))
 
 
+#: (pyc digest, what ran) → code_digest: a pure function of the two, so a
+#: module changed once is unmarshalled once, not once for every route that
+#: holds it and again in every later build until those routes' verdicts are
+#: rewritten (a hub's change made that most of a daemon's incremental build).
+_code_digests: dict[tuple[str, frozenset[Ran]], str] = {}
+#: Entries kept at most (a few hundred bytes each); then the memo starts over.
+CODE_DIGESTS_KEPT = 20_000
+
+
+def code_digest_of(digest: str, ran: frozenset[Ran], fetch: Callable[[str], bytes]) -> str:
+    """``code_digest`` of the pyc whose content digest is ``digest``, remembered."""
+    key = (digest, ran)
+    found = _code_digests.get(key)
+    if found is None:
+        found = code_digest(fetch(digest), ran)
+        if len(_code_digests) >= CODE_DIGESTS_KEPT:
+            _code_digests.clear()
+        _code_digests[key] = found
+    return found
+
+
 def code_digest(pyc: bytes, ran: frozenset[Ran]) -> str:
     """The digest of the module's code objects in ``ran`` (the rest as markers)."""
     code = marshal.loads(pyc[16:])
@@ -121,7 +142,7 @@ def bundle_digest(
         if last is not None and last[0] == digest:
             code = last[1]
         else:
-            code = code_digest(fetch(digest), frozenset(runs)) if runs else "not-run"
+            code = code_digest_of(digest, frozenset(runs), fetch) if runs else "not-run"
         codes[path] = (digest, code)
         parts.append((path, code, runs))
     return _core.hash_bytes(msgspec.json.encode(parts))

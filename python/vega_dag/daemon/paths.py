@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-from vega_dag.unix_rpc import socket_dir
+from vega_dag.unix_rpc import TYPE_CHECKING, socket_dir, socket_dir_name
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_PREFIX = "build-"
+_SOCKET = "build.sock"
 
 
 def daemon_dir(root: Path) -> Path:
-    return socket_dir(root, "build-")
+    return socket_dir(root, _PREFIX)
 
 
 def daemon_socket(root: Path) -> Path:
-    return daemon_dir(root) / "build.sock"
+    return daemon_dir(root) / _SOCKET
+
+
+def daemon_socket_name(root: str | os.PathLike[str]) -> str:
+    """``daemon_socket`` as a string, without importing pathlib (the client's fast path)."""
+    return os.path.join(socket_dir_name(root, _PREFIX), _SOCKET)
 
 
 def daemon_pid_file(root: Path) -> Path:
