@@ -110,6 +110,9 @@ def main() -> None:
                 )
     finally:
         LocalFleet(config).down()
+        # The build daemon the first deploy started, so that none outlives the run.
+        env = {**os.environ, "PYTHONPATH": trees["this"]}
+        subprocess.run([*VEGA, "daemon", "stop", str(root)], env=env, capture_output=True)
     for row in ("rollback", "deploy"):
         medians = {}
         for name in trees:
