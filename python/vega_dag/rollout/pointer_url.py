@@ -2,8 +2,8 @@
 
 Apart from ``jetstream`` (which re-exports these names) because that module
 imports asyncio, threading and urllib at its top: a rollback on the SQLite
-file needs only the answer "none", and importing asyncio was a tenth of its
-start-up.
+file needs only the answer "none" (with pluggy, 69 of the 206 modules a
+rollback imported).
 """
 
 from __future__ import annotations

@@ -179,8 +179,9 @@ def _region_target(config: Any) -> Any:
 
     With the plugin manager not yet made in this process (nothing registered
     a plugin by hand) and no installed distribution declaring the plugin
-    group, the built-in local fleet is the only answer the hook can give:
-    importing pluggy to be told so was a tenth of a rollback's start-up.
+    group, the built-in local fleet is the only answer the hook can give,
+    and importing pluggy (inspect, importlib.metadata) only to be told so is
+    start-up on the rollback's clock.
     """
     import sys
 
