@@ -83,7 +83,9 @@ def main() -> None:
     project = generate(root, 217, seed=0) if fresh else None
     if fresh:
         text = (root / "pyproject.toml").read_text()
-        text = text.replace("p99_ms = 250", "p99_ms = 2000\nload_timeout_s = 60")
+        # Loosened so that a loaded machine fails no gate (its p99 measures the neighbours).
+        text = text.replace("p99_ms = 250", "p99_ms = 60000\nload_timeout_s = 60")
+        text = text.replace("timeout_s = 2.0", "timeout_s = 10.0")
         text += (
             f"\n[tool.vega.rollout]\nregions = {args.regions}\n"
             'waves = [["fra"], ["iad", "sfo", "lhr"], ["*"]]\n'
@@ -125,6 +127,17 @@ def main() -> None:
                 steps.add(label, seconds)
             steps.add("deploy, all", time.perf_counter() - started)
 
+    try:
+        profile(args, root, project, config, target, d, r, run_deploy, pointers, rollback)
+    finally:
+        if not args.keep:
+            from vega_dag.regions.fleet import LocalFleet
+
+            LocalFleet(config).down()
+
+
+def profile(args, root, project, config, target, d, r, run_deploy, pointers, rollback) -> None:
+    """The rounds, then the medians (the fleet is stopped by the caller, even on a failure)."""
     run_deploy(None)  # the fleet up, and a live deployment to change
     from benches.generate_project import GeneratedProject
 
@@ -148,10 +161,6 @@ def main() -> None:
         r.end_round()  # back on the deployment the next round changes
     d.print(f"deploy, 3 modules changed, {args.regions} regions (median of {args.rounds})")
     r.print(f"rollback, {args.regions} regions (median of {args.rounds})")
-    if not args.keep:
-        from vega_dag.regions.fleet import LocalFleet
-
-        LocalFleet(config).down()
 
 
 def _reload(root: Path, kind: Any) -> Any:

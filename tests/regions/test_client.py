@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from vega_dag.regions.fleet import Connection, request
+from vega_dag.regions.fleet import Connection, request, request_many
 
 
 class Server:
@@ -127,3 +127,77 @@ def test_one_shot_requests_read_chunked_answers_and_close():
         assert b"connection: close" in server.requests[0][1]
     finally:
         server.close()
+
+
+class Held:
+    """A loopback server that reads one request per connection, then answers once released."""
+
+    def __init__(self, n: int) -> None:
+        self.listening = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listening.getsockname()[1]}"
+        self.release = threading.Event()
+        self.received: list[bytes] = []
+        #: per connection: whether the client closed it before the release
+        self.closed_early: list[bool] = []
+        self.threads = [threading.Thread(target=self.serve, daemon=True) for _ in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def serve(self) -> None:
+        conn, _ = self.listening.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            self.received.append(data)
+            released = self.release.wait(10)
+            conn.settimeout(0.01 if released else 10)
+            try:
+                early = conn.recv(1) == b""
+            except TimeoutError:
+                early = False
+            self.closed_early.append(early)
+            if not early:
+                conn.sendall(sized(b"ok"))
+
+    def join(self) -> None:
+        for t in self.threads:
+            t.join(10)
+        self.listening.close()
+
+
+def test_meanwhile_runs_once_every_request_is_out_and_the_answers_come_after():
+    server = Held(3)
+    calls = []
+
+    def meanwhile() -> None:
+        calls.append(len(calls))
+        server.release.set()  # the servers answer only from now on
+
+    answers = request_many(
+        [(server.url + f"/w/{i}", "GET", None) for i in range(3)], 5.0, meanwhile
+    )
+    server.join()
+    assert calls == [0]
+    assert [a[0] for a in answers if not isinstance(a, OSError)] == [200, 200, 200]
+    assert sorted(r.split(b" ")[1] for r in server.received) == [b"/w/0", b"/w/1", b"/w/2"]
+
+
+def test_meanwhile_runs_even_when_no_request_could_be_sent():
+    calls = []
+    answers = request_many([("not a url", "GET", None)], 1.0, lambda: calls.append(1))
+    assert calls == [1]
+    assert isinstance(answers[0], OSError)
+
+
+def test_what_meanwhile_raises_is_raised_and_every_connection_closed():
+    server = Held(2)
+
+    def meanwhile() -> None:
+        raise RuntimeError("the pointer write failed")
+
+    with pytest.raises(RuntimeError, match="pointer write failed"):
+        request_many([(server.url + "/w", "GET", None)] * 2, 5.0, meanwhile)
+    server.release.set()  # closed before this: each server finds its connection ended
+    server.join()
+    assert server.closed_early == [True, True]

@@ -73,3 +73,57 @@ def test_the_fast_path_and_click_answer_alike(project: Path) -> None:
         a = entry(*args)
         assert a.returncode == 2 and "Usage: vega-dag rollback" in a.stderr, (args, a.stderr)
         assert what in a.stderr, a.stderr
+
+
+IMPORTS = """
+import json, sys
+sys.argv = ["vega-dag", "rollback", "--path", sys.argv[1]]
+from vega_dag.entry import main
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "loaded": sorted(m for m in ("asyncio", "pluggy", "threading",
+      "vega_dag.rollout.jetstream", "vega_dag.plugins.manager") if m in sys.modules)}))
+"""
+
+
+def test_the_fast_path_imports_neither_asyncio_nor_pluggy(tmp_path: Path) -> None:
+    # No deployment yet: the command gets as far as the pointer store, then says so.
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1"\n')
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORTS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
+    assert "nothing to roll back" in proc.stderr, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    # They were 69 of the 206 modules it imported; pluggy is needed only for a plugin.
+    assert out == {"code": 1, "loaded": []}, out
+
+
+def test_a_plugin_manager_made_in_the_process_still_answers(tmp_path: Path) -> None:
+    from vega_dag.config import load_config
+    from vega_dag.plugins.manager import get_plugin_manager
+    from vega_dag.rollout.rollback import _region_target
+
+    class Marker:
+        pass
+
+    class Plugin:
+        from vega_dag.plugins.manager import hookimpl
+
+        @hookimpl
+        def vega_dag_region_target(self, config):
+            return Marker()
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1"\n')
+    pm = get_plugin_manager()
+    plugin = Plugin()
+    pm.register(plugin, name="test-marker-target")
+    try:
+        assert isinstance(_region_target(load_config(tmp_path)), Marker)
+    finally:
+        pm.unregister(plugin)

@@ -149,3 +149,34 @@ def test_rollback_during_a_deploy_waits_for_it_then_undoes_it(project, slow_poll
     assert reasons == ["promote"] * 3 + ["rollback"] * 3
     assert set(served(project).values()) == {first}
     assert set(_reported(fleet).values()) == {first}
+
+
+def test_waits_asked_before_the_write_are_answered_once_it_lands(project, slow_poll) -> None:
+    """What a rollback does: every region holds its wait, then the pointers move."""
+    first, second = _two_deployments(project)
+    fleet = LocalFleet(load_config(project))
+    regions = fleet.regions()
+    store = PointerStore(fleet.db_path)
+    seen: list[dict[str, str | None]] = []
+    try:
+        ptrs = store.pointers()
+        moves = [Move(r.name, ptrs[r.name].generation, second, first) for r in regions]
+
+        def write() -> None:
+            seen.append(_reported(fleet))  # the waits are out: nobody has answered or moved
+            store.swap(moves, second, "rollback", "test")
+
+        answers = fleet.wait_serving_many([(r, first) for r in regions], 30.0, meanwhile=write)
+
+        def failing() -> None:
+            raise RuntimeError("the write failed")
+
+        # A write that fails is raised; the waits for it are dropped, nothing moves.
+        with pytest.raises(RuntimeError, match="the write failed"):
+            fleet.wait_serving_many([(r, second) for r in regions], 30.0, meanwhile=failing)
+    finally:
+        store.close()
+    assert set(seen[0].values()) == {second}
+    assert all(isinstance(a, float) for a in answers.values()), answers
+    assert set(_reported(fleet).values()) == {first}
+    assert set(served(project).values()) == {first}

@@ -33,7 +33,9 @@ class RegionTarget(Protocol):
     region's prefetch fails, saying which route it was loading. A
     target may also offer ``prefetch_many(regions, manifest, wait=, errors=)``
     and ``wait_serving_many([(region, deployment)])``: one call for many
-    regions (see ``LocalFleet``); and, to heal, ``start_missing(count)``,
+    regions (see ``LocalFleet``), which may take ``meanwhile``, the pointer
+    write to run once every region has been asked (a rollback then swaps
+    inside it); and, to heal, ``start_missing(count)``,
     ``settle(regions)``, ``down_regions(regions)`` and
     ``converge_later(skipped, deployment, moved)`` (a deploy's
     ``on_region_down``; without them a target's down regions are the ones

@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,16 +230,25 @@ def request(
 
 
 def request_many(
-    requests: list[tuple[str, str, bytes | None]], timeout: float = 5.0
+    requests: list[tuple[str, str, bytes | None]],
+    timeout: float = 5.0,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[Response | OSError]:
     """Many requests at once, from this one thread: each result or its error, in order.
 
     (url, method, body) each; a request unanswered after ``timeout`` gets a TimeoutError.
+    ``meanwhile`` runs once every request has been sent (or has failed), before
+    the answers are read, and ``timeout`` counts from its end: a request the
+    servers answer only once something has happened (a region's ``/__vega/wait``
+    before a pointer write) is already there when it happens. What it raises is
+    raised, every connection closed.
     """
     results: list[Response | OSError | None] = [None] * len(requests)
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
     sel = selectors.DefaultSelector()
+    #: requests not yet sent in full (``meanwhile`` runs when none are left)
+    unsent = 0
     try:
         for i, (url, method, body) in enumerate(requests):
             try:
@@ -248,7 +258,13 @@ def request_many(
                 results[i] = err if isinstance(err, OSError) else OSError(str(err))
                 continue
             sel.register(sock, selectors.EVENT_WRITE, [i, memoryview(payload), _Reply()])
-        while sel.get_map():
+            unsent += 1
+        while sel.get_map() or meanwhile is not None:
+            if meanwhile is not None and unsent == 0:
+                then, meanwhile = meanwhile, None
+                then()
+                deadline = time.monotonic() + timeout
+                continue
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -266,6 +282,7 @@ def request_many(
                         state[1] = state[1][sent:]
                         if not state[1]:
                             sel.modify(sock, selectors.EVENT_READ, state)
+                            unsent -= 1
                         continue
                     if state[2].feed(sock.recv(65536)):
                         results[i] = state[2].result(time.perf_counter() - started)
@@ -273,9 +290,13 @@ def request_many(
                     continue
                 except OSError as err:
                     results[i] = err
+                    if state[1]:
+                        unsent -= 1  # failed before it was sent in full
                 if results[i] is not None:
                     sel.unregister(sock)
                     sock.close()
+        if meanwhile is not None:  # timed out before every request was sent: run it still
+            meanwhile()
     finally:
         for key in list(sel.get_map().values()):
             i = key.data[0]
@@ -732,15 +753,31 @@ class LocalFleet:
         return value
 
     def wait_serving_many(
-        self, pairs: list[tuple[RegionInfo, str | None]], timeout: float = 30.0
+        self,
+        pairs: list[tuple[RegionInfo, str | None]],
+        timeout: float = 30.0,
+        meanwhile: Callable[[], object] | None = None,
     ) -> dict[str, float | RegionError]:
         """Seconds until each region serves its deployment (or why it does not).
 
         One request per region, answered by the region when it has switched
         (it re-reads its pointer on the request, so the switch does not wait
-        for its next poll).
+        for its next poll). With ``meanwhile`` (the pointer write that makes
+        them switch), the requests are sent first and ``meanwhile`` runs once
+        every region has its request, the seconds counting from its end: the
+        regions answer as they switch, with no request left to make, accept
+        and parse after the write. Only for regions not on their deployment
+        yet (one already on it answers at once). What it raises is raised.
         """
         started = time.perf_counter()
+        write = meanwhile
+
+        def written() -> None:
+            nonlocal started
+            assert write is not None
+            write()
+            started = time.perf_counter()
+
         answers = request_many(
             [
                 (
@@ -751,6 +788,7 @@ class LocalFleet:
                 for r, d in pairs
             ],
             timeout=timeout + 5.0,
+            meanwhile=None if write is None else written,
         )
         out: dict[str, float | RegionError] = {}
         for (r, d), answer in zip(pairs, answers, strict=True):

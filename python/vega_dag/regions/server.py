@@ -1022,10 +1022,12 @@ class Region:
                 and self.target[0] == deployment
                 and self.target[2] != self.serving[2]
             )
-            if serving == deployment and not behind:
+            pointer = self.target[0] if self.target else None
+            # Its pointer too: a wait sent before the write (rollback) must not
+            # be answered by a region that lags behind the pointer it replaces.
+            if serving == deployment and not behind and pointer == deployment:
                 return 200, {"ok": True, "deployment": deployment,
                              "seconds": round(time.monotonic() - started, 4)}  # fmt: skip
-            pointer = self.target[0] if self.target else None
             if pointer == deployment and self.error and self.error.startswith(f"{deployment}: "):
                 return 502, {"ok": False, "deployment": serving, "error": self.error}
             left = deadline - time.monotonic()
@@ -1160,7 +1162,18 @@ class Region:
                 timeout = float(query.get("timeout", ["30"])[0])
             except ValueError:
                 timeout = 30.0
-            code, payload = await self.wait_serving(None if want == "none" else want, timeout)
+            waiting = asyncio.ensure_future(
+                self.wait_serving(None if want == "none" else want, timeout)
+            )
+            # A rollback asks before its pointer write: if it then fails (or
+            # goes), its connection closes and the wait ends with it.
+            gone = asyncio.ensure_future(_disconnected(receive))
+            await asyncio.wait((waiting, gone), return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                return
+            gone.cancel()
+            code, payload = waiting.result()
             payload["region"] = self.name
             await send_bytes(send, json.dumps(payload).encode(), code, "application/json", headers)
             return
@@ -1194,6 +1207,12 @@ class Region:
         payload = {"error": "the deployment's worker is not running", "region": self.name}
         extra = [(REGION_HEADER, self.name), (DEPLOYMENT_HEADER, self.serving[0]), *_FRONT_HEADERS]
         await send_bytes(send, json.dumps(payload).encode(), 502, "application/json", extra)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has closed the connection (the request's body is read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class FrontProtocol(asyncio.Protocol):

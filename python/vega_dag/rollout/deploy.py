@@ -551,15 +551,20 @@ def build_schedule(
                     # deployment, and no gate measures latency on a loading machine.
                     ready([by_name[n] for n in (everyone if wave is waves[0] else wave)])
                 ptrs = pointers.pointers()
-                if baking is not None and baking.first_move is None:
-                    baking.first_move = time.time()
-                pointers.swap(
-                    [weighted_move(ptrs.get(n), n, deployment, weight) for n in wave],
-                    deployment,
-                    "promote",
-                    rollout.actor,
-                )
-                return wait_all(target, [by_name[n] for n in wave], deployment, outcome, "promoted")
+                moves = [weighted_move(ptrs.get(n), n, deployment, weight) for n in wave]
+
+                def swap() -> None:
+                    if baking is not None and baking.first_move is None:
+                        baking.first_move = time.time()
+                    pointers.swap(moves, deployment, "promote", rollout.actor)
+
+                regions = [by_name[n] for n in wave]
+                if first and _accepts(getattr(target, "wait_serving_many", None), "meanwhile"):
+                    # No region of the wave is on the deployment yet: each has its
+                    # wait before the write and answers as it switches.
+                    return wait_all(target, regions, deployment, outcome, "promoted", swap)
+                swap()
+                return wait_all(target, regions, deployment, outcome, "promoted")
 
             def gate(
                 _: dict,
@@ -715,10 +720,21 @@ def wait_all(
     deployment: str | None,
     outcome: DeployOutcome | None,
     label: str,
+    meanwhile: Callable[[], object] | None = None,
 ) -> dict[str, float]:
-    """Wait until every region serves ``deployment``; the seconds each took."""
+    """Wait until every region serves ``deployment``; the seconds each took.
 
-    if hasattr(target, "wait_serving_many"):
+    ``meanwhile``: the pointer write, run once every region has its wait
+    (``wait_serving_many``'s own).
+    """
+
+    if meanwhile is not None:
+        answers = target.wait_serving_many([(r, deployment) for r in regions], meanwhile=meanwhile)
+        for answer in answers.values():
+            if isinstance(answer, Exception):
+                raise answer
+        seconds = dict(answers)
+    elif hasattr(target, "wait_serving_many"):
         answers = target.wait_serving_many([(r, deployment) for r in regions])
         for answer in answers.values():
             if isinstance(answer, Exception):
@@ -738,7 +754,9 @@ def wait_all(
     return seconds
 
 
-def _accepts(function: Callable, keyword: str) -> bool:
+def _accepts(function: Callable | None, keyword: str) -> bool:
+    if function is None:
+        return False
     try:
         return keyword in inspect.signature(function).parameters
     except (TypeError, ValueError):

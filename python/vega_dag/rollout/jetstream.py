@@ -49,6 +49,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from vega_dag.processes import pid_alive
+from vega_dag.rollout.pointer_url import LOCAL as LOCAL  # re-exported: the names moved
+from vega_dag.rollout.pointer_url import POINTERS_ENV as POINTERS_ENV
+from vega_dag.rollout.pointer_url import pointers_url as pointers_url
 from vega_dag.rollout.pointers import (
     Deployment,
     HistoryEntry,
@@ -65,14 +68,9 @@ from vega_dag.rollout.pointers import (
 if TYPE_CHECKING:
     import ssl
 
-    from vega_dag.config import ProjectConfig
 
 _T = TypeVar("_T")
 
-#: The environment variable that overrides ``[tool.vega.backend] pointers``.
-POINTERS_ENV = "VEGA_DAG_POINTERS"
-#: A value of ``--pointers``/VEGA_DAG_POINTERS meaning the SQLite default.
-LOCAL = "local"
 #: Credentials and TLS, by the NATS CLI's names (``VEGA_DAG_`` ones first).
 CREDS_ENV = ("VEGA_DAG_NATS_CREDS", "NATS_CREDS")
 CA_ENV = ("VEGA_DAG_NATS_CA", "NATS_CA")
@@ -164,18 +162,6 @@ def _redact_safe(url: str) -> str:
         return _redact(url)
     except ValueError:
         return "(an unparsable URL)"
-
-
-def pointers_url(config: ProjectConfig, override: str | None = None) -> str | None:
-    """The pointer store a command uses: ``--pointers``, else VEGA_DAG_POINTERS, else the
-    config's; None is the SQLite file."""
-    for value in (override, os.environ.get(POINTERS_ENV)):
-        if value is not None and value.strip():
-            return None if value.strip() == LOCAL else value.strip()
-    configured = config.vega.backend.pointers
-    if isinstance(configured, list):
-        return ",".join(configured)
-    return configured
 
 
 def store_identity(url: str | None) -> str:

@@ -305,7 +305,7 @@ def open_pointers(db_path: Path, url: str | None = None) -> PointerBackend:
 
 def pointers_for(config: ProjectConfig, db_path: Path) -> PointerBackend | None:
     """The project's pointer store, or None where there is none yet (no SQLite file)."""
-    from vega_dag.rollout.jetstream import pointers_url
+    from vega_dag.rollout.pointer_url import pointers_url
 
     url = pointers_url(config)
     if url is None and not db_path.exists():

@@ -103,15 +103,25 @@ def reverse(
         raise RollbackError(f"{err} (nothing was changed)") from None
     if not moves:
         return result
-    pointers.swap(moves, deployment, reason, actor)
+
+    def swap() -> None:
+        pointers.swap(moves, deployment, reason, actor)
 
     if hasattr(target, "wait_serving_many"):
-        answers = target.wait_serving_many([(by_name[m.region], m.after) for m in moves])
+        pairs = [(by_name[m.region], m.after) for m in moves]
+        if _accepts_meanwhile(target):
+            # Each region has its "tell me when you serve it" before the write
+            # (none of them serves its target yet): it answers as it switches.
+            answers = target.wait_serving_many(pairs, meanwhile=swap)
+        else:
+            swap()
+            answers = target.wait_serving_many(pairs)
         for answer in answers.values():
             if isinstance(answer, Exception):
                 raise answer
         result.seconds = {m.region: answers[m.region] for m in moves}
     else:
+        swap()
         from concurrent.futures import ThreadPoolExecutor
 
         def wait(move: Move) -> tuple[str, float]:
@@ -121,6 +131,16 @@ def reverse(
             result.seconds = dict(pool.map(wait, moves))
     result.urls = {name: info.url for name, info in by_name.items()}
     return result
+
+
+def _accepts_meanwhile(target: Any) -> bool:
+    """Whether ``target.wait_serving_many`` takes the write to run once its requests are out."""
+    import inspect
+
+    try:
+        return "meanwhile" in inspect.signature(target.wait_serving_many).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def rollback(
@@ -134,7 +154,7 @@ def rollback(
     """Undo ``deployment`` (default: the latest) in every region it reached."""
     started = time.perf_counter()
     actor = actor or default_actor()
-    from vega_dag.rollout.jetstream import pointers_url
+    from vega_dag.rollout.pointer_url import pointers_url
 
     pointers = open_pointers(target.db_path, pointers_url(config))
     try:
@@ -153,6 +173,28 @@ def rollback(
         pointers.close()
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def _region_target(config: Any) -> Any:
+    """The project's region target, without pluggy when no plugin can provide one.
+
+    With the plugin manager not yet made in this process (nothing registered
+    a plugin by hand) and no installed distribution declaring the plugin
+    group, the built-in local fleet is the only answer the hook can give,
+    and importing pluggy (inspect, importlib.metadata) only to be told so is
+    start-up on the rollback's clock.
+    """
+    import sys
+
+    from vega_dag.plugins.declared import may_declare_plugins
+
+    if "vega_dag.plugins.manager" not in sys.modules and not may_declare_plugins():
+        from vega_dag.regions.fleet import LocalFleet
+
+        return LocalFleet(config)
+    from vega_dag.plugins.manager import region_target
+
+    return region_target(config)
 
 
 def run_command(
@@ -174,11 +216,10 @@ def run_command(
     import json
 
     from vega_dag.config import load_config
-    from vega_dag.plugins.manager import region_target
 
     try:
         config = load_config(path)
-        target = region_target(config)
+        target = _region_target(config)
         result = rollback(config, target, deployment, lock_timeout=lock_timeout)
     except VegaError as err:
         if as_json:
