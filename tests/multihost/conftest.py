@@ -1,5 +1,6 @@
 """The multi-host fixture: a hub (3-node NATS cluster, SeaweedFS), region hosts r1–r3 with
-a leaf node each, and a developer machine ``dev``, every one its own network namespace.
+a leaf node each, a developer machine ``dev`` and a CI runner ``ci``, every one its own
+network namespace.
 
 One set for the whole run (starting it takes seconds); a test that breaks a
 part of it (a cut link, a killed server) puts it back before it ends. Missing
@@ -35,7 +36,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     net = Network()
     try:
         net.up()
-        for name in (*REGION_HOSTS, "dev"):
+        for name in (*REGION_HOSTS, "dev", "ci"):
             net.add_host(name)
         c = Cluster(net, tmp_path_factory.mktemp("multihost"))
         try:
