@@ -170,6 +170,10 @@ class BackendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: cluster): the pointer store on NATS JetStream (rollout.jetstream);
     #: ``--pointers`` and VEGA_DAG_POINTERS override it.
     pointers: str | list[str] | None = None
+    #: Where the regions run: "local" (region processes on this machine) or
+    #: "agents" (``vega-dag region serve`` on other hosts, reached through the
+    #: NATS pointers: regions.agents); VEGA_DAG_REGIONS overrides it.
+    regions: str = "local"
 
 
 class SigningConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -427,6 +431,12 @@ def load_config(root: Path) -> ProjectConfig:
             source or root,
             f'[tool.vega.rollout] on_region_down must be "fail" or "skip", '
             f"not {vega.rollout.on_region_down!r}",
+        )
+    if vega.backend.regions not in ("local", "agents"):
+        raise ConfigError(
+            source or root,
+            f'[tool.vega.backend] regions must be "local" or "agents", '
+            f"not {vega.backend.regions!r}",
         )
     problem = bake_problem(vega.health.bake)
     if problem is not None:

@@ -43,7 +43,8 @@ _ROUTE = ("struct", {"include": ("list", "str"), "exclude": ("list", "str")}, ()
 _IMPORT_CHECK = ("struct", {"enabled": "bool", "timeout_s": "float"}, ())
 _REWRITE = ("struct", {"source": "str", "destination": "str"}, ("source", "destination"))
 _BACKEND = ("struct", {"store": ("opt", "str"),
-                       "pointers": ("opt", ("union", "str", ("list", "str")))}, ())  # fmt: skip
+                       "pointers": ("opt", ("union", "str", ("list", "str"))),
+                       "regions": "str"}, ())  # fmt: skip
 _OBSERVE = ("struct", {"metrics": "bool", "request_log": "bool", "log_max_bytes": "int",
                        "log_backups": "int"}, ())  # fmt: skip
 SCHEMA: tuple = ("struct", {
@@ -133,6 +134,8 @@ def store_dir(root: str) -> str | None:
         return None
     if raw.get("backend", {}).get("pointers") is not None:
         return None  # a shared pointer store: status asks it
+    if raw.get("backend", {}).get("regions", "local") != "local":
+        return None  # region agents: status asks them
     # Checked by load_config alone: a bake's values, a weighted wave's steps.
     if "bake" in raw.get("health", {}) or raw.get("rollout", {}).get("weights", [100]) != [100]:
         return None

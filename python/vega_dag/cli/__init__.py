@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "keys": "vega_dag.cli.keys_cmd:keys_cmd",
     "logs": "vega_dag.cli.logs_cmd:logs_cmd",
     "plan": "vega_dag.cli.plan_cmd:plan_cmd",
+    "region": "vega_dag.cli.region_cmd:region_cmd",
     "regions": "vega_dag.cli.regions_cmd:regions_cmd",
     "rollback": "vega_dag.cli.rollback_cmd:rollback_cmd",
     "status": "vega_dag.cli.status_cmd:status_cmd",

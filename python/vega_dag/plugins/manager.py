@@ -22,6 +22,12 @@ class LocalFleetPlugin:
 
     @hookimpl(trylast=True)
     def vega_dag_region_target(self, config: ProjectConfig) -> hookspecs.RegionTarget:
+        from vega_dag.regions.agents import regions_setting
+
+        if regions_setting(config) == "agents":
+            from vega_dag.regions.agents import AgentFleet
+
+            return AgentFleet(config)
         from vega_dag.regions.fleet import LocalFleet
 
         return LocalFleet(config)

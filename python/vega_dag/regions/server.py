@@ -114,6 +114,28 @@ FIRST_LINE_LIMIT = 16 * 1024
 _FRONT_HEADERS = [("connection", "close")]
 
 
+#: Admin endpoints that only read, answered on any address the front listens
+#: on (the gates' probes and load balancers use them); every other one (prefetch,
+#: flush, observe) answers only a request that came in on loopback.
+PUBLIC_ADMIN = frozenset({"/__vega/status", "/__vega/wait", "/__vega/metrics"})
+
+
+def on_loopback(scope: Scope) -> bool:
+    """Whether the request came in on a loopback address (or a unix socket)."""
+    import ipaddress
+
+    server = scope.get("server")
+    if not server or not server[0] or str(server[0]).startswith("/"):
+        return True  # a unix socket
+    try:
+        address = ipaddress.ip_address(str(server[0]).split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 class WorkerLoadError(Exception):
     pass
 
@@ -1044,6 +1066,12 @@ class Region:
     async def admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         headers = [(REGION_HEADER, self.name), *_FRONT_HEADERS]
+        if path not in PUBLIC_ADMIN and not on_loopback(scope):
+            # A front listening beyond loopback (a region agent) serves its
+            # traffic there, but what changes its state answers only on loopback.
+            body = b'{"error": "admin endpoint: loopback only"}'
+            await send_bytes(send, body, 403, "application/json", headers)
+            return
         if path == "/__vega/status":
             status = self.status()
             status["traffic"] = await self.traffic()
@@ -1255,15 +1283,35 @@ class FrontProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-def listen(port: int) -> socket.socket:
-    """The region's listening socket on loopback ``port`` (0: any free port)."""
+def listen(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """The region's listening socket on ``host:port`` (0: any free port; loopback by default)."""
     # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets it sees are
     # TCP (the handoff sets TCP_NODELAY itself too).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind((host, port))
     sock.listen(1024)
     return sock
+
+
+def run(region: Region, sock: socket.socket) -> None:
+    """Serve ``region`` on ``sock`` until stopped (its zygote already forked)."""
+    import uvicorn
+
+    protocol = type("FrontProtocol", (FrontProtocol,), {"region": region})
+    config = uvicorn.Config(
+        region,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        loop="asyncio",
+        http=protocol,
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    region.http = (config, server.server_state)
+    server.run(sockets=[sock])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1275,8 +1323,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--observe", type=json.loads, default={}, help="[tool.vega.observe]")
     parser.add_argument("--pointers", default=None, help="the pointer store's URL (NATS)")
     args = parser.parse_args(argv)
-
-    import uvicorn
 
     # Imported before the zygote forks: the zygote's workers and this
     # process's prefetches (which verify blobs) share it.
@@ -1298,19 +1344,7 @@ def main(argv: list[str] | None = None) -> None:
     write_durably(
         args.fleet / "regions" / f"{args.name}.json", json.dumps(record).encode(), sync=False
     )
-    protocol = type("FrontProtocol", (FrontProtocol,), {"region": region})
-    config = uvicorn.Config(
-        region,
-        log_level="warning",
-        lifespan="on",
-        access_log=False,
-        loop="asyncio",
-        http=protocol,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    region.http = (config, server.server_state)
-    server.run(sockets=[sock])
+    run(region, sock)
 
 
 if __name__ == "__main__":

@@ -226,6 +226,27 @@ class Rollout:
 
         return open_pointers(self.target.db_path, pointers_url(self.config))
 
+    def ship(self) -> None:
+        """With a shared store, put every blob the regions will need there first (``store.ship``).
+
+        Before the deployment exists, so before any region is asked for it: a
+        region agent on another host reads nothing but the shared store.
+        """
+        from vega_dag.store.remote import store_url
+
+        url = store_url(self.config)
+        if url is None:
+            return
+        from vega_dag.store.remote import RemoteCache, RemoteError
+        from vega_dag.store.ship import ShipError, upload_deployment
+
+        try:
+            done = upload_deployment(RemoteCache(url), self.store, self.manifest_digest)
+        except (ShipError, RemoteError) as err:
+            raise DeployError(f"{err} (nothing was changed)") from None
+        if done.objects:
+            self.say(f"⇡ Uploaded {done.objects} object(s) to {url} ({done.present} there)")
+
     def say(self, text: str) -> None:
         if self.events.on_message:
             self.events.on_message(text)
@@ -271,13 +292,16 @@ class Rollout:
         if down and (rollout.on_region_down != "skip" or rollout.canary in down):
             names = ", ".join(sorted(down))
             detail = "; ".join(f"region {n}: down ({w})" for n, w in sorted(down.items()))
+            # How this target's regions come back (a remote one's: on their own hosts).
+            how = getattr(
+                self.target, "bring_back", "`vega-dag regions up` (it starts only what is missing)"
+            )
             if rollout.on_region_down == "skip":
-                advice = "the canary is never skipped: bring it back with `vega-dag regions up`"
+                advice = f"the canary is never skipped: bring it back with {how}"
             else:
                 advice = (
-                    f"bring {names} back with `vega-dag regions up` (it starts only what is "
-                    'missing), or set [tool.vega.rollout] on_region_down = "skip" to deploy '
-                    "to the others"
+                    f"bring {names} back with {how}, or set [tool.vega.rollout] "
+                    'on_region_down = "skip" to deploy to the others'
                 )
             raise DeployError(f"{detail} — {advice} (nothing was changed)")
         return down
@@ -381,6 +405,7 @@ class Rollout:
             if name not in moving:
                 outcome.regions[name].outcome = "unchanged"
 
+        self.ship()
         deployment = pointers.create_deployment(
             self.manifest_digest,
             str(self.config.root),

@@ -348,6 +348,52 @@ class RemoteCache:
         done.actions = sum(1 for ok in results if ok)
         done.present += sum(1 for ok in results if ok is False)
 
+    # -- whole deployments (store.ship) ---------------------------------------
+    def listing(self) -> set[str]:
+        """The digests under ``cas/``, in one listing (paged by the server).
+
+        RemoteError when the remote cannot be listed: a deploy must not
+        guess what its regions will find.
+        """
+        import obstore
+
+        found: set[str] = set()
+        try:
+            for chunk in obstore.list(self._store, prefix="cas/", chunk_size=1000):
+                for meta in chunk:
+                    name = str(meta["path"]).rpartition("/")[2]
+                    found.add(_core.DIGEST_PREFIX + name)
+        except Exception as err:
+            self._fail(err)
+            raise RemoteError(f"{self.down or self.where()}: cannot list cas/") from None
+        return found
+
+    def put_objects(self, items: list[tuple[str, bytes]]) -> list[bool | None]:
+        """Write each (digest, bytes) to ``cas/`` once, concurrently: True written, False
+        already there, None failed (``down`` says why)."""
+        results = self._map(
+            lambda i: self._put((f"cas/{_hex(i[0])}", i[1]), self._mode(i[0])), items
+        )
+        for (digest, _), ok in zip(items, results, strict=True):
+            if ok is not None:
+                self.known.add(digest)
+        return results
+
+    def get_objects(self, digests: list[str]) -> dict[str, bytes | str]:
+        """Each digest's bytes from ``cas/``, BLAKE3-checked, concurrently; or (a str) why not."""
+
+        def one(digest: str) -> bytes | str:
+            data = self._get(f"cas/{_hex(digest)}")
+            if isinstance(data, str):
+                return "missing from the store" if data == "absent" else data
+            actual = _core.hash_bytes(data)
+            if actual != digest:
+                self.damaged.add(digest)
+                return f"damaged (its bytes hash to {actual}): refused"
+            return data
+
+        return dict(zip(digests, self._map(one, digests), strict=True))
+
 
 _pack_decoder = msgspec.msgpack.Decoder(list[tuple[str, str, bytes]])
 

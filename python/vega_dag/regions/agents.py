@@ -1,0 +1,428 @@
+"""The deployer's side of region agents: a region target that talks NATS, not region ports.
+
+``[tool.vega.backend] regions = "agents"`` (or ``VEGA_DAG_REGIONS=agents``)
+makes ``deploy``, ``rollback``, ``status``, ``history`` and ``plan`` use the
+agents that report in the ``<ns>-agents`` bucket of the pointer store
+(``regions.agent``) instead of starting local regions:
+
+- the regions are the agents whose ``status.<region>`` heartbeat is at most
+  ``DOWN_AFTER`` seconds old; an older one is down (the deploy's
+  ``on_region_down`` policy says whether that fails it or skips the region);
+- a prefetch is a NATS request to each agent, all at once;
+- waiting for a region to serve a deployment watches its status key until
+  it reports serving the deployment at (at least) the generation its pointer
+  has, or that it failed to load it.
+
+Only the gates' health probes (and ``status --probe``) reach the regions'
+own URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vega_dag.regions import FALLBACK_LOAD_TIMEOUT, REGION_NAMES
+from vega_dag.regions.fleet import PREFETCH_VERIFY_SECONDS, RegionError, RegionInfo
+
+if TYPE_CHECKING:
+    from vega_dag.config import ProjectConfig
+
+#: A heartbeat older than this many seconds means the agent is down
+#: (``VEGA_DAG_AGENT_DOWN_S`` overrides it). Agents write one every second.
+DOWN_AFTER = 5.0
+#: ``[tool.vega.backend] regions`` values, and the variable that overrides it.
+REGIONS_ENV = "VEGA_DAG_REGIONS"
+TARGETS = ("local", "agents")
+
+
+def regions_setting(config: ProjectConfig) -> str:
+    """Which region target the project uses: VEGA_DAG_REGIONS, else the config's."""
+    value = (os.environ.get(REGIONS_ENV) or "").strip() or config.vega.backend.regions
+    if value not in TARGETS:
+        from vega_dag.errors import VegaError
+
+        raise VegaError(
+            f"regions {value!r}: expected one of {', '.join(TARGETS)} "
+            f"({REGIONS_ENV} or [tool.vega.backend] regions)"
+        )
+    return value
+
+
+def down_after() -> float:
+    try:
+        value = float(os.environ.get("VEGA_DAG_AGENT_DOWN_S") or DOWN_AFTER)
+    except ValueError:
+        return DOWN_AFTER
+    return value if value > 0 else DOWN_AFTER
+
+
+class AgentFleet:
+    """Region agents on other hosts, reached through NATS (see the module docstring)."""
+
+    name = "agents"
+    #: what a deploy that finds a region down advises
+    bring_back = "`vega-dag region serve` on its host"
+
+    def __init__(self, config: ProjectConfig) -> None:
+        from vega_dag.regions.fleet import fleet_dir
+        from vega_dag.rollout.jetstream import parse_pointers_url, pointers_url
+
+        self.config = config
+        url = pointers_url(config)
+        if url is None:
+            raise RegionError(
+                "agents",
+                "region agents learn their pointers from NATS: set [tool.vega.backend] pointers "
+                "(or --pointers / VEGA_DAG_POINTERS) to the server the agents use",
+            )
+        self.url = url
+        self.where = parse_pointers_url(url)
+        #: not used with NATS pointers; a RegionTarget names one
+        self.db_path: Path = fleet_dir(config) / "pointers.sqlite"
+        self._nc: Any = None
+        self._kv: Any = None
+        self._pointers_kv: Any = None
+        self._statuses: dict[str, dict] = {}
+        self._opening: asyncio.Lock | None = None
+
+    # -- the connection -------------------------------------------------------
+    def _run(self, coro: Any, timeout: float) -> Any:
+        from vega_dag.rollout.jetstream import _Loop
+
+        future = asyncio.run_coroutine_threadsafe(coro, _Loop.get().loop)
+        try:
+            return future.result(timeout + 5.0)
+        except TimeoutError:
+            future.cancel()
+            raise RegionError("agents", f"pointers {self.where.where}: no answer") from None
+
+    async def _open(self) -> None:
+        from vega_dag.regions.agent import open_agents_kv
+        from vega_dag.rollout.jetstream import connect
+
+        if self._opening is None:
+            self._opening = asyncio.Lock()  # the deploy's nodes prefetch from several threads
+        async with self._opening:
+            if self._nc is not None and not self._nc.is_closed:
+                return
+            try:
+                nc = await connect(self.where, name="vega-dag-agents")
+            except Exception as err:
+                raise RegionError("agents", str(err)) from None
+            from vega_dag.rollout.jetstream import Buckets
+
+            buckets = Buckets(nc.jetstream(timeout=5.0), self.where.namespace)
+            await buckets.open()
+            self._kv = await open_agents_kv(buckets.js, self.where.namespace)
+            self._pointers_kv = buckets.pointers
+            self._nc = nc
+
+    def close(self) -> None:
+        if self._nc is not None:
+            nc, self._nc = self._nc, None
+            self._run(nc.close(), 2.0)
+
+    async def _read_all(self) -> dict[str, dict]:
+        """region → its latest status record (every agent that ever reported).
+
+        One pass over the bucket's stream, the last message of each key, until
+        the server says none is pending: not ``kv.keys()``, whose watcher can
+        report the end of the initial values before them (nats.py issue 842).
+        """
+        from nats.js.api import DeliverPolicy
+
+        from vega_dag.regions.agent import agents_bucket
+
+        await self._open()
+        bucket = agents_bucket(self.where.namespace)
+        js = self._nc.jetstream(timeout=5.0)
+        info = await js.stream_info(f"KV_{bucket}")
+        found: dict[str, dict] = {}
+        if info.state.messages == 0:
+            return found
+        sub = await js.subscribe(
+            f"$KV.{bucket}.>",
+            stream=f"KV_{bucket}",
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        )
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=5.0)
+                if (msg.headers or {}).get("KV-Operation") not in ("DEL", "PURGE"):
+                    with contextlib.suppress(ValueError):
+                        status = json.loads(msg.data)
+                        if isinstance(status, dict) and "region" in status:
+                            found[status["region"]] = status
+                if msg.metadata.num_pending == 0:
+                    return found
+        finally:
+            await sub.unsubscribe()
+
+    async def _get_status(self, key: str) -> dict | None:
+        from nats.js.errors import KeyNotFoundError
+
+        try:
+            entry = await self._kv.get(key)
+        except KeyNotFoundError:
+            return None
+        try:
+            status = json.loads(entry.value)
+        except ValueError:
+            return None
+        return status if isinstance(status, dict) and "region" in status else None
+
+    def _all(self) -> dict[str, dict]:
+        self._statuses = self._run(self._read_all(), 10.0)
+        return self._statuses
+
+    # -- discovery ------------------------------------------------------------
+    def regions(self) -> list[RegionInfo]:
+        """The agents whose heartbeat is recent, in fleet order."""
+        now = time.time()
+        limit = down_after()
+        found = [
+            RegionInfo(
+                s["region"],
+                s.get("url") or "",
+                int(s.get("pid") or 0),
+                0,
+                float(s.get("started_at") or 0.0),
+            )
+            for s in self._all().values()
+            if now - float(s.get("heartbeat") or 0.0) <= limit
+        ]
+        order = {name: i for i, name in enumerate(REGION_NAMES)}
+        return sorted(found, key=lambda r: (order.get(r.name, len(order)), r.name))
+
+    def up(self, count: int) -> tuple[list[RegionInfo], bool]:
+        """The agents that report (none can be started from here)."""
+        regions = self.regions()
+        if not regions:
+            raise RegionError(
+                "agents",
+                f"no region agent reports to {self.where.where} (namespace "
+                f"{self.where.namespace}): start `vega-dag region serve` on each region host",
+            )
+        return regions, False
+
+    def down_regions(self, regions: list[RegionInfo]) -> dict[str, str]:
+        """Agents that reported once and have gone quiet: name → since when."""
+        running = {r.name for r in regions}
+        now = time.time()
+        return {
+            name: f"its agent's last heartbeat was {now - float(s.get('heartbeat') or 0):.0f}s ago"
+            for name, s in sorted(self._statuses.items())
+            if name not in running
+        }
+
+    # -- talking to agents ----------------------------------------------------
+    def status(self, region: RegionInfo, timeout: float = 2.0) -> dict:
+        value = self.statuses([region])[region.name]
+        if isinstance(value, RegionError):
+            raise value
+        return value
+
+    def statuses(self, regions: list[RegionInfo]) -> dict[str, dict | RegionError]:
+        known = self._statuses or self._all()
+        out: dict[str, dict | RegionError] = {}
+        for r in regions:
+            st = known.get(r.name)
+            out[r.name] = st if st is not None else RegionError(r.name, "its agent does not report")
+        return out
+
+    def prefetch(
+        self,
+        region: RegionInfo,
+        manifest: str,
+        timeout: float | None = None,
+        *,
+        wait: bool = True,
+        load_timeout: float | None = None,
+        deployment: str | None = None,
+    ) -> dict:
+        return self.prefetch_many(
+            [region], manifest, timeout, wait=wait, load_timeout=load_timeout, deployment=deployment
+        )[region.name]
+
+    def prefetch_many(
+        self,
+        regions: list[RegionInfo],
+        manifest: str | dict[str, str],
+        timeout: float | None = None,
+        *,
+        wait: bool = True,
+        errors: bool = False,
+        load_timeout: float | None = None,
+        deployment: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask every agent at once to fetch, verify and load ``manifest`` (per region, or one)."""
+        if timeout is None:
+            timeout = PREFETCH_VERIFY_SECONDS + 2 * (load_timeout or FALLBACK_LOAD_TIMEOUT) + 5.0
+        body: dict[str, Any] = {"wait": wait}
+        if load_timeout is not None:
+            body["load_timeout"] = load_timeout
+        if deployment is not None:
+            body["deployment"] = deployment
+        wanted = {
+            r.name: manifest if isinstance(manifest, str) else manifest[r.name] for r in regions
+        }
+        out = self._run(self._prefetch_all(wanted, body, timeout), timeout)
+        if not errors:
+            for value in out.values():
+                if isinstance(value, RegionError):
+                    raise value
+        return out
+
+    async def _prefetch_all(
+        self, wanted: dict[str, str], body: dict, timeout: float
+    ) -> dict[str, Any]:
+        await self._open()
+        names = list(wanted)
+        answers = await asyncio.gather(
+            *(self._prefetch_one(n, {"manifest": wanted[n], **body}, timeout) for n in names)
+        )
+        return dict(zip(names, answers, strict=True))
+
+    async def _prefetch_one(self, name: str, body: dict, timeout: float) -> dict | RegionError:
+        import nats.errors
+
+        from vega_dag.regions.agent import prefetch_subject, status_key
+
+        subject = prefetch_subject(self.where.namespace, name)
+        asked = asyncio.ensure_future(
+            self._nc.request(subject, json.dumps(body).encode(), timeout=timeout)
+        )
+        pid = (self._statuses.get(name) or {}).get("pid")
+        while True:
+            # An agent killed mid-prefetch never answers: its heartbeat says so first.
+            done, _ = await asyncio.wait({asked}, timeout=1.0)
+            if done:
+                break
+            st = await self._get_status(status_key(name))
+            age = time.time() - float((st or {}).get("heartbeat") or 0.0)
+            if st is None or age > down_after() or (pid and st.get("pid") != pid):
+                asked.cancel()
+                why = "restarted" if st is not None and age <= down_after() else "went quiet"
+                return RegionError(
+                    name, f"its agent {why} during the prefetch (last heartbeat {age:.0f}s ago)"
+                )
+        try:
+            msg = asked.result()
+        except nats.errors.NoRespondersError:
+            return RegionError(name, f"no agent answers on {subject} (is it running?)")
+        except nats.errors.TimeoutError:
+            return RegionError(name, f"its agent did not answer the prefetch in {timeout:.0f}s")
+        except Exception as err:
+            return RegionError(name, f"prefetch over NATS: {err or type(err).__name__}")
+        try:
+            payload = json.loads(msg.data)
+        except ValueError:
+            return RegionError(name, f"a malformed answer: {msg.data[:200]!r}")
+        if not payload.get("ok"):
+            # The agent's message names what did not load: the route, or the object.
+            return RegionError(name, str(payload.get("error")))
+        return payload
+
+    def wait_serving(
+        self, region: RegionInfo, deployment: str | None, timeout: float = 30.0
+    ) -> float:
+        value = self.wait_serving_many([(region, deployment)], timeout)[region.name]
+        if isinstance(value, RegionError):
+            raise value
+        return value
+
+    def wait_serving_many(
+        self, pairs: list[tuple[RegionInfo, str | None]], timeout: float = 30.0
+    ) -> dict[str, float | RegionError]:
+        """Seconds until each agent's status says it serves its deployment (or why it does not)."""
+        return self._run(self._wait_all(pairs, timeout), timeout)
+
+    async def _wait_all(
+        self, pairs: list[tuple[RegionInfo, str | None]], timeout: float
+    ) -> dict[str, float | RegionError]:
+        from nats.js.errors import KeyNotFoundError
+
+        from vega_dag.regions.agent import status_key
+
+        started = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        await self._open()
+        want = {r.name: d for r, d in pairs}
+
+        async def generation(name: str) -> int:
+            try:
+                return int((await self._pointers_kv.get(name)).revision)
+            except KeyNotFoundError:
+                return 0
+
+        # A status counts once it reflects the pointer as it is now (a weight
+        # step moves the generation, not the deployment).
+        names = list(want)
+        generations = dict(zip(names, await asyncio.gather(*map(generation, names)), strict=True))
+        out: dict[str, float | RegionError] = {}
+        last: dict[str, dict] = {}
+
+        def judge(name: str, st: dict | None) -> None:
+            if st is None or name in out:
+                return
+            last[name] = st
+            d, gen = want[name], generations[name]
+            if st.get("deployment") == d and (d is None or int(st.get("generation") or 0) >= gen):
+                out[name] = time.perf_counter() - started
+                return
+            error = st.get("error") or ""
+            if (
+                d is not None
+                and st.get("pointer") == d
+                and int(st.get("target_generation") or 0) >= gen
+                and error.startswith(f"{d}: ")
+            ):
+                out[name] = RegionError(name, f"cannot serve {d}: {error}")
+
+        watcher = await self._kv.watch(f"{status_key('*')}")
+        try:
+            for name, st in zip(
+                names,
+                await asyncio.gather(*(self._get_status(status_key(n)) for n in names)),
+                strict=True,
+            ):
+                judge(name, st)
+            reread = time.monotonic() + 0.5
+            while len(out) < len(want):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    entry = await watcher.updates(timeout=min(left, 0.5))
+                except Exception:
+                    entry = None
+                if entry is not None and entry.value:
+                    try:
+                        st = json.loads(entry.value)
+                    except ValueError:
+                        st = None
+                    if isinstance(st, dict) and st.get("region") in want:
+                        judge(st["region"], st)
+                if time.monotonic() >= reread:
+                    # The watch may deliver late (nats.py issue 842): read the keys too.
+                    pending = [n for n in names if n not in out]
+                    got = await asyncio.gather(*(self._get_status(status_key(n)) for n in pending))
+                    for name, st in zip(pending, got, strict=True):
+                        judge(name, st)
+                    reread = time.monotonic() + 0.5
+        finally:
+            await watcher.stop()
+        for name in names:
+            if name not in out:
+                why = (last.get(name) or {}).get("error") or "it did not switch"
+                out[name] = RegionError(
+                    name, f"not serving {want[name]} after {timeout:.0f}s: {why}"
+                )
+        return out
