@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.multihost.netns import HUB_ADDRESS, Host, Network, call_in
-from tests.servers import server_binary
+from tests.servers import free_port, server_binary
 
 _ROOT = Path(__file__).resolve().parents[2]
 HUB_DOMAIN = "hub"
@@ -229,17 +229,22 @@ class Cluster:
                 }
             )
         )
+        # Ports free in the root namespace, not fixed ones: SeaweedFS also makes unix
+        # sockets named by port in /tmp, which every namespace (and run) shares.
         ports = {
-            "master.port": 9333,
-            "master.port.grpc": 19333,
-            "volume.port": 8080,
-            "volume.port.grpc": 18080,
-            "filer.port": 8888,
-            "filer.port.grpc": 18888,
-            "s3.port": 8333,
-            "s3.port.grpc": 18333,
-            "s3.port.iceberg": 8181,
-            "s3.port.lance": 8182,
+            name: free_port()
+            for name in (
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+                "s3.port",
+                "s3.port.grpc",
+                "s3.port.iceberg",
+                "s3.port.lance",
+            )
         }
         args = [
             weed, "server", f"-ip={HUB_ADDRESS}", "-ip.bind=0.0.0.0", f"-dir={d / 'data'}",
@@ -254,7 +259,8 @@ class Cluster:
         # connect from wherever they were first started, not from a call_in thread.
         check = [sys.executable, "-c", f"from tests.store.seaweed import _put_works as p; "
                  f"import sys; w = p({self.s3_endpoint!r}); sys.exit(w and w[:200])"]  # fmt: skip
-        deadline = time.monotonic() + 90
+        # Minutes, not seconds, on a loaded machine: the volume server makes its volumes first.
+        deadline = time.monotonic() + 180
         while (done := self.net.run(self.net.hub, check, cwd=_ROOT)).returncode != 0:
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace")[-800:]

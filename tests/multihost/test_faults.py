@@ -97,7 +97,7 @@ def test_the_stream_leader_killed_during_a_deploy_and_during_a_rollback(healed, 
             if "Canary passed" in line:
                 break
         killed = _kill_leader(cluster, f"KV_{ns}-pointers")
-        out, err = deploy.communicate(timeout=180)
+        _, err = deploy.communicate(timeout=180)
         assert "Traceback" not in err, err
         if deploy.returncode != 0:
             # Failed clearly, and nothing is left half-said: retried, it goes through.

@@ -399,9 +399,11 @@ class MirrorBuckets(Buckets):
     KV fails in nats-py, and writers talk to the hub.
     """
 
-    def __init__(self, js: Any, namespace: str, leaf: LeafTarget) -> None:
+    def __init__(self, js: Any, namespace: str, leaf: LeafTarget, hub_js: Any = None) -> None:
         super().__init__(js, namespace)
         self.leaf = leaf
+        #: the hub's JetStream, seen through the leaf (read only: to check a source exists)
+        self.hub_js = hub_js
 
     async def open(self, create: bool = True) -> None:
         self.pointers = await self._mirror(f"{self.ns}-pointers", history=16)
@@ -415,6 +417,16 @@ class MirrorBuckets(Buckets):
         try:
             await self.js.stream_info(stream)
         except NotFoundError:
+            if self.hub_js is not None:
+                # A mirror of a stream the hub does not have yet waits long to begin
+                # copying once it appears: made only when there is something to copy
+                # (until then the region's watch tries again, as for a lost server).
+                try:
+                    await self.hub_js.stream_info(stream)
+                except NotFoundError:
+                    raise PointerStoreError(
+                        f"pointers: the hub has no bucket {bucket} yet (nothing deployed)"
+                    ) from None
             hub_api = ExternalStream(api=f"$JS.{self.leaf.hub}.API")
             source = StreamSource(name=stream, external=hub_api)
             # Two regions on one host race to create it; the same config is no error.
@@ -439,7 +451,10 @@ async def open_reader(
     else:
         nc = await connect(NatsTarget([leaf.server], target.namespace), name=name)
         buckets = MirrorBuckets(
-            nc.jetstream(timeout=5.0, domain=leaf.domain), target.namespace, leaf
+            nc.jetstream(timeout=5.0, domain=leaf.domain),
+            target.namespace,
+            leaf,
+            hub_js=nc.jetstream(timeout=5.0, domain=leaf.hub),
         )
     try:
         await buckets.open()
