@@ -100,11 +100,15 @@ def test_the_stream_leader_killed_during_a_deploy_and_during_a_rollback(healed, 
         _, err = deploy.communicate(timeout=180)
         assert "Traceback" not in err, err
         if deploy.returncode != 0:
-            # Failed clearly, and nothing is left half-said: retried, it goes through.
+            # Failed clearly; every region serves what its pointer names (the canary
+            # may be left on the failed deployment when its auto-rollback met the
+            # election too). Retried, the deploy goes through.
             assert "pointers" in err or "region" in err, err
+            before = _truth(cluster, root, pointers)
             _, outcome = _until_it_goes_through(cluster, ["deploy", str(root)], pointers)
             v2 = outcome["deployment"]
         else:
+            before = {name: v1 for name in ("fra", "iad", "sfo")}
             v2 = vega_json_on(cluster, "dev", "history", str(root), "--pointers", pointers)[0][
                 "deployment"
             ]
@@ -120,9 +124,11 @@ def test_the_stream_leader_killed_during_a_deploy_and_during_a_rollback(healed, 
         assert all("pointers" in f or "lock" in f for f in failures), failures
         history = vega_json_on(cluster, "dev", "history", str(root), "--pointers", pointers)
         said = f"rollback failed {failures}, then {rolled}; v1 {v1}, v2 {v2}; history {history}"
-        assert set(_truth(cluster, root, pointers).values()) == {v1}, said
-        history = vega_json_on(cluster, "dev", "history", str(root), "--pointers", pointers)
+        # Each region back on what it served before v2 reached it.
+        assert _truth(cluster, root, pointers) == before, said
         states = {d["deployment"]: d["status"] for d in history}
-        assert states[v1] == "live" and states[v2] == "rolled-back", history
+        assert states[v2] == "rolled-back", history
+        if set(before.values()) == {v1}:
+            assert states[v1] == "live", history
     finally:
         vega_on(cluster, "dev", "regions", "down", str(root), timeout=60)
