@@ -62,7 +62,9 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     base = tmp_path_factory.mktemp(f"agents-{kind}")
     project = generate(base / "api", MODULES, seed=0)
     text = (project.root / "pyproject.toml").read_text()
+    # Gates loosened: a shared 2-core machine's latency measures its neighbours, not the routes.
     text = text.replace("p99_ms = 250", "p99_ms = 2000\nload_timeout_s = 60")
+    text = text.replace("timeout_s = 2.0", "timeout_s = 10.0")
     waves = '[["fra"], ["iad", "sfo", "lhr"], ["*"]]'
     text += f"\n[tool.vega.rollout]\nregions = {REGIONS}\nwaves = {waves}\n"
     env = {

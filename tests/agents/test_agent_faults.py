@@ -148,3 +148,51 @@ def test_a_deployment_signed_by_an_untrusted_key_is_refused_everywhere(
     assert "unsigned" in unsigned.stderr or "not signed" in unsigned.stderr, unsigned.stderr
     assert agents.served() == {n: one for n in NAMES}
     assert kid != other_kid
+
+
+def test_a_silent_agent_is_down_by_the_deploys_policy(
+    tmp_path: Path, backends: Backends, agents: Agents
+) -> None:
+    project = agent_project(tmp_path / "proj", backends)
+    agents.start_many(NAMES)
+    one = _deployed(project)
+    agents.kill("sfo")
+    (project / "lib" / "version.py").write_text('VERSION = "v2"\n')
+    until(
+        "sfo counts as down",
+        lambda: "sfo" not in {r["name"] for r in _status(project, QUICK) if r["health"] == "ok"},
+    )
+    down = vega("deploy", str(project), env=QUICK)
+    assert down.returncode == 1
+    assert "region sfo: down (it serves" in down.stderr
+    assert "its agent's last heartbeat was" in down.stderr
+    assert "bring sfo back with `vega-dag region serve` on its host" in down.stderr
+
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(
+        text.replace(
+            'waves = [["fra"], ["*"]]', 'waves = [["fra"], ["*"]]\non_region_down = "skip"'
+        )
+    )
+    skipped = deploy(project, env=QUICK)
+    assert skipped.returncode == 0, skipped.stderr
+    two = json.loads(skipped.stdout)["deployment"]
+    assert [s["name"] for s in json.loads(skipped.stdout)["skipped"]] == ["sfo"]
+    assert agents.served() == {"fra": two, "iad": two}
+    rows = {r["name"]: r for r in _status(project, QUICK)}
+    assert rows["sfo"]["health"] == "down" and rows["sfo"]["deployment"] == one
+
+    # Back, it serves its pointer's deployment; the next deploy moves only it.
+    agents.start("sfo")
+    until("sfo serves again", lambda: agents.served().get("sfo") == one)
+    again = deploy(project, env=QUICK)
+    assert again.returncode == 0, again.stderr
+    three = json.loads(again.stdout)
+    assert [r["name"] for r in three["regions"] if r["outcome"] == "promoted"] == ["sfo"]
+    assert agents.served() == {"fra": two, "iad": two, "sfo": three["deployment"]}
+
+
+def _status(project: Path, env: dict[str, str]) -> list[dict]:
+    proc = vega("status", str(project), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["regions"]

@@ -67,6 +67,13 @@ def _default_dir(name: str) -> Path:
     help="The NATS pointer store (over VEGA_DAG_POINTERS and [tool.vega.backend] pointers).",
 )
 @click.option(
+    "--control",
+    default=None,
+    metavar="nats://HOST:PORT",
+    help="The NATS servers it answers prefetches on and writes its status to (default: "
+    "--pointers; the hub's, when --pointers is a leaf node on this host).",
+)
+@click.option(
     "--trust",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -88,6 +95,7 @@ def serve(
     url: str | None,
     store: str | None,
     pointers: str | None,
+    control: str | None,
     trust: Path | None,
     project: Path | None,
 ) -> None:
@@ -111,6 +119,8 @@ def serve(
                 f"(or {POINTERS_ENV})"
             )
         parse_pointers_url(pointers)
+        if control is not None:
+            parse_pointers_url(control)
         if store is not None:
             parse_store_url(store)
         trust = trust or (
@@ -122,4 +132,6 @@ def serve(
     except (VegaError, ValueError) as err:
         click.secho(f"✗ {err}", fg="red", err=True)
         sys.exit(2)
-    agent.serve(name, directory or _default_dir(name), listen, url, store, pointers, trust)
+    agent.serve(
+        name, directory or _default_dir(name), listen, url, store, pointers, trust, None, control
+    )

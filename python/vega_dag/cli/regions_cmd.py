@@ -71,7 +71,11 @@ def up(path: Path, count: int | None, as_json: bool) -> None:
 @project_path
 def down(path: Path) -> None:
     """Stop every local region (and the workers they run)."""
-    stopped = _fleet(path).down()
+    try:
+        stopped = _fleet(path).down()
+    except VegaError as err:
+        click.secho(f"✗ {err}", fg="red", err=True)
+        sys.exit(1)
     if stopped:
         click.echo(click.style("✓", fg="green") + f" Stopped {len(stopped)} regions")
     else:

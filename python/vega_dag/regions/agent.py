@@ -84,6 +84,7 @@ class AgentRegion(Region):
         url: str,
         trust: Path | None = None,
         observe: dict | None = None,
+        control: str | None = None,
     ) -> None:
         fleet, store = directory / "fleet", directory / "store"
         for sub in ("regions", "logs"):
@@ -92,6 +93,8 @@ class AgentRegion(Region):
         super().__init__(name, fleet, store, observe, pointers)
         self.store_url = store_url
         self.url = url
+        #: the NATS servers it takes prefetches on and writes its status to (None: ``pointers``)
+        self.control_url = control
         if trust is not None:
             from vega_dag.rollout.signing import Trust
 
@@ -190,10 +193,13 @@ class AgentRegion(Region):
 
     async def control(self) -> None:
         """Answer prefetch requests and write the status key, reconnecting when NATS is lost."""
-        from vega_dag.rollout.jetstream import connect, parse_pointers_url
+        from vega_dag.rollout.jetstream import NatsTarget, connect, parse_pointers_url
 
         assert self.pointers is not None and self._dirty is not None
-        where = parse_pointers_url(self.pointers)
+        # The namespace is the pointers'; the servers may be others (the hub, when
+        # the pointers are read through a leaf node on this host).
+        namespace = parse_pointers_url(self.pointers).namespace
+        where = NatsTarget(parse_pointers_url(self.control_url or self.pointers).servers, namespace)
         key = status_key(self.name)
         while True:
             nc = None
@@ -296,10 +302,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", default=None)
     parser.add_argument("--pointers", required=True)
     parser.add_argument("--trust", type=Path, default=None)
+    parser.add_argument("--control", default=None)
     parser.add_argument("--observe", type=json.loads, default={})
     args = parser.parse_args(argv)
     serve(args.name, args.dir, args.listen, args.url, args.store, args.pointers, args.trust,
-          args.observe)  # fmt: skip
+          args.observe, args.control)  # fmt: skip
 
 
 def serve(
@@ -311,6 +318,7 @@ def serve(
     pointers: str,
     trust: Path | None,
     observe: dict | None = None,
+    control: str | None = None,
 ) -> None:
     """Run the agent in this process until it is stopped."""
     # Imported before the zygote forks (as regions.server.main does).
@@ -325,7 +333,7 @@ def serve(
     directory = directory.resolve()
     region = AgentRegion(
         name, directory, pointers=pointers, store_url=store_url, url=url, trust=trust,
-        observe=observe,
+        observe=observe, control=control,
     )  # fmt: skip
     region.zygote = fork_zygote(sock)
     record = {

@@ -201,6 +201,10 @@ class AgentFleet:
         order = {name: i for i, name in enumerate(REGION_NAMES)}
         return sorted(found, key=lambda r: (order.get(r.name, len(order)), r.name))
 
+    def start_missing(self, count: int) -> tuple[list[RegionInfo], list[str]]:
+        """``regions up``: nothing to start from here; the agents that report."""
+        return self.up(count)[0], []
+
     def up(self, count: int) -> tuple[list[RegionInfo], bool]:
         """The agents that report (none can be started from here)."""
         regions = self.regions()
@@ -211,6 +215,11 @@ class AgentFleet:
                 f"{self.where.namespace}): start `vega-dag region serve` on each region host",
             )
         return regions, False
+
+    def down(self) -> list[str]:
+        raise RegionError(
+            "agents", "region agents run on their own hosts: stop `vega-dag region serve` there"
+        )
 
     def down_regions(self, regions: list[RegionInfo]) -> dict[str, str]:
         """Agents that reported once and have gone quiet: name → since when."""

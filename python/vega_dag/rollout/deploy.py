@@ -293,12 +293,12 @@ class Rollout:
             names = ", ".join(sorted(down))
             detail = "; ".join(f"region {n}: down ({w})" for n, w in sorted(down.items()))
             # How this target's regions come back (a remote one's: on their own hosts).
-            how = getattr(
-                self.target, "bring_back", "`vega-dag regions up` (it starts only what is missing)"
-            )
+            how = getattr(self.target, "bring_back", None)
             if rollout.on_region_down == "skip":
-                advice = f"the canary is never skipped: bring it back with {how}"
+                back = how or "`vega-dag regions up`"
+                advice = f"the canary is never skipped: bring it back with {back}"
             else:
+                how = how or "`vega-dag regions up` (it starts only what is missing)"
                 advice = (
                     f"bring {names} back with {how}, or set [tool.vega.rollout] "
                     'on_region_down = "skip" to deploy to the others'

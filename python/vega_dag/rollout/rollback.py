@@ -75,9 +75,10 @@ def reverse(
         result.targets[region] = previous
     missing = [m.region for m in moves if m.region not in by_name]
     if missing:
+        how = getattr(target, "bring_back", "`vega-dag regions up`")
         raise RollbackError(
             f"region(s) {', '.join(missing)} are not running: start them with "
-            "`vega-dag regions up`, then roll back again (nothing was changed)"
+            f"{how}, then roll back again (nothing was changed)"
         )
     # A region switches only to what it has loaded: make sure each holds its
     # target before any pointer moves (a warm previous deployment answers at once).

@@ -37,6 +37,10 @@ def nothing_to_report(path: str) -> bool:
     store = store_dir(path)
     if store is None or may_declare_plugins():
         return False
+    for name in ("VEGA_DAG_REGIONS", "VEGA_DAG_POINTERS"):
+        # Region agents, or pointers on NATS, named by the environment: theirs to answer.
+        if (os.environ.get(name) or "").strip() not in ("", "local"):
+            return False
     fleet = os.path.join(store, "fleet")  # regions.fleet.fleet_dir
     if os.path.exists(os.path.join(fleet, "pointers.sqlite")):
         return False
