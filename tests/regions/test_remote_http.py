@@ -39,7 +39,8 @@ def test_probing_a_local_region_never_imports_httpx(tmp_path):
         "assert answers[0].error is not None\n"
         "print('httpx' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
-
