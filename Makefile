@@ -24,6 +24,8 @@ test-deps:
 		apt-get install -y -qq --no-install-recommends diffoscope-minimal >/dev/null) || \
 		echo "note: diffoscope could not be installed; its test will be skipped"
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@# `ip` (netns, veth, bridges) for the multi-host tests (tests/multihost), run as root.
+	command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null)
 
 test-rust:
 	cargo test --quiet

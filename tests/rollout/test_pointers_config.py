@@ -71,3 +71,34 @@ def test_credentials_and_tls_by_the_nats_conventions(tmp_path, monkeypatch):
     monkeypatch.setenv("VEGA_DAG_NATS_CREDS", str(tmp_path / "u.creds"))
     assert connect_options(target) == {"user_credentials": str(tmp_path / "u.creds")}
     assert "tls" in connect_options(parse_pointers_url("tls://a"))
+
+
+def test_replicas_for_a_cluster_in_the_url():
+    target = parse_pointers_url("nats://a,nats://b,nats://c?replicas=3")
+    assert target.servers == ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+    assert target.replicas == 3
+    assert parse_pointers_url("nats://a/shop").replicas == 1
+    for bad, why in [
+        ("nats://a?replicas=9", "expected 1 to 5"),
+        ("nats://a?replicas=x", "expected 1 to 5"),
+        ("nats://a?domain=x", "only replicas=N"),
+        ("nats://a?replicas=1,nats://b?replicas=3", "different replicas"),
+    ]:
+        with pytest.raises(Exception, match=why):
+            parse_pointers_url(bad)
+
+
+def test_a_leaf_node_url_names_its_domain_and_the_hubs(monkeypatch):
+    from vega_dag.rollout.jetstream import LeafTarget, leaf_from_env, parse_leaf_url
+
+    assert parse_leaf_url("nats://127.0.0.1?domain=r1") == LeafTarget(
+        "nats://127.0.0.1:4222", "r1", "hub"
+    )
+    assert parse_leaf_url("nats://l:5?domain=r1&hub=core").hub == "core"
+    for bad in ("nats://l", "nats://l?domain=a.b", "http://l?domain=r1", "nats://l?domain=r&x=1"):
+        with pytest.raises(Exception, match="leaf: expected"):
+            parse_leaf_url(bad)
+    monkeypatch.delenv("VEGA_DAG_POINTERS_LEAF", raising=False)
+    assert leaf_from_env() is None
+    monkeypatch.setenv("VEGA_DAG_POINTERS_LEAF", "nats://127.0.0.1:4222?domain=r2")
+    assert leaf_from_env() == LeafTarget("nats://127.0.0.1:4222", "r2", "hub")

@@ -59,14 +59,16 @@ def prefetch_subject(namespace: str, region: str) -> str:
     return f"{namespace}.agent.{region}.prefetch"
 
 
-async def open_agents_kv(js: Any, namespace: str) -> Any:
-    """The agents' status bucket, created when missing (one value per key)."""
+async def open_agents_kv(js: Any, namespace: str, replicas: int = 1) -> Any:
+    """The agents' status bucket, created when missing (one value per key, ``replicas`` copies)."""
     from nats.js.errors import BucketNotFoundError
 
     try:
         return await js.key_value(agents_bucket(namespace))
     except BucketNotFoundError:
-        return await js.create_key_value(bucket=agents_bucket(namespace), history=1)
+        return await js.create_key_value(
+            bucket=agents_bucket(namespace), history=1, replicas=replicas
+        )
 
 
 class AgentRegion(Region):
@@ -210,7 +212,9 @@ class AgentRegion(Region):
             nc = None
             try:
                 nc = await connect(where, name=f"vega-agent-{self.name}")
-                kv = await open_agents_kv(nc.jetstream(timeout=5.0), where.namespace)
+                kv = await open_agents_kv(
+                    nc.jetstream(timeout=5.0), where.namespace, where.replicas
+                )
                 await nc.subscribe(
                     prefetch_subject(where.namespace, self.name), cb=self._on_prefetch
                 )

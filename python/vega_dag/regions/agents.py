@@ -117,9 +117,9 @@ class AgentFleet:
                 raise RegionError("agents", str(err)) from None
             from vega_dag.rollout.jetstream import Buckets
 
-            buckets = Buckets(nc.jetstream(timeout=5.0), self.where.namespace)
+            buckets = Buckets(nc.jetstream(timeout=5.0), self.where.namespace, self.where.replicas)
             await buckets.open()
-            self._kv = await open_agents_kv(buckets.js, self.where.namespace)
+            self._kv = await open_agents_kv(buckets.js, self.where.namespace, self.where.replicas)
             self._pointers_kv = buckets.pointers
             self._nc = nc
 

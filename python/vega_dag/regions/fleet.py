@@ -91,6 +91,13 @@ def _prepare(
     return (host, int(port)), head.encode("latin-1") + data
 
 
+def _loopback(url: str) -> bool:
+    # Beyond loopback, regions/remote_http.py (httpx) carries the request.
+    from vega_dag.regions.remote_http import is_loopback
+
+    return is_loopback(url)
+
+
 def _nodelay(sock: socket.socket) -> None:
     # Nagle off on every TCP socket of the path (see handoff.nodelay): a
     # request in more than one segment would wait for the first one's ACK.
@@ -213,6 +220,10 @@ def request(
     TimeoutError when ``timeout`` passes, another OSError when the region
     cannot be reached or answers something that is not HTTP.
     """
+    if not _loopback(url):
+        from vega_dag.regions import remote_http
+
+        return remote_http.request(url, method, body, timeout)[0]
     address, payload = _prepare(url, method, body)
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
@@ -244,6 +255,13 @@ def request_many(
     raised, every connection closed.
     """
     results: list[Response | OSError | None] = [None] * len(requests)
+    remote = [i for i, (url, _, _) in enumerate(requests) if not _loopback(url)]
+    if remote:
+        from vega_dag.regions import remote_http
+
+        got = remote_http.request_many([requests[i] for i in remote], timeout)
+        for i, answer in zip(remote, got, strict=True):
+            results[i] = answer if isinstance(answer, OSError) else answer[0]
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
     sel = selectors.DefaultSelector()
@@ -251,6 +269,8 @@ def request_many(
     unsent = 0
     try:
         for i, (url, method, body) in enumerate(requests):
+            if results[i] is not None:
+                continue  # answered through httpx above
             try:
                 address, payload = _prepare(url, method, body)
                 sock = _connecting(address)

@@ -587,7 +587,7 @@ class Region:
         so the key is also re-read every second, and on every reconnect.
         """
         from vega_dag.errors import VegaError
-        from vega_dag.rollout.jetstream import Buckets, connect, parse_pointers_url
+        from vega_dag.rollout.jetstream import open_reader, parse_pointers_url
 
         assert self.pointers is not None
         where = parse_pointers_url(self.pointers)
@@ -595,9 +595,8 @@ class Region:
         while True:
             nc = None
             try:
-                nc = await connect(where, name=f"vega-region-{self.name}")
-                buckets = Buckets(nc.jetstream(timeout=5.0), where.namespace)
-                await buckets.open()
+                # Through the host's leaf node when VEGA_DAG_POINTERS_LEAF names one.
+                nc, buckets = await open_reader(where, name=f"vega-region-{self.name}")
                 watcher = await buckets.pointers.watch(self.name)
                 self._nats = buckets
                 while True:

@@ -103,6 +103,8 @@ class NatsTarget:
     #: the servers, as given (credentials in a URL stay there for the client)
     servers: list[str]
     namespace: str
+    #: copies JetStream keeps of each bucket and stream this store creates (``?replicas=N``)
+    replicas: int = 1
 
     @property
     def where(self) -> str:
@@ -126,7 +128,7 @@ def parse_pointers_url(value: str | list[str]) -> NatsTarget:
     shown = ",".join(urls) if isinstance(value, list) else value
     if not urls:
         raise PointersConfigError(shown, 'expected "nats://HOST:PORT" (or several, for a cluster)')
-    servers, namespaces = [], set()
+    servers, namespaces, replicas = [], set(), set()
     for url in urls:
         try:
             parts = urllib.parse.urlsplit(url)
@@ -145,8 +147,10 @@ def parse_pointers_url(value: str | list[str]) -> NatsTarget:
                     _redact(url), f"namespace {ns!r}: letters, digits, '-' and '_' only"
                 )
             namespaces.add(ns)
-        if parts.query or parts.fragment:
-            raise PointersConfigError(_redact(url), "no query or fragment is accepted")
+        if parts.fragment:
+            raise PointersConfigError(_redact(url), "no fragment is accepted")
+        if parts.query:
+            replicas.add(_replicas(url, parts.query))
         netloc = parts.netloc if port else f"{parts.netloc}:4222"
         servers.append(urllib.parse.urlunsplit((parts.scheme, netloc, "", "", "")))
     if len(namespaces) > 1:
@@ -154,7 +158,29 @@ def parse_pointers_url(value: str | list[str]) -> NatsTarget:
             shown if "@" not in shown else ",".join(_redact(u) for u in urls),
             f"the URLs name different namespaces: {', '.join(sorted(namespaces))}",
         )
-    return NatsTarget(servers, namespaces.pop() if namespaces else DEFAULT_NAMESPACE)
+    if len(replicas) > 1:
+        raise PointersConfigError(
+            ",".join(_redact(u) for u in urls), "the URLs ask for different replicas"
+        )
+    return NatsTarget(
+        servers,
+        namespaces.pop() if namespaces else DEFAULT_NAMESPACE,
+        replicas.pop() if replicas else 1,
+    )
+
+
+def _replicas(url: str, query: str) -> int:
+    """``replicas=N`` (1–5, JetStream's limit), the one query a pointers URL takes."""
+    try:
+        given = urllib.parse.parse_qs(query, strict_parsing=True)
+    except ValueError:
+        given = {}
+    if set(given) != {"replicas"} or len(given["replicas"]) != 1:
+        raise PointersConfigError(_redact(url), f"unknown query {query!r} (only replicas=N)")
+    value = given["replicas"][0]
+    if not value.isdigit() or not 1 <= int(value) <= 5:
+        raise PointersConfigError(_redact(url), f"replicas={value}: expected 1 to 5")
+    return int(value)
 
 
 def _redact_safe(url: str) -> str:
@@ -253,9 +279,10 @@ async def connect(target: NatsTarget, name: str = "vega-dag") -> Any:
 class Buckets:
     """The KV buckets and the history stream of one namespace, created when missing."""
 
-    def __init__(self, js: Any, namespace: str) -> None:
+    def __init__(self, js: Any, namespace: str, replicas: int = 1) -> None:
         self.js = js
         self.ns = namespace
+        self.replicas = replicas
         self.history_stream = f"{namespace}-history"
         self.pointers: Any = None
         self.deployments: Any = None
@@ -278,7 +305,9 @@ class Buckets:
                 raise
         # An existing bucket is used as it is: an operator may create them
         # replicated (`nats kv add --replicas 3`); two creators race harmlessly.
-        return await self.js.create_key_value(bucket=bucket, history=history)
+        return await self.js.create_key_value(
+            bucket=bucket, history=history, replicas=self.replicas
+        )
 
     async def _history(self) -> None:
         from nats.js.api import StreamConfig
@@ -293,8 +322,133 @@ class Buckets:
                     subjects=[f"{self.ns}.history.>"],
                     deny_delete=True,
                     deny_purge=True,
+                    num_replicas=self.replicas,
                 )
             )
+
+
+#: The environment variable naming a region host's leaf node, through which its
+#: region reads its pointer (``nats://127.0.0.1:4222?domain=LEAF[&hub=HUB]``).
+LEAF_ENV = "VEGA_DAG_POINTERS_LEAF"
+#: The hub's JetStream domain when the leaf URL names none.
+HUB_DOMAIN = "hub"
+_DOMAIN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class LeafTarget:
+    """A leaf node on the region's own host, and the JetStream domains either side."""
+
+    server: str
+    #: the leaf's JetStream domain, where the mirrors live
+    domain: str
+    #: the hub's JetStream domain, which the mirrors copy from
+    hub: str = HUB_DOMAIN
+
+
+def parse_leaf_url(value: str) -> LeafTarget:
+    """``nats://HOST:PORT?domain=LEAF[&hub=HUB]`` (credentials and TLS as for the hub)."""
+    shown = _redact_safe(value.strip())
+    try:
+        parts = urllib.parse.urlsplit(value.strip())
+        port = parts.port
+        query = urllib.parse.parse_qs(parts.query, strict_parsing=bool(parts.query))
+    except ValueError as err:
+        raise PointersConfigError(shown, f"leaf: not a URL: {err}") from None
+    if parts.scheme not in _SCHEMES or not parts.hostname:
+        raise PointersConfigError(shown, 'leaf: expected "nats://HOST:PORT?domain=LEAF"')
+    unknown = set(query) - {"domain", "hub"}
+    domain = (query.get("domain") or [""])[-1]
+    hub = (query.get("hub") or [HUB_DOMAIN])[-1]
+    if unknown or not _DOMAIN.fullmatch(domain) or not _DOMAIN.fullmatch(hub):
+        raise PointersConfigError(
+            shown, "leaf: expected ?domain=LEAF[&hub=HUB] (JetStream domain names)"
+        )
+    netloc = parts.netloc if port else f"{parts.netloc}:4222"
+    server = urllib.parse.urlunsplit((parts.scheme, netloc, "", "", ""))
+    return LeafTarget(server, domain, hub)
+
+
+def leaf_from_env() -> LeafTarget | None:
+    value = os.environ.get(LEAF_ENV, "").strip()
+    return parse_leaf_url(value) if value else None
+
+
+class MirrorBuckets(Buckets):
+    """The pointer and deployment buckets as read-only mirrors in a leaf node's domain.
+
+    A mirror is a stream in the leaf's own JetStream that copies the hub's
+    bucket stream: reads are answered by the leaf, so during a partition the
+    region still reads its last pointer, and it catches up once the link is
+    back. The deploy lock and the history are not mirrored (a region reads
+    neither). Nothing is written here: a write through a leaf's domain-bound
+    KV fails in nats-py, and writers talk to the hub.
+    """
+
+    def __init__(self, js: Any, namespace: str, leaf: LeafTarget, hub_js: Any = None) -> None:
+        super().__init__(js, namespace)
+        self.leaf = leaf
+        #: the hub's JetStream, seen through the leaf (read only: to check a source exists)
+        self.hub_js = hub_js
+
+    async def open(self, create: bool = True) -> None:
+        self.pointers = await self._mirror(f"{self.ns}-pointers", history=16)
+        self.deployments = await self._mirror(f"{self.ns}-deployments", history=4)
+
+    async def _mirror(self, bucket: str, history: int) -> Any:
+        from nats.js.api import ExternalStream, StreamConfig, StreamSource
+        from nats.js.errors import NotFoundError
+
+        stream = f"KV_{bucket}"
+        try:
+            await self.js.stream_info(stream)
+        except NotFoundError:
+            if self.hub_js is not None:
+                # A mirror of a stream the hub does not have yet waits long to begin
+                # copying once it appears: made only when there is something to copy
+                # (until then the region's watch tries again, as for a lost server).
+                try:
+                    await self.hub_js.stream_info(stream)
+                except NotFoundError:
+                    raise PointerStoreError(
+                        f"pointers: the hub has no bucket {bucket} yet (nothing deployed)"
+                    ) from None
+            hub_api = ExternalStream(api=f"$JS.{self.leaf.hub}.API")
+            source = StreamSource(name=stream, external=hub_api)
+            # Two regions on one host race to create it; the same config is no error.
+            await self.js.add_stream(
+                StreamConfig(name=stream, mirror=source, max_msgs_per_subject=history)
+            )
+        return await self.js.key_value(bucket)
+
+
+async def open_reader(
+    target: NatsTarget, name: str = "vega-dag", leaf: LeafTarget | None = None
+) -> tuple[Any, Buckets]:
+    """A connection and the buckets a region reads its pointer from.
+
+    Through its host's leaf node (``leaf``, else VEGA_DAG_POINTERS_LEAF) when
+    there is one, else straight from ``target``.
+    """
+    leaf = leaf if leaf is not None else leaf_from_env()
+    if leaf is None:
+        nc = await connect(target, name=name)
+        buckets = Buckets(nc.jetstream(timeout=5.0), target.namespace, target.replicas)
+    else:
+        nc = await connect(NatsTarget([leaf.server], target.namespace), name=name)
+        buckets = MirrorBuckets(
+            nc.jetstream(timeout=5.0, domain=leaf.domain),
+            target.namespace,
+            leaf,
+            hub_js=nc.jetstream(timeout=5.0, domain=leaf.hub),
+        )
+    try:
+        await buckets.open()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await nc.close()
+        raise
+    return nc, buckets
 
 
 def _encode(record: dict) -> bytes:
@@ -348,7 +502,7 @@ class JetStreamPointers:
         self.nc: Any = None
         self.nc = self._run(connect(self.target))
         self.js = self.nc.jetstream(timeout=timeout)
-        self.b = Buckets(self.js, self.target.namespace)
+        self.b = Buckets(self.js, self.target.namespace, self.target.replicas)
         self._run(self.b.open())
 
     def _run(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:

@@ -22,6 +22,9 @@ do not. Its head and first chunk are an answer: a ``text/event-stream`` one
 is taken as soon as its first chunk is in, any other streamed response when
 ``timeout`` passes with its first chunk in (``Answer.streamed``; its time is
 that of the first chunk, and its connection is closed, not kept alive).
+
+Regions beyond loopback (on other hosts) are probed through httpx instead
+(regions/remote_http.py): TLS, proxies and a pool are its business.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from vega_dag.regions.fleet import Response, _connecting, _prepare, _Reply
+from vega_dag.regions.remote_http import is_loopback
 
 #: Probes in flight at once. Latency is what a gate measures: more at once than
 #: the machine has cores (regions here are local) would measure queueing.
@@ -113,8 +117,14 @@ def probe_all(
     extra = f"x-vega-deployment: {deployment}\r\n".encode() if deployment else b""
     answers: list[Answer] = [Answer() for _ in jobs]
     by_url: dict[str, list[tuple[int, str]]] = {}
+    remote: list[int] = []
     for i, (url, path) in enumerate(jobs):
-        by_url.setdefault(url.rstrip("/"), []).append((i, path))
+        if is_loopback(url):
+            by_url.setdefault(url.rstrip("/"), []).append((i, path))
+        else:
+            remote.append(i)
+    if remote:
+        _probe_remote(jobs, remote, answers, timeout, deployment)
     width = lanes_per_region(len(by_url))
     lanes = [
         _Lane(url, deque(mine[k::width]), extra=extra)
@@ -145,6 +155,27 @@ def probe_all(
             _close(sel, lane)
         sel.close()
     return answers
+
+
+def _probe_remote(
+    jobs: list[tuple[str, str]],
+    which: list[int],
+    answers: list[Answer],
+    timeout: float,
+    deployment: str | None,
+) -> None:
+    """The probes of regions beyond loopback, through httpx (regions/remote_http.py)."""
+    from vega_dag.regions import remote_http
+
+    headers = {"x-vega-deployment": deployment} if deployment else None
+    results = remote_http.request_many(
+        [(jobs[i][0].rstrip("/") + jobs[i][1], "GET", None) for i in which], timeout, headers
+    )
+    for i, result in zip(which, results, strict=True):
+        if isinstance(result, OSError):
+            answers[i] = Answer(error=result)
+        else:
+            answers[i] = Answer(result[0], kept_alive=result[1])
 
 
 def _next(sel: selectors.BaseSelector, lane: _Lane, answers: list[Answer], timeout: float) -> None:
