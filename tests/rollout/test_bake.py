@@ -149,7 +149,8 @@ def test_a_route_failing_only_under_concurrency_is_caught_by_the_bake(fleet) -> 
     assert latest["status"] == "rolled-back"
     reasons = [e["reason"] for e in latest["events"]]
     back = [r for r in reasons if r.startswith("auto-rollback")]
-    assert back and "canary error rate regressed" in back[0] and "baseline iad" in back[0], reasons
+    # Under load the canary can be slower as well: the error regression must be among the reasons.
+    assert back and "error rate regressed" in back[0] and "baseline iad" in back[0], reasons
 
 
 def test_a_slower_canary_fails_and_one_within_noise_passes(fleet) -> None:
