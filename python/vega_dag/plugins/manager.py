@@ -22,15 +22,9 @@ class LocalFleetPlugin:
 
     @hookimpl(trylast=True)
     def vega_dag_region_target(self, config: ProjectConfig) -> hookspecs.RegionTarget:
-        from vega_dag.regions.agents import regions_setting
+        from vega_dag.regions.target import builtin_target
 
-        if regions_setting(config) == "agents":
-            from vega_dag.regions.agents import AgentFleet
-
-            return AgentFleet(config)
-        from vega_dag.regions.fleet import LocalFleet
-
-        return LocalFleet(config)
+        return builtin_target(config)
 
 
 @functools.cache

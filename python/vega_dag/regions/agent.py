@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -333,8 +332,7 @@ def serve(
     """Run the agent in this process until it is stopped."""
     # Imported before the zygote forks (as regions.server.main does).
     from vega_dag.regions import worker  # noqa: F401
-    from vega_dag.regions.server import fork_zygote, listen, run
-    from vega_dag.store.objects import write_durably
+    from vega_dag.regions.server import listen, start
 
     host, port = parse_listen(listen_at)
     sock = listen(port, host)
@@ -345,19 +343,7 @@ def serve(
         name, directory, pointers=pointers, store_url=store_url, url=url, trust=trust,
         observe=observe, control=control,
     )  # fmt: skip
-    region.zygote = fork_zygote(sock)
-    record = {
-        "name": name,
-        "pid": os.getpid(),
-        "pgid": os.getpgid(0),
-        "port": port,
-        "url": url,
-        "started_at": time.time(),
-    }
-    write_durably(
-        region.fleet / "regions" / f"{name}.json", json.dumps(record).encode(), sync=False
-    )
-    run(region, sock)
+    start(region, sock, url)
 
 
 if __name__ == "__main__":

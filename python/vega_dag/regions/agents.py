@@ -37,21 +37,6 @@ if TYPE_CHECKING:
 #: (``VEGA_DAG_AGENT_DOWN_S`` overrides it). Agents write one every second.
 DOWN_AFTER = 5.0
 #: ``[tool.vega.backend] regions`` values, and the variable that overrides it.
-REGIONS_ENV = "VEGA_DAG_REGIONS"
-TARGETS = ("local", "agents")
-
-
-def regions_setting(config: ProjectConfig) -> str:
-    """Which region target the project uses: VEGA_DAG_REGIONS, else the config's."""
-    value = (os.environ.get(REGIONS_ENV) or "").strip() or config.vega.backend.regions
-    if value not in TARGETS:
-        from vega_dag.errors import VegaError
-
-        raise VegaError(
-            f"regions {value!r}: expected one of {', '.join(TARGETS)} "
-            f"({REGIONS_ENV} or [tool.vega.backend] regions)"
-        )
-    return value
 
 
 def down_after() -> float:

@@ -1314,6 +1314,29 @@ def listen(port: int, host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+def start(region: Region, sock: socket.socket, url: str) -> None:
+    """Fork ``region``'s zygote, record where it answers (``regions/NAME.json``), serve it.
+
+    The record is what the fleet, the supervisor and ``status`` read to find
+    the region: its process (group), port and advertised ``url``.
+    """
+    from vega_dag.store.objects import write_durably
+
+    region.zygote = fork_zygote(sock)
+    record = {
+        "name": region.name,
+        "pid": os.getpid(),
+        "pgid": os.getpgid(0),
+        "port": sock.getsockname()[1],
+        "url": url,
+        "started_at": time.time(),
+    }
+    write_durably(
+        region.fleet / "regions" / f"{region.name}.json", json.dumps(record).encode(), sync=False
+    )
+    run(region, sock)
+
+
 def run(region: Region, sock: socket.socket) -> None:
     """Serve ``region`` on ``sock`` until stopped (its zygote already forked)."""
     import uvicorn
@@ -1346,24 +1369,10 @@ def main(argv: list[str] | None = None) -> None:
     # Imported before the zygote forks: the zygote's workers and this
     # process's prefetches (which verify blobs) share it.
     from vega_dag.regions import worker  # noqa: F401
-    from vega_dag.store.objects import write_durably
 
     sock = listen(args.port)
-    port = sock.getsockname()[1]
     region = Region(args.name, args.fleet, args.store, args.observe, args.pointers)
-    region.zygote = fork_zygote(sock)
-    record = {
-        "name": args.name,
-        "pid": os.getpid(),
-        "pgid": os.getpgid(0),
-        "port": port,
-        "url": f"http://127.0.0.1:{port}",
-        "started_at": time.time(),
-    }
-    write_durably(
-        args.fleet / "regions" / f"{args.name}.json", json.dumps(record).encode(), sync=False
-    )
-    run(region, sock)
+    start(region, sock, f"http://127.0.0.1:{sock.getsockname()[1]}")
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ def _region_target(config: Any) -> Any:
 
     With the plugin manager not yet made in this process (nothing registered
     a plugin by hand) and no installed distribution declaring the plugin
-    group, the built-in local fleet is the only answer the hook can give,
+    group, the built-in target (``regions.target``) is the only answer the hook can give,
     and importing pluggy (inspect, importlib.metadata) only to be told so is
     start-up on the rollback's clock.
     """
@@ -189,9 +189,9 @@ def _region_target(config: Any) -> Any:
     from vega_dag.plugins.declared import may_declare_plugins
 
     if "vega_dag.plugins.manager" not in sys.modules and not may_declare_plugins():
-        from vega_dag.regions.fleet import LocalFleet
+        from vega_dag.regions.target import builtin_target
 
-        return LocalFleet(config)
+        return builtin_target(config)
     from vega_dag.plugins.manager import region_target
 
     return region_target(config)
