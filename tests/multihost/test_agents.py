@@ -89,6 +89,22 @@ class Fleet:
             assert time.monotonic() < deadline, f"{region} never went down: {rows}"
             time.sleep(0.5)
 
+    def wait_up(self, region: str) -> None:
+        """Until ``status`` (the deployer's view: a fresh heartbeat) has ``region`` up again.
+
+        After a link comes back, the agent's NATS client reconnects on its own
+        schedule and its ``reported`` flag can still be the one from before the
+        cut: the deployer's view is what the next command acts on.
+        """
+        self.wait_reported(region)
+        deadline = time.monotonic() + 60
+        while True:
+            rows = {r["name"]: r for r in self.vega("status", str(self.root))["regions"]}
+            if rows.get(region, {}).get("health", "down") != "down":
+                return
+            assert time.monotonic() < deadline, f"{region} never came back: {rows}"
+            time.sleep(0.5)
+
     def wait_reported(self, region: str) -> None:
         deadline = time.monotonic() + 60
         while not call_in(self.cluster.net.hosts["dev"].ns, _reported, self.url(region)):
@@ -160,7 +176,7 @@ def test_deploy_and_rollback_across_hosts_with_a_link_cut_during_each(fleet: Fle
     # Alone, sfo still serves what its pointer named (its leaf's mirror keeps it).
     assert fleet.served_from("r3", "sfo") == v1
     cluster.net.mend("r3")
-    fleet.wait_reported("sfo")
+    fleet.wait_up("sfo")
     assert fleet.truth() == {"fra": v2, "iad": v2, "sfo": v1}
 
     # The next deploy reaches sfo too: one deployment everywhere.
@@ -178,7 +194,7 @@ def test_deploy_and_rollback_across_hosts_with_a_link_cut_during_each(fleet: Fle
     assert fleet.served_from("dev", "fra") == v3 and fleet.served_from("r3", "sfo") == v3
     # Back: the rollback goes through, every host converges on the previous deployment.
     cluster.net.mend("r3")
-    fleet.wait_reported("sfo")
+    fleet.wait_up("sfo")
     rolled = fleet.vega("rollback", "--path", str(fleet.root))
     assert rolled["deployment"] == v3
     truth = fleet.truth()
