@@ -66,6 +66,22 @@ class Fleet:
         )
         return headers.get("x-vega-deployment") if code == 200 else None
 
+    def served_alone(self, region: str) -> str | None:
+        """What ``region`` answers on its own host while its link is cut.
+
+        Retried for up to 30 s: once in three local runs a GET on the cut-off
+        host timed out (10 s) right after the cut, while its NATS client was
+        losing the hub (cause not found; noted in the issue). What is asserted
+        is that the host goes on serving what it verified, never something else.
+        """
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self.served_from(HOSTS[region], region)
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
     def served(self) -> dict[str, str | None]:
         return {region: self.served_from("dev", region) for region in HOSTS}
 
@@ -174,7 +190,7 @@ def test_deploy_and_rollback_across_hosts_with_a_link_cut_during_each(fleet: Fle
     plan = fleet.vega("plan", str(fleet.root))
     assert plan["pointers"]["sfo"] == v1, plan
     # Alone, sfo still serves what its pointer named (its leaf's mirror keeps it).
-    assert fleet.served_from("r3", "sfo") == v1
+    assert fleet.served_alone("sfo") == v1
     cluster.net.mend("r3")
     fleet.wait_up("sfo")
     assert fleet.truth() == {"fra": v2, "iad": v2, "sfo": v1}
@@ -191,7 +207,7 @@ def test_deploy_and_rollback_across_hosts_with_a_link_cut_during_each(fleet: Fle
     assert refused.returncode != 0
     said = refused.stderr + refused.stdout
     assert "sfo" in said and "nothing was changed" in said and "Traceback" not in said, said
-    assert fleet.served_from("dev", "fra") == v3 and fleet.served_from("r3", "sfo") == v3
+    assert fleet.served_from("dev", "fra") == v3 and fleet.served_alone("sfo") == v3
     # Back: the rollback goes through, every host converges on the previous deployment.
     cluster.net.mend("r3")
     fleet.wait_up("sfo")
