@@ -239,35 +239,13 @@ class AgentRegion(Region):
         self._spawn(self._answer_prefetch(msg))
 
     async def _answer_prefetch(self, msg: Any) -> None:
-        from vega_dag.regions.server import MAX_LOAD_TIMEOUT
-
-        started = time.monotonic()
         try:
-            request = json.loads(msg.data)
-            manifest = request["manifest"]
-            wait = bool(request.get("wait", True))
-            load_timeout = request.get("load_timeout")
-            if load_timeout is not None:
-                load_timeout = min(max(float(load_timeout), 0.0), MAX_LOAD_TIMEOUT)
-            deployment = request.get("deployment")
-            cached = await self.prefetch(manifest, wait, load_timeout, deployment)
-        except WorkerLoadError as err:
-            payload: dict[str, Any] = {"ok": False, "region": self.name, "error": str(err)}
-        except (ValueError, KeyError, TypeError, AttributeError):
-            payload = {"ok": False, "region": self.name, "error": "expected {manifest}"}
+            _, payload = await self.answer_prefetch(msg.data)
         except Exception as err:  # the deployer must get an answer, whatever went wrong
             why = f"{type(err).__name__}: {err}"
             payload = {"ok": False, "region": self.name, "error": f"prefetch failed: {why}"}
-        else:
-            payload = {
-                "ok": True,
-                "region": self.name,
-                "manifest": manifest,
-                "cached": cached,
-                "loaded": cached or wait,
-                "fetched": self.fetches.get(manifest, [0, 0, 0.0])[0],
-                "seconds": round(time.monotonic() - started, 4),
-            }
+        if payload["ok"]:
+            payload["fetched"] = self.fetches.get(payload["manifest"], [0, 0, 0.0])[0]
         if self._dirty is not None:
             self._dirty.set()
         with contextlib.suppress(Exception):

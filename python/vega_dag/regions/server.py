@@ -990,6 +990,32 @@ class Region:
             self._spawn(self._preload(manifest))
         return False
 
+    async def answer_prefetch(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, answer) to a prefetch request ``{manifest, wait, load_timeout,
+        deployment}``, whether it came to the admin route or (an agent's) over NATS."""
+        started = time.monotonic()
+        try:
+            request = json.loads(body)
+            manifest = request["manifest"]
+            wait = bool(request.get("wait", True))
+            load_timeout = request.get("load_timeout")
+            if load_timeout is not None:
+                load_timeout = min(max(float(load_timeout), 0.0), MAX_LOAD_TIMEOUT)
+            deployment = request.get("deployment")
+            cached = await self.prefetch(manifest, wait, load_timeout, deployment)
+        except WorkerLoadError as err:
+            return 502, {"ok": False, "region": self.name, "error": str(err)}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return 400, {"ok": False, "region": self.name, "error": "expected {manifest}"}
+        return 200, {
+            "ok": True,
+            "region": self.name,
+            "manifest": manifest,
+            "cached": cached,
+            "loaded": cached or wait,
+            "seconds": round(time.monotonic() - started, 4),
+        }
+
     async def _verify(self, manifest: str) -> None:
         """Verify every blob of ``manifest`` (and lay out its code), once per process."""
         if manifest in self.verified:
@@ -1122,37 +1148,8 @@ class Region:
             await send_bytes(send, json.dumps(payload).encode(), 200, "application/json", headers)
             return
         if path == "/__vega/prefetch" and scope["method"] == "POST":
-            started = time.monotonic()
-            try:
-                request = json.loads(await read_body(receive))
-                manifest = request["manifest"]
-                wait = bool(request.get("wait", True))
-                load_timeout = request.get("load_timeout")
-                if load_timeout is not None:
-                    load_timeout = min(max(float(load_timeout), 0.0), MAX_LOAD_TIMEOUT)
-                deployment = request.get("deployment")
-                cached = await self.prefetch(manifest, wait, load_timeout, deployment)
-            except WorkerLoadError as err:
-                payload = {"ok": False, "region": self.name, "error": str(err)}
-                await send_bytes(
-                    send, json.dumps(payload).encode(), 502, "application/json", headers
-                )
-                return
-            except (ValueError, KeyError, TypeError, AttributeError):
-                payload = {"ok": False, "region": self.name, "error": "expected {manifest}"}
-                await send_bytes(
-                    send, json.dumps(payload).encode(), 400, "application/json", headers
-                )
-                return
-            payload = {
-                "ok": True,
-                "region": self.name,
-                "manifest": manifest,
-                "cached": cached,
-                "loaded": cached or wait,
-                "seconds": round(time.monotonic() - started, 4),
-            }
-            await send_bytes(send, json.dumps(payload).encode(), 200, "application/json", headers)
+            code, answer = await self.answer_prefetch(await read_body(receive))
+            await send_bytes(send, json.dumps(answer).encode(), code, "application/json", headers)
             return
         if path == "/__vega/wait":
             query = parse_qs(scope.get("query_string", b"").decode())
