@@ -60,9 +60,13 @@ def reference_command(python_dir: Path) -> str:
     """
     script = Path(tempfile.mkdtemp(prefix="vega-bench-reference-")) / "vega-dag"
     where = str(python_dir.resolve())
+    # The tree's own launcher's start-up: the console script pip writes for a
+    # [project.scripts] entry point imports re; launcher/scripts/vega-dag does not.
+    pyproject = python_dir.resolve().parent / "pyproject.toml"
+    pip_launcher = pyproject.is_file() and "[project.scripts]" in pyproject.read_text()
+    imports = "os, re, sys" if pip_launcher else "os, sys"
     script.write_text(
-        # `import re` as the console script pip writes does: same start-up as `vega-dag`.
-        f"#!{sys.executable}\nimport os, re, sys\nos.environ['PYTHONPATH'] = {where!r}\n"
+        f"#!{sys.executable}\nimport {imports}\nos.environ['PYTHONPATH'] = {where!r}\n"
         f"sys.path.insert(0, {where!r})\nfrom vega_dag.entry import main\nsys.exit(main())\n"
     )
     script.chmod(0o755)

@@ -8,8 +8,10 @@ Groups (see docs/performance.md):
   configuration, one with examples/shop-api's `[tool.vega]`), against the same.
 
 Both groups also time `python3 -c "import re"`: the console script pip
-writes imports re before it calls vega-dag (the floor of any `vega-dag`
-command started by name). With VEGA_BENCH_REFERENCE=DIR (another checkout's
+writes for an entry point imports re before it calls vega-dag, which was the
+floor of any `vega-dag` command started by name until the wheel shipped its
+own launcher (launcher/scripts/vega-dag), which does not. With
+VEGA_BENCH_REFERENCE=DIR (another checkout's
 ``python/`` with its built extension), `--version` also runs with that tree
 (``[reference]``), in the same run.
 """

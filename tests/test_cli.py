@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +51,28 @@ def test_version_imports_no_click() -> None:
     code += " or m == 'vega_dag._core'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "[]"
+
+
+def _imported(cmd: list[str]) -> set[str]:
+    """The modules ``cmd`` imports, from the interpreter's own import-time report."""
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    err = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
+    names = {
+        line.rsplit("|", 1)[1].strip() for line in err.splitlines() if line.startswith("import")
+    }
+    return names - {"package"}  # the report's header line
+
+
+def test_the_installed_command_imports_only_vega_dag_beyond_the_interpreter() -> None:
+    """`vega-dag --version` costs the interpreter and vega_dag's own three modules.
+
+    The launcher is the project's (launcher/scripts/vega-dag), not the one pip
+    writes for an entry point, which imports ``re`` first. The interpreter's own
+    start-up (its site hooks, a sandbox .pth) is subtracted.
+    """
+    command = shutil.which("vega-dag", path=str(Path(sys.executable).parent)) or "vega-dag"
+    extra = _imported([command, "--version"]) - _imported([sys.executable, "-c", "pass"])
+    assert extra == {"vega_dag", "vega_dag._version", "vega_dag.entry"}, sorted(extra)
 
 
 def test_the_version_without_the_extension_is_the_extensions_and_cargos() -> None:

@@ -9,8 +9,8 @@ spelling (``--version`` among other arguments, ``--probe``, a PATH that is not
 a directory), goes to click, which prints the same text from the same code.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: it imports the __future__ module, on
+# every command's path; this module's annotations need no deferring on 3.11.
 import sys
 
 PROG = "vega-dag"
