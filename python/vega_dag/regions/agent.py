@@ -246,6 +246,9 @@ class AgentRegion(Region):
             payload = {"ok": False, "region": self.name, "error": f"prefetch failed: {why}"}
         if payload["ok"]:
             payload["fetched"] = self.fetches.get(payload["manifest"], [0, 0, 0.0])[0]
+        elif self._remote is not None and self._remote.damaged:
+            # What failed its BLAKE3 check here: the deployer can put its own copy back.
+            payload["damaged"] = sorted(self._remote.damaged)[:64]
         if self._dirty is not None:
             self._dirty.set()
         with contextlib.suppress(Exception):

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,8 @@ class AgentFleet:
         self._pointers_kv: Any = None
         self._statuses: dict[str, dict] = {}
         self._opening: asyncio.Lock | None = None
+        #: several agents may name the same damaged object at once: one repair each
+        self._repairing = threading.Lock()
 
     # -- the connection -------------------------------------------------------
     def _run(self, coro: Any, timeout: float) -> Any:
@@ -321,8 +324,43 @@ class AgentFleet:
             return RegionError(name, f"a malformed answer: {msg.data[:200]!r}")
         if not payload.get("ok"):
             # The agent's message names what did not load: the route, or the object.
-            return RegionError(name, str(payload.get("error")))
+            why = str(payload.get("error"))
+            damaged = [d for d in payload.get("damaged") or [] if isinstance(d, str)]
+            if damaged:
+                loop = asyncio.get_running_loop()
+                why += await loop.run_in_executor(None, self._repair, damaged)
+            return RegionError(name, why)
         return payload
+
+    def _repair(self, damaged: list[str]) -> str:
+        """Put this machine's verified copies of ``damaged`` in the shared store; what was done.
+
+        The listing shows a damaged object as present, so no later upload would
+        replace it (``store.ship.repair_objects``).
+        """
+        from vega_dag.store.objects import ObjectStore
+        from vega_dag.store.remote import RemoteCache, store_url
+        from vega_dag.store.ship import repair_objects
+
+        url = store_url(self.config)
+        if url is None:
+            return ""
+        try:
+            with self._repairing:
+                repaired, unavailable = repair_objects(
+                    RemoteCache(url), ObjectStore(self.config.store_dir), damaged
+                )
+        except Exception as err:  # the repair is a courtesy: the failure is already named
+            return f" (could not re-upload it: {type(err).__name__}: {err})"
+        said = ""
+        if repaired:
+            said += (
+                f" (re-uploaded {len(repaired)} damaged object(s) from this machine's verified"
+                " store: run the command again)"
+            )
+        for digest, why in sorted(unavailable.items())[:3]:
+            said += f" (cas/{digest.removeprefix('blake3:')}: not repaired: {why})"
+        return said
 
     def wait_serving(
         self, region: RegionInfo, deployment: str | None, timeout: float = 30.0
