@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 #: A heartbeat older than this many seconds means the agent is down
 #: (``VEGA_DAG_AGENT_DOWN_S`` overrides it). Agents write one every second.
 DOWN_AFTER = 5.0
+#: Seconds between two asks of an agent that has not answered a prefetch yet.
+RESEND_SECONDS = 5.0
 #: ``[tool.vega.backend] regions`` values, and the variable that overrides it.
 
 
@@ -293,31 +295,52 @@ class AgentFleet:
         from vega_dag.regions.agent import prefetch_subject, status_key
 
         subject = prefetch_subject(self.where.namespace, name)
-        asked = asyncio.ensure_future(
-            self._nc.request(subject, json.dumps(body).encode(), timeout=timeout)
-        )
+        data = json.dumps(body).encode()
+        deadline = time.monotonic() + timeout
+        pending: set[asyncio.Future] = set()
+        failure: BaseException | None = None
+        msg = None
+        next_send = 0.0
         pid = (self._statuses.get(name) or {}).get("pid")
-        while True:
+        while msg is None and (now := time.monotonic()) < deadline:
+            if now >= next_send:
+                # Asked again while unanswered: a request or its answer is lost when
+                # the agent's server (or ours) dies, and asking twice is harmless (the
+                # agent answers both from the one fetch and load).
+                request = self._nc.request(subject, data, timeout=deadline - now)
+                pending.add(asyncio.ensure_future(request))
+                next_send = now + RESEND_SECONDS
+            if pending:
+                done, pending = await asyncio.wait(
+                    pending, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                for future in done:
+                    if future.exception() is None:
+                        msg = future.result()
+                        break
+                    failure = future.exception()
+                if msg is not None:
+                    break
+            else:
+                await asyncio.sleep(min(1.0, max(0.0, next_send - time.monotonic())))
             # An agent killed mid-prefetch never answers: its heartbeat says so first.
-            done, _ = await asyncio.wait({asked}, timeout=1.0)
-            if done:
-                break
             st = await self._get_status(status_key(name))
             age = time.time() - float((st or {}).get("heartbeat") or 0.0)
             if st is None or age > down_after() or (pid and st.get("pid") != pid):
-                asked.cancel()
+                for future in pending:
+                    future.cancel()
                 why = "restarted" if st is not None and age <= down_after() else "went quiet"
                 return RegionError(
                     name, f"its agent {why} during the prefetch (last heartbeat {age:.0f}s ago)"
                 )
-        try:
-            msg = asked.result()
-        except nats.errors.NoRespondersError:
-            return RegionError(name, f"no agent answers on {subject} (is it running?)")
-        except nats.errors.TimeoutError:
-            return RegionError(name, f"its agent did not answer the prefetch in {timeout:.0f}s")
-        except Exception as err:
-            return RegionError(name, f"prefetch over NATS: {err or type(err).__name__}")
+        for future in pending:
+            future.cancel()
+        if msg is None:
+            if isinstance(failure, nats.errors.NoRespondersError):
+                return RegionError(name, f"no agent answers on {subject} (is it running?)")
+            if failure is None or isinstance(failure, nats.errors.TimeoutError):
+                return RegionError(name, f"its agent did not answer the prefetch in {timeout:.0f}s")
+            return RegionError(name, f"prefetch over NATS: {failure or type(failure).__name__}")
         try:
             payload = json.loads(msg.data)
         except ValueError:
