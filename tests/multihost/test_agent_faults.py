@@ -118,6 +118,8 @@ def test_the_stream_leaders_killed_during_a_deploy_and_a_rollback(fleet: Fleet):
     history_stream = f"{fleet.namespace}-history"
     assert cluster.stream_replicas(pointers_stream) == 3
     assert cluster.stream_replicas(history_stream) == 3
+    # The agents' status bucket too: with one copy, its server's death stopped every command.
+    assert cluster.stream_replicas(f"KV_{fleet.namespace}-agents") == 3
 
     # -- during a deploy: the pointer bucket's leader dies once the canary moved.
     set_version(fleet.root, f"v{next(_versions)}")
