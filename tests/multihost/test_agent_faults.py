@@ -122,6 +122,7 @@ def test_the_stream_leaders_killed_during_a_deploy_and_a_rollback(fleet: Fleet):
     assert cluster.stream_replicas(f"KV_{fleet.namespace}-agents") == 3
 
     # -- during a deploy: the pointer bucket's leader dies once the canary moved.
+    known = set(_history(fleet))
     set_version(fleet.root, f"v{next(_versions)}")
     deploy = cluster.net.popen(
         cluster.net.hosts["dev"],
@@ -152,6 +153,10 @@ def test_the_stream_leaders_killed_during_a_deploy_and_a_rollback(fleet: Fleet):
         two = fleet.vega("history", str(fleet.root))[0]["deployment"]
     assert two != one
     assert set(_truth_once_it_answers(fleet).values()) == {two}
+    # A first attempt that failed is recorded as such, never as live.
+    for d in _history(fleet).values():
+        if d["deployment"] not in known | {two}:
+            assert d["status"] in ("failed", "rolled-back", "interrupted"), d
     cluster.restart(killed)  # two of three must stand for the next election
     for host in HOSTS.values():
         cluster.wait_leaf_connected(host)
