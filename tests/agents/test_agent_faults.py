@@ -92,6 +92,13 @@ def test_a_corrupted_object_is_refused_and_named(
     history = vega_json("history", str(project))
     assert history[0]["status"] == "failed"
 
+    # The listing shows the damaged object as present, so no upload would replace
+    # it: the deployer, told which one failed, put its verified copy back.
+    assert "re-uploaded 1 damaged object(s)" in failed.stderr, failed.stderr
+    two = _deployed(project)
+    assert agents.served() == {n: two for n in NAMES}
+    assert obstore.get(remote._store, f"cas/{hexdigest}").bytes() == store.get(victim)
+
 
 def test_two_racing_deploys_one_wins_the_other_fails_clearly(
     tmp_path: Path, backends: Backends, agents: Agents

@@ -52,3 +52,39 @@ def python_on(cluster: Cluster, host: str, code: str, *args: str, timeout: float
 def hub_pointers(cluster: Cluster, namespace: str, replicas: int = 3) -> str:
     """The pointers URL of the hub cluster: every server, a namespace, ``replicas`` copies."""
     return ",".join(f"{u}/{namespace}" for u in cluster.hub_urls) + f"?replicas={replicas}"
+
+
+#: Seconds within which writes must resume after a leader's death (measured: ~5 s).
+RESUME_WITHIN = 60.0
+
+
+def until_it_goes_through(
+    cluster: Cluster, host: str, args: list[str], **env: str
+) -> tuple[list[str], dict]:
+    """Run ``vega-dag ARGS --json`` on ``host`` until it succeeds; the failures' messages and
+    the outcome. Each failure must be a clear one (no traceback)."""
+    import time
+
+    failures: list[str] = []
+    deadline = time.monotonic() + RESUME_WITHIN
+    while True:
+        done = vega_on(cluster, host, *args, "--json", **env)
+        if done.returncode == 0:
+            return failures, json.loads(done.stdout)
+        said = (done.stderr + done.stdout).strip()
+        assert "Traceback" not in said, said
+        failures.append(f"rc={done.returncode} {said}")
+        assert time.monotonic() < deadline, f"writes did not resume: {failures}"
+        time.sleep(0.5)
+
+
+def kill_stream_leader(cluster: Cluster, stream: str) -> str:
+    """SIGKILL the hub server leading ``stream`` (from the servers' /jsz); its name."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while (leader := cluster.stream_leader(stream)) is None:
+        assert time.monotonic() < deadline, f"no leader of {stream}"
+        time.sleep(0.2)
+    cluster.kill(leader)
+    return leader

@@ -13,17 +13,21 @@ says what happened.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
 
-from tests.multihost.helpers import VEGA_DAG, host_env, hub_pointers, vega_json_on, vega_on
+from tests.multihost.helpers import (
+    VEGA_DAG,
+    host_env,
+    hub_pointers,
+    kill_stream_leader,
+    until_it_goes_through,
+    vega_json_on,
+    vega_on,
+)
 from tests.multihost.netns import call_in
 from tests.rollout.helpers import write_project
-
-#: Seconds within which writes must resume after a leader's death (measured: ~5 s).
-RESUME_WITHIN = 60.0
 
 
 def _served(root):
@@ -44,30 +48,6 @@ def _truth(cluster, root, pointers) -> dict[str, str]:
     served = _served_on(cluster, root)
     assert served == {name: r["deployment"] for name, r in rows.items()}, (served, rows)
     return served
-
-
-def _until_it_goes_through(cluster, args, pointers) -> tuple[list[str], dict]:
-    """Run ``vega-dag ARGS`` on dev until it succeeds; the failures' messages and the outcome."""
-    failures: list[str] = []
-    deadline = time.monotonic() + RESUME_WITHIN
-    while True:
-        done = vega_on(cluster, "dev", *args, "--pointers", pointers, "--json")
-        if done.returncode == 0:
-            return failures, json.loads(done.stdout)
-        said = (done.stderr + done.stdout).strip()
-        assert "Traceback" not in said, said
-        failures.append(f"rc={done.returncode} {said}")
-        assert time.monotonic() < deadline, f"writes did not resume: {failures}"
-        time.sleep(0.5)
-
-
-def _kill_leader(cluster, stream: str) -> str:
-    deadline = time.monotonic() + 30
-    while (leader := cluster.stream_leader(stream)) is None:
-        assert time.monotonic() < deadline, f"no leader of {stream}"
-        time.sleep(0.2)
-    cluster.kill(leader)
-    return leader
 
 
 def test_the_stream_leader_killed_during_a_deploy_and_during_a_rollback(healed, tmp_path):
@@ -96,7 +76,7 @@ def test_the_stream_leader_killed_during_a_deploy_and_during_a_rollback(healed, 
         for line in deploy.stdout:
             if "Canary passed" in line:
                 break
-        killed = _kill_leader(cluster, f"KV_{ns}-pointers")
+        killed = kill_stream_leader(cluster, f"KV_{ns}-pointers")
         _, err = deploy.communicate(timeout=180)
         assert "Traceback" not in err, err
         if deploy.returncode != 0:
@@ -105,7 +85,9 @@ def test_the_stream_leader_killed_during_a_deploy_and_during_a_rollback(healed, 
             # election too). Retried, the deploy goes through.
             assert "pointers" in err or "region" in err, err
             before = _truth(cluster, root, pointers)
-            _, outcome = _until_it_goes_through(cluster, ["deploy", str(root)], pointers)
+            _, outcome = until_it_goes_through(
+                cluster, "dev", ["deploy", str(root), "--pointers", pointers]
+            )
             v2 = outcome["deployment"]
         else:
             before = {name: v1 for name in ("fra", "iad", "sfo")}
@@ -117,9 +99,9 @@ def test_the_stream_leader_killed_during_a_deploy_and_during_a_rollback(healed, 
         cluster.restart(killed)  # two of three must stand for the next election
 
         # -- during a rollback: the new leader dies just before it.
-        _kill_leader(cluster, f"KV_{ns}-pointers")
-        failures, rolled = _until_it_goes_through(
-            cluster, ["rollback", "--path", str(root)], pointers
+        kill_stream_leader(cluster, f"KV_{ns}-pointers")
+        failures, rolled = until_it_goes_through(
+            cluster, "dev", ["rollback", "--path", str(root), "--pointers", pointers]
         )
         assert all("pointers" in f or "lock" in f for f in failures), failures
         history = vega_json_on(cluster, "dev", "history", str(root), "--pointers", pointers)

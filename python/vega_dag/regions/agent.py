@@ -204,8 +204,12 @@ class AgentRegion(Region):
         assert self.pointers is not None and self._dirty is not None
         # The namespace is the pointers'; the servers may be others (the hub, when
         # the pointers are read through a leaf node on this host).
-        namespace = parse_pointers_url(self.pointers).namespace
-        where = NatsTarget(parse_pointers_url(self.control_url or self.pointers).servers, namespace)
+        pointers = parse_pointers_url(self.pointers)
+        control = parse_pointers_url(self.control_url or self.pointers)
+        # As many copies as the pointers have: a status bucket of one copy (the
+        # default) made every deploy and status fail while its one server was down.
+        replicas = max(pointers.replicas, control.replicas)
+        where = NatsTarget(control.servers, pointers.namespace, replicas)
         key = status_key(self.name)
         while True:
             nc = None
@@ -246,6 +250,9 @@ class AgentRegion(Region):
             payload = {"ok": False, "region": self.name, "error": f"prefetch failed: {why}"}
         if payload["ok"]:
             payload["fetched"] = self.fetches.get(payload["manifest"], [0, 0, 0.0])[0]
+        elif self._remote is not None and self._remote.damaged:
+            # What failed its BLAKE3 check here: the deployer can put its own copy back.
+            payload["damaged"] = sorted(self._remote.damaged)[:64]
         if self._dirty is not None:
             self._dirty.set()
         with contextlib.suppress(Exception):

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 #: A heartbeat older than this many seconds means the agent is down
 #: (``VEGA_DAG_AGENT_DOWN_S`` overrides it). Agents write one every second.
 DOWN_AFTER = 5.0
+#: Seconds between two asks of an agent that has not answered a prefetch yet.
+RESEND_SECONDS = 5.0
 #: ``[tool.vega.backend] regions`` values, and the variable that overrides it.
 
 
@@ -75,6 +78,8 @@ class AgentFleet:
         self._pointers_kv: Any = None
         self._statuses: dict[str, dict] = {}
         self._opening: asyncio.Lock | None = None
+        #: several agents may name the same damaged object at once: one repair each
+        self._repairing = threading.Lock()
 
     # -- the connection -------------------------------------------------------
     def _run(self, coro: Any, timeout: float) -> Any:
@@ -290,39 +295,95 @@ class AgentFleet:
         from vega_dag.regions.agent import prefetch_subject, status_key
 
         subject = prefetch_subject(self.where.namespace, name)
-        asked = asyncio.ensure_future(
-            self._nc.request(subject, json.dumps(body).encode(), timeout=timeout)
-        )
+        data = json.dumps(body).encode()
+        deadline = time.monotonic() + timeout
+        pending: set[asyncio.Future] = set()
+        failure: BaseException | None = None
+        msg = None
+        next_send = 0.0
         pid = (self._statuses.get(name) or {}).get("pid")
-        while True:
+        while msg is None and (now := time.monotonic()) < deadline:
+            if now >= next_send:
+                # Asked again while unanswered: a request or its answer is lost when
+                # the agent's server (or ours) dies, and asking twice is harmless (the
+                # agent answers both from the one fetch and load).
+                request = self._nc.request(subject, data, timeout=deadline - now)
+                pending.add(asyncio.ensure_future(request))
+                next_send = now + RESEND_SECONDS
+            if pending:
+                done, pending = await asyncio.wait(
+                    pending, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                for future in done:
+                    if future.exception() is None:
+                        msg = future.result()
+                        break
+                    failure = future.exception()
+                if msg is not None:
+                    break
+            else:
+                await asyncio.sleep(min(1.0, max(0.0, next_send - time.monotonic())))
             # An agent killed mid-prefetch never answers: its heartbeat says so first.
-            done, _ = await asyncio.wait({asked}, timeout=1.0)
-            if done:
-                break
             st = await self._get_status(status_key(name))
             age = time.time() - float((st or {}).get("heartbeat") or 0.0)
             if st is None or age > down_after() or (pid and st.get("pid") != pid):
-                asked.cancel()
+                for future in pending:
+                    future.cancel()
                 why = "restarted" if st is not None and age <= down_after() else "went quiet"
                 return RegionError(
                     name, f"its agent {why} during the prefetch (last heartbeat {age:.0f}s ago)"
                 )
-        try:
-            msg = asked.result()
-        except nats.errors.NoRespondersError:
-            return RegionError(name, f"no agent answers on {subject} (is it running?)")
-        except nats.errors.TimeoutError:
-            return RegionError(name, f"its agent did not answer the prefetch in {timeout:.0f}s")
-        except Exception as err:
-            return RegionError(name, f"prefetch over NATS: {err or type(err).__name__}")
+        for future in pending:
+            future.cancel()
+        if msg is None:
+            if isinstance(failure, nats.errors.NoRespondersError):
+                return RegionError(name, f"no agent answers on {subject} (is it running?)")
+            if failure is None or isinstance(failure, nats.errors.TimeoutError):
+                return RegionError(name, f"its agent did not answer the prefetch in {timeout:.0f}s")
+            return RegionError(name, f"prefetch over NATS: {failure or type(failure).__name__}")
         try:
             payload = json.loads(msg.data)
         except ValueError:
             return RegionError(name, f"a malformed answer: {msg.data[:200]!r}")
         if not payload.get("ok"):
             # The agent's message names what did not load: the route, or the object.
-            return RegionError(name, str(payload.get("error")))
+            why = str(payload.get("error"))
+            damaged = [d for d in payload.get("damaged") or [] if isinstance(d, str)]
+            if damaged:
+                loop = asyncio.get_running_loop()
+                why += await loop.run_in_executor(None, self._repair, damaged)
+            return RegionError(name, why)
         return payload
+
+    def _repair(self, damaged: list[str]) -> str:
+        """Put this machine's verified copies of ``damaged`` in the shared store; what was done.
+
+        The listing shows a damaged object as present, so no later upload would
+        replace it (``store.ship.repair_objects``).
+        """
+        from vega_dag.store.objects import ObjectStore
+        from vega_dag.store.remote import RemoteCache, store_url
+        from vega_dag.store.ship import repair_objects
+
+        url = store_url(self.config)
+        if url is None:
+            return ""
+        try:
+            with self._repairing:
+                repaired, unavailable = repair_objects(
+                    RemoteCache(url), ObjectStore(self.config.store_dir), damaged
+                )
+        except Exception as err:  # the repair is a courtesy: the failure is already named
+            return f" (could not re-upload it: {type(err).__name__}: {err})"
+        said = ""
+        if repaired:
+            said += (
+                f" (re-uploaded {len(repaired)} damaged object(s) from this machine's verified"
+                " store: run the command again)"
+            )
+        for digest, why in sorted(unavailable.items())[:3]:
+            said += f" (cas/{digest.removeprefix('blake3:')}: not repaired: {why})"
+        return said
 
     def wait_serving(
         self, region: RegionInfo, deployment: str | None, timeout: float = 30.0

@@ -123,6 +123,8 @@ def collect(path: Path, probe: bool = False) -> dict:
                     "last_restart": (sup.get("history") or [None])[-1],
                     # The last minute's live traffic, from the region's metrics (None: off).
                     "traffic": st.get("traffic") if isinstance(st, dict) else None,
+                    # A region agent's: deployment → why it would not serve it (a signature).
+                    **({"refusals": refusals} if (refusals := _refusals(st)) else {}),
                     **({"probe": row_probe} if row_probe is not None else {}),
                 }
             )
@@ -140,6 +142,10 @@ def collect(path: Path, probe: bool = False) -> dict:
         }
     finally:
         pointers.close()
+
+
+def _refusals(st: object) -> dict | None:
+    return st.get("refusals") if isinstance(st, dict) else None
 
 
 def _supervised(target) -> dict[str, dict]:  # noqa: ANN001

@@ -390,6 +390,8 @@ class RemoteCache:
             if actual != digest:
                 self.damaged.add(digest)
                 return f"damaged (its bytes hash to {actual}): refused"
+            # Repaired since (a deployer re-uploaded it): no longer reported.
+            self.damaged.discard(digest)
             return data
 
         return dict(zip(digests, self._map(one, digests), strict=True))

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 class ShipError(VegaError):
     """A deployment's blobs could not be uploaded or fetched; the message names the object."""
 
+    def __init__(self, message: str, damaged: list[str] | None = None) -> None:
+        super().__init__(message)
+        #: the digests whose remote copy failed its BLAKE3 check (``repair_objects`` mends them)
+        self.damaged = damaged or []
+
 
 def _hex(digest: str) -> str:
     return digest.removeprefix(_core.DIGEST_PREFIX)
@@ -175,5 +180,42 @@ def _fetch(remote: RemoteCache, digests: list[str]) -> dict[str, bytes]:
     for digest in digests:
         value = got[digest]
         if isinstance(value, str):
-            raise ShipError(f"{remote.where()}: cas/{_hex(digest)} ({digest}): {value}")
+            damaged = [d for d in digests if d in remote.damaged and isinstance(got[d], str)]
+            raise ShipError(f"{remote.where()}: cas/{_hex(digest)} ({digest}): {value}", damaged)
     return {d: v for d, v in got.items() if isinstance(v, bytes)}
+
+
+def repair_objects(
+    remote: RemoteCache, store: ObjectStore, digests: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """Overwrite each damaged remote object with this store's verified copy.
+
+    ``upload_deployment`` skips what the listing shows, so a damaged object
+    would stay damaged for every later deploy: the deployer, told by an agent
+    that one failed its BLAKE3 check, puts its own copy in its place (write-once
+    yields to a copy known to be damaged: ``RemoteCache._mode``). (The digests
+    repaired, digest → why one could not be.)
+    """
+    repaired: list[str] = []
+    unavailable: dict[str, str] = {}
+    items = []
+    for digest in digests:
+        try:
+            # Both reads verify the bytes against the digest before they return them.
+            data = store.tree_record(digest) if store.is_tree(digest) else store.get(digest)
+        except VegaError as err:
+            unavailable[digest] = f"not in this machine's store ({err})"
+            continue
+        if _core.hash_bytes(data) != digest:
+            unavailable[digest] = "this machine's copy is damaged too"
+            continue
+        remote.damaged.add(digest)
+        items.append((digest, data))
+    if items:
+        for (digest, _), ok in zip(items, remote.put_objects(items), strict=True):
+            if ok is None:
+                unavailable[digest] = remote.down or "the write was refused"
+            else:
+                remote.damaged.discard(digest)
+                repaired.append(digest)
+    return repaired, unavailable
