@@ -91,9 +91,19 @@ def reverse(
     try:
         if hasattr(target, "prefetch_many"):
             # One thread, every region at once (a warm worker answers at once).
-            regions = [by_name[name] for name in manifests]
-            if regions:
-                target.prefetch_many(regions, manifests)
+            # Each names its target deployment, so that a region which would
+            # refuse to serve it (a record no key it trusts signed) says so
+            # here, before any pointer moves, not after.
+            groups: dict[str, list[str]] = {}
+            for m in moves:
+                if m.region in manifests and m.after is not None:
+                    groups.setdefault(m.after, []).append(m.region)
+            for deployment_id, names in groups.items():
+                target.prefetch_many(
+                    [by_name[name] for name in names],
+                    {name: manifests[name] for name in names},
+                    deployment=deployment_id,
+                )
         else:
             from concurrent.futures import ThreadPoolExecutor  # a plugin's target only
 
