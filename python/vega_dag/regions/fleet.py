@@ -976,9 +976,14 @@ class LocalFleet:
                 except ValueError:
                     payload = {"error": first[2][:200].decode(errors="replace")}
                 raise RegionError(r.name, str(payload.get("error")))
+            groups: dict[str | None, list[tuple[RegionInfo, str]]] = {}
             for r, d, m in older:
                 if m is not None:
-                    self.prefetch(r, m, deployment=d)
+                    groups.setdefault(d, []).append((r, m))
+            for d, held_by in groups.items():  # each region at once, as prefetch_many does
+                self.prefetch_many(
+                    [r for r, _ in held_by], {r.name: m for r, m in held_by}, deployment=d
+                )
             meanwhile()
             written = time.perf_counter()
 
