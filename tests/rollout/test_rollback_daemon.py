@@ -192,6 +192,16 @@ def test_a_killed_daemon_or_another_installation_leaves_it_to_the_command(
     (project / "lib" / "version.py").write_text('VERSION = "v2"\n')
     vega_json("deploy", str(project))
 
+    # Where the client's stderr is a terminal, the served error is coloured as the
+    # one-shot command colours it there.
+    asked = {"argv": ["rollback", "dpl_nonesuch", "--path", str(project)], "cwd": str(project)}
+    asked |= {"env": cli_env(), "version": vega_json_version(), "install": install()}
+    reply = call(project.resolve(), {**asked, "tty": [False, True]}, timeout=60)
+    assert reply is not None and reply["code"] == 1, reply
+    assert reply["stderr"].startswith("\033[31m✗ Rollback failed: "), reply
+    plain = call(project.resolve(), {**asked, "tty": [False, False]}, timeout=60)
+    assert plain is not None and plain["stderr"].startswith("✗ Rollback failed: "), plain
+
     # Another installation's daemon (same version, other code) does not serve it.
     other = {"argv": ["rollback", "--path", str(project)], "cwd": str(project), "env": {}}
     other |= {"version": vega_json_version(), "install": [sys.prefix, "/elsewhere/vega_dag"]}

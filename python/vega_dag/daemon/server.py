@@ -143,7 +143,9 @@ def _handle(request: dict, root: Path, auto: bool = False) -> tuple[dict, bool]:
     from vega_dag.daemon import warm
 
     _served["rollbacks" if argv[0] == "rollback" else "builds"] += 1
-    tty = request.get("tty") or [False, False]
+    # A rollback colours its lines for a terminal, as the one-shot does; a build's
+    # progress bars (rich, when stderr is a terminal) are not replayed.
+    tty = (request.get("tty") if argv[0] == "rollback" else None) or [False, False]
     out, err = _Output(bool(tty[0])), _Output(bool(tty[1]))
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     code: int = 0

@@ -42,6 +42,10 @@ Admin endpoints (under ``/__vega/``):
 - ``GET wait?deployment=ID&timeout=S``: re-read the pointer now, then answer
   once the region serves ``ID`` (200), failed to load it (502) or after
   ``S`` seconds (504). One request instead of polling ``status``;
+- ``GET hold?deployment=ID&manifest=M&timeout=S``: a prefetch of M (with
+  ``wait``, naming ID), then a wait for ID, in one chunked answer: its first
+  line once the region holds M, its second once it serves ID (``Region.hold``;
+  what a rollback asks, its pointer write between the two lines);
 - ``GET metrics``: Prometheus metrics, the front's and its workers' (``observe``);
 - ``POST flush``: every worker writes out its request log's buffer, answered
   once they have (a bake reads a window that ends now: ``rollout.bake``);
