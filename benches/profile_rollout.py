@@ -147,14 +147,21 @@ def profile(args, root, project, config, target, d, r, run_deploy, pointers, rol
         touch_modules(shape, 3, seed=1000 + i + int(time.time()) % 100000)
         run_deploy(d)
         d.end_round()
-        for attr in ("regions", "prefetch_many", "wait_serving_many"):
+        # hold_and_wait_many: a prefetch and a wait in one request per region (the
+        # local fleet; it includes the swap), else prefetch_many, then wait_serving_many.
+        wrapped = [
+            a
+            for a in ("regions", "prefetch_many", "wait_serving_many", "hold_and_wait_many")
+            if hasattr(target, a)
+        ]
+        for attr in wrapped:
             r.wrap(target, attr)
         r.wrap(pointers.PointerStore, "touched_by")
         r.wrap(pointers.PointerStore, "swap")
         started = time.perf_counter()
         rollback(config, target)
         r.add("rollback(), all", time.perf_counter() - started)
-        for attr in ("regions", "prefetch_many", "wait_serving_many"):
+        for attr in wrapped:
             setattr(target, attr, getattr(target, attr).__wrapped__)
         for attr in ("touched_by", "swap"):
             setattr(pointers.PointerStore, attr, getattr(pointers.PointerStore, attr).__wrapped__)

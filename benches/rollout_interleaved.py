@@ -4,12 +4,17 @@
     python benches/rollout_interleaved.py OTHER/python [--rounds N] [--regions 24]
 
 The generated 217-module project and its fleet are started by this tree.
-Each round, for each tree in turn (ABBA order, so a load that changes during
-the run weighs on both alike): change 3 modules, ``vega-dag deploy -q`` with
-that tree's command (timed), then ``vega-dag rollback -q`` with it, timed as
-``benches/test_bench_rollout.py`` times it (from the command's start until
-every region answers with the previous deployment, and the command has
-exited). The regions are this tree's for both, so what differs is the
+Three columns: ``this`` (this tree as a user runs it: the build daemon its
+first deploy starts serves what it serves, the rollback included),
+``one-shot`` (this tree with ``VEGA_DAG_DAEMON=0``) and ``other`` (the other
+tree, one-shot: it never talks to this tree's daemon). Each round, for each
+column in turn (ABC then CBA, so a load that changes during the run weighs on
+all alike): change 3 modules, ``vega-dag deploy -q`` with that column's
+command (timed), then ``vega-dag rollback -q`` with it, timed as
+``benches/test_bench_rollout.py`` times it (``benches/rollback_observer.py``:
+from the command's start until every region answers with the previous
+deployment, and the command has exited; ``--poll`` observes throughout, as
+before). The regions are this tree's for all, so what differs is the
 commands' own work: their start-up, their waits, their probes. Prints each
 row's median, min and max, and the ratios of the medians.
 """
@@ -30,36 +35,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import vega_dag
 from benches.generate_project import generate, touch_modules
+from benches.rollback_observer import timed
 from vega_dag.config import load_config
-from vega_dag.regions.fleet import LocalFleet, request_many
+from vega_dag.regions.fleet import LocalFleet
 
 VEGA = [sys.executable, "-c", "from vega_dag.entry import main; main()"]
 
 
-def run(tree: str, *args: str) -> str:
+def env_of(column: str, tree: str) -> dict[str, str]:
+    """The environment a column's commands run in: its tree, and whether a daemon may serve."""
     env = {**os.environ, "PYTHONPATH": tree}
-    proc = subprocess.run([*VEGA, *args], env=env, capture_output=True, text=True)
+    if column == "this":
+        env.pop("VEGA_DAG_DAEMON", None)  # as a user runs it: the daemon the deploys start
+    else:
+        # The one-shot path (and the other tree never talks to this tree's daemon).
+        env["VEGA_DAG_DAEMON"] = "0"
+    return env
+
+
+def run(column: str, tree: str, *args: str) -> str:
+    proc = subprocess.run([*VEGA, *args], env=env_of(column, tree), capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"{tree}: vega-dag {' '.join(args)} failed:\n{proc.stderr}{proc.stdout}")
     return proc.stdout
-
-
-def timed_rollback(tree: str, root: Path, regions: list, path: str, previous: str) -> float:
-    env = {**os.environ, "PYTHONPATH": tree}
-    started = time.perf_counter()
-    proc = subprocess.Popen([*VEGA, "rollback", "-q", "--path", str(root)], env=env)
-    pending = {r.name: r for r in regions}
-    while pending:
-        asked = list(pending.values())
-        answers = request_many([(r.url + path, "GET", None) for r in asked], timeout=5.0)
-        for r, answer in zip(asked, answers, strict=True):
-            if not isinstance(answer, OSError) and answer[1].get("x-vega-deployment") == previous:
-                del pending[r.name]
-        if pending:
-            time.sleep(0.002)
-    if proc.wait():
-        raise SystemExit(f"{tree}: rollback failed")
-    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -67,11 +65,13 @@ def main() -> None:
     parser.add_argument("other", type=Path, help="the other tree's python/ directory")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--regions", type=int, default=24)
+    parser.add_argument(
+        "--poll", action="store_true", help="observe every region while the rollback runs"
+    )
     args = parser.parse_args()
-    trees = {
-        "this": str(Path(vega_dag.__file__).resolve().parent.parent),
-        "other": str(args.other.resolve()),
-    }
+    here = str(Path(vega_dag.__file__).resolve().parent.parent)
+    #: column → the tree its commands import vega_dag from
+    trees = {"this": here, "one-shot": here, "other": str(args.other.resolve())}
     project = generate(Path(tempfile.mkdtemp(prefix="vega-rollout-")) / "api", 217, seed=0)
     root = project.root
     text = (root / "pyproject.toml").read_text()
@@ -86,23 +86,30 @@ def main() -> None:
     config = load_config(root)
     times: dict[str, dict[str, list[float]]] = {t: {"deploy": [], "rollback": []} for t in trees}
     try:
-        run(trees["this"], "deploy", "-q", str(root))
+        run("this", here, "deploy", "-q", str(root))
         regions = LocalFleet(config).regions()
-        out = json.loads(run(trees["this"], "build", "--json", str(root)))
+        out = json.loads(run("this", here, "build", "--json", str(root)))
         path = sorted(p for p in out["routes"] if "{" not in p)[0]
         seed = 100
         for i in range(args.rounds):
-            order = ["this", "other"] if i % 2 == 0 else ["other", "this"]
+            # ABC, then CBA: a load that changes during the run weighs on all alike.
+            order = list(trees) if i % 2 == 0 else list(reversed(trees))
             for name in order:
                 tree = trees[name]
-                before = json.loads(run(tree, "status", "--json", str(root)))
+                before = json.loads(run(name, tree, "status", "--json", str(root)))
                 previous = before["regions"][0]["deployment"]
                 touch_modules(project, 3, seed=seed)
                 seed += 1
                 started = time.perf_counter()
-                run(tree, "deploy", "-q", str(root))
+                run(name, tree, "deploy", "-q", str(root))
                 times[name]["deploy"].append(time.perf_counter() - started)
-                times[name]["rollback"].append(timed_rollback(tree, root, regions, path, previous))
+                command = [*VEGA, "rollback", "-q", "--path", str(root)]
+                seconds, code = timed(
+                    command, env_of(name, tree), regions, path, previous, poll=args.poll
+                )
+                if code:
+                    raise SystemExit(f"{name}: rollback failed")
+                times[name]["rollback"].append(seconds)
                 print(
                     f"round {i} {name}: deploy {times[name]['deploy'][-1]:.3f}s, "
                     f"rollback {times[name]['rollback'][-1]:.3f}s",
@@ -111,18 +118,20 @@ def main() -> None:
     finally:
         LocalFleet(config).down()
         # The build daemon the first deploy started, so that none outlives the run.
-        env = {**os.environ, "PYTHONPATH": trees["this"]}
-        subprocess.run([*VEGA, "daemon", "stop", str(root)], env=env, capture_output=True)
+        subprocess.run(
+            [*VEGA, "daemon", "stop", str(root)], env=env_of("this", here), capture_output=True
+        )
     for row in ("rollback", "deploy"):
         medians = {}
         for name in trees:
             values = times[name][row]
             medians[name] = statistics.median(values)
             print(
-                f"{row:8s} {name:5s} median {medians[name] * 1000:7.0f} ms  "
+                f"{row:8s} {name:8s} median {medians[name] * 1000:7.0f} ms  "
                 f"min {min(values) * 1000:7.0f}  max {max(values) * 1000:7.0f}  (n={len(values)})"
             )
-        print(f"{row:8s} this/other = {medians['this'] / medians['other']:.2f}")
+        for name in ("this", "one-shot"):
+            print(f"{row:8s} {name}/other = {medians[name] / medians['other']:.2f}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,8 +31,9 @@ import pytest
 import vega_dag
 from benches.conftest import SMOKE
 from benches.generate_project import GeneratedProject, generate, touch_modules
+from benches.rollback_observer import timed
 from vega_dag.config import load_config
-from vega_dag.regions.fleet import LocalFleet, request_many
+from vega_dag.regions.fleet import LocalFleet
 
 REGIONS = 3 if SMOKE else 24
 ROUNDS = 1 if SMOKE else int(os.environ.get("VEGA_BENCH_ROUNDS") or 3)
@@ -98,21 +98,9 @@ def test_rollback_24_regions(benchmark, tree: str, fleet_project: GeneratedProje
         return (), {}
 
     def rollback() -> None:
-        proc = subprocess.Popen([*VEGA, "rollback", "-q", "--path", str(root)], env=env)
-        pending = {r.name: r for r in regions}
-        while pending:
-            # Every pending region at once (one sweep of 24 one after another
-            # took ~40 ms idle, ~0.3 s loaded: the sweep, not the rollback).
-            asked = list(pending.values())
-            answers = request_many([(r.url + path, "GET", None) for r in asked], timeout=5.0)
-            for r, answer in zip(asked, answers, strict=True):
-                if isinstance(answer, OSError):
-                    raise answer
-                if answer[1].get("x-vega-deployment") == previous["id"]:
-                    del pending[r.name]
-            if pending:
-                time.sleep(0.002)
-        assert proc.wait() == 0
+        command = [*VEGA, "rollback", "-q", "--path", str(root)]
+        _, code = timed(command, env, regions, path, previous["id"])
+        assert code == 0
 
     benchmark.pedantic(rollback, setup=setup, rounds=ROUNDS, iterations=1)
 

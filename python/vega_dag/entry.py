@@ -3,10 +3,11 @@
 Start-up is most of a short command's time (click and its dependencies alone
 import in ~40–65 ms), so what can be answered without click is answered here:
 ``--version``, ``status [PATH] [--json]`` with nothing to lay out in a table,
-``rollback`` (a rollback is timed from the command's start), and a ``build``
-the project's daemon runs. Everything else, and any other
-spelling (``--version`` among other arguments, ``--probe``, a PATH that is not
-a directory), goes to click, which prints the same text from the same code.
+``rollback`` (a rollback is timed from the command's start), and a ``build``,
+``drift`` or ``rollback`` the project's daemon runs (``daemon.client``).
+Everything else, and any other spelling (``--version`` among other arguments,
+``--probe``, a PATH that is not a directory), goes to click, which prints the
+same text from the same code.
 """
 
 # No `from __future__ import annotations`: it imports the __future__ module, on
@@ -29,15 +30,15 @@ def main() -> None:
         return
     if argv and argv[0] == "status" and _status(argv[1:]):
         return
-    if argv and argv[0] == "rollback":
-        code = _rollback(argv[1:])
-        if code is not None:
-            sys.exit(code)
     from vega_dag.daemon.client import run_via_daemon
 
     code = run_via_daemon(argv)
     if code is not None:
         sys.exit(code)
+    if argv and argv[0] == "rollback":
+        code = _rollback(argv[1:])
+        if code is not None:
+            sys.exit(code)
     from vega_dag.cli import main as cli
 
     cli(prog_name=PROG)

@@ -1,4 +1,5 @@
-"""The ``vega-dag`` entry point's fast path: hand ``build`` and ``drift`` to the project's daemon.
+"""The ``vega-dag`` entry point's fast path: hand ``build``, ``drift`` and ``rollback`` to the
+project's daemon.
 
 Imports only the standard library's os, sys, socket and json (and the
 package's version): the whole point is to skip click, msgspec, the
@@ -22,12 +23,20 @@ if TYPE_CHECKING:
 #: ``build`` and ``drift`` options that take a value (the rest are flags).
 _VALUED = {"-j", "--jobs", "--store", "--keep"}
 #: The commands a daemon runs (``server._handle`` checks the same).
-COMMANDS = ("build", "drift")
+COMMANDS = ("build", "drift", "rollback")
 
 
-def project_of(args: list[str]) -> str:
-    """The PATH argument of ``build`` or ``drift`` args (default: the working directory),
-    resolved."""
+def project_of(args: list[str], command: str = "build") -> str:
+    """The project of ``command``'s args, resolved: ``build``'s or ``drift``'s PATH
+    argument, ``rollback``'s ``--path`` (default: the working directory)."""
+    if command == "rollback":
+        # Its argument is a deployment; the project is an option.
+        for i, arg in enumerate(args):
+            if arg == "--path" and i + 1 < len(args):
+                return os.path.realpath(args[i + 1])
+            if arg.startswith("--path="):
+                return os.path.realpath(arg[len("--path=") :])
+        return os.path.realpath(os.getcwd())
     skip = False
     for arg in args:
         if skip:
@@ -62,11 +71,23 @@ def run_via_daemon(argv: list[str]) -> int | None:
         "cwd": os.getcwd(),
         "env": dict(os.environ),
         "version": __version__,
+        # Which installation: a daemon of another venv or checkout (the same
+        # version number, other code) must not answer for this one.
+        "install": install(),
+        # What the command's output sees (colour is for terminals only).
+        "tty": [sys.stdout.isatty(), sys.stderr.isatty()],
     }
-    reply = call(project_of(argv[1:]), request)
+    reply = call(project_of(argv[1:], argv[0]), request)
     if reply is None or "code" not in reply:
         return None
     sys.stdout.write(reply.get("stdout", ""))
     sys.stderr.write(reply.get("stderr", ""))
     sys.stdout.flush()
     return int(reply["code"])
+
+
+def install() -> list[str]:
+    """This process's installation: its interpreter's prefix and the package's directory."""
+    import vega_dag
+
+    return [sys.prefix, os.path.dirname(os.path.abspath(vega_dag.__file__))]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -30,16 +31,71 @@ LOCK_WAIT = 3.0
 
 
 #: What `status` reports of this daemon's work.
-_served = {"builds": 0}
+_served = {"builds": 0, "rollbacks": 0}
 
 
-def _opted_out(root: Path) -> bool:
+def _opted_out(root: Path, cwd: str | None = None, argv: list[str] | None = None) -> bool:
+    """Whether the project says ``daemon = false`` (for a rollback: the project of its
+    ``--path``, read from the client's working directory)."""
     from vega_dag.config import ConfigError, load_config
+    from vega_dag.daemon import warm
 
+    if argv is not None:
+        from vega_dag.daemon.client import project_of
+
+        saved = os.getcwd()
+        try:
+            os.chdir(cwd or root)
+            project = Path(project_of(argv[1:], argv[0]))
+        except OSError:
+            return False  # the command reports it
+        finally:
+            os.chdir(saved)
+        if project != root:
+            return True  # not this daemon's project (a socket digest's collision)
+        with warm.bypassed():
+            try:
+                return not load_config(root).vega.daemon
+            except ConfigError:
+                return False  # the command reports it
     try:
         return not load_config(root).vega.daemon
     except ConfigError:
         return False  # the build reports it
+
+
+class _Output(io.StringIO):
+    """A command's captured stdout or stderr, a terminal where the client's is one
+    (so that what colours the one-shot command prints, the served one prints too)."""
+
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def _rollback(argv: list[str]) -> None:
+    """``vega-dag rollback ARGS`` as the console script runs it: its plain forms
+    without click (``entry._rollback``), any other spelling through click.
+
+    Nothing is kept from one rollback to the next: the configuration is
+    re-read, the pointer store opened afresh (so every read is the store's
+    current state), the regions' records read again.
+    """
+    from vega_dag import entry
+    from vega_dag.daemon import warm
+
+    with warm.bypassed():
+        code = entry._rollback(argv[1:])
+        if code is None:
+            from vega_dag.cli import main as cli
+
+            cli.main(args=argv, prog_name="vega-dag", standalone_mode=True)
+            return
+    if code:
+        raise SystemExit(code)
 
 
 def _handle(request: dict, root: Path, auto: bool = False) -> tuple[dict, bool]:
@@ -54,6 +110,7 @@ def _handle(request: dict, root: Path, auto: bool = False) -> tuple[dict, bool]:
             "root": str(root),
             "version": __version__,
             "builds": _served["builds"],
+            "rollbacks": _served["rollbacks"],
             "auto": auto,
         }
         from vega_dag.scan.watch import watcher_for
@@ -68,18 +125,28 @@ def _handle(request: dict, root: Path, auto: bool = False) -> tuple[dict, bool]:
         return reply, True
     if request.get("version") != __version__:
         return {"fallback": f"daemon runs vega-dag {__version__}"}, False
-    from vega_dag.daemon.client import COMMANDS
+    from vega_dag.daemon.client import COMMANDS, install
 
+    if "install" in request and request["install"] != install():
+        # Another venv or checkout: this daemon's code is not the client's.
+        return {"fallback": f"daemon runs vega-dag from {install()[1]}"}, False
     argv = request["argv"]
     if not argv or argv[0] not in COMMANDS:
-        return {"fallback": "only `build` and `drift` run in the daemon"}, True
-    if auto and _opted_out(root):
+        return {"fallback": "only `build`, `drift` and `rollback` run in the daemon"}, True
+    if argv[0] == "rollback":
+        # A rollback is no build: a daemon started by hand serves it only
+        # where the project allows daemons too (never a failure of its own).
+        if _opted_out(root, request.get("cwd"), argv):
+            return {"fallback": "the project's configuration says daemon = false"}, not auto
+    elif auto and _opted_out(root):
         return {"fallback": "the project's configuration says daemon = false"}, False
-    from vega_dag.cli import main as cli
     from vega_dag.daemon import warm
 
-    _served["builds"] += 1
-    out, err = io.StringIO(), io.StringIO()
+    _served["rollbacks" if argv[0] == "rollback" else "builds"] += 1
+    # A rollback colours its lines for a terminal, as the one-shot does; a build's
+    # progress bars (rich, when stderr is a terminal) are not replayed.
+    tty = (request.get("tty") if argv[0] == "rollback" else None) or [False, False]
+    out, err = _Output(bool(tty[0])), _Output(bool(tty[1]))
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     code: int = 0
     try:
@@ -88,7 +155,12 @@ def _handle(request: dict, root: Path, auto: bool = False) -> tuple[dict, bool]:
         os.chdir(request.get("cwd", root))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warm.deferring():
             try:
-                cli.main(args=argv, prog_name="vega-dag", standalone_mode=True)
+                if argv[0] == "rollback":
+                    _rollback(argv)
+                else:
+                    from vega_dag.cli import main as cli
+
+                    cli.main(args=argv, prog_name="vega-dag", standalone_mode=True)
             except SystemExit as exit_:
                 status = exit_.code
                 code = status if isinstance(status, int) else (0 if status is None else 1)
@@ -159,6 +231,10 @@ def serve(root: Path, idle_timeout: float, auto: bool = False) -> None:
     import vega_dag.manifest.assemble
     import vega_dag.pipeline
     import vega_dag.store.commit  # noqa: F401
+
+    # And a rollback's: the daemon serves those too, and they are timed.
+    for name in ("entry", "regions.fleet", "regions.target", "rollout.rollback"):
+        importlib.import_module(f"vega_dag.{name}")
 
     _watch(root)
 

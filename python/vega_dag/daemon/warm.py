@@ -54,6 +54,17 @@ def enabled() -> bool:
     return _enabled
 
 
+@contextlib.contextmanager
+def bypassed() -> Iterator[None]:
+    """Nothing reused or kept meanwhile: every file read afresh (a served rollback)."""
+    global _enabled
+    was, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = was
+
+
 def _signature(path: Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)

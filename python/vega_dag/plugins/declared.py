@@ -6,6 +6,8 @@ console script's fast ``status``) does not import pluggy to get it.
 
 from __future__ import annotations
 
+from time import time_ns
+
 #: The entry-point group plugins register under (``[project.entry-points.vega_dag]``).
 ENTRY_POINT_GROUP = "vega_dag"
 
@@ -23,10 +25,38 @@ def may_declare_plugins() -> bool:
     import sys
     from importlib.machinery import PathFinder
 
-    marker = f"[{ENTRY_POINT_GROUP}]".encode()
     if any(f is not PathFinder and hasattr(f, "find_distributions") for f in sys.meta_path):
         return True
+    # A resident process (the daemon, for each rollback) asks again and again:
+    # the answer is kept while no directory on sys.path changed (installing or
+    # removing a distribution adds or removes its metadata directory there).
+    global _answered
+    key: list[tuple[str, int | None]] = []
     for entry in sys.path:
+        try:
+            key.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            key.append((entry, None))
+    if _answered is not None and _answered[0] == key:
+        return _answered[1]
+    answer = _scan(sys.path)
+    # Not kept while a directory changed within the last second: another change
+    # within its timestamp's tick would not show (git's "racy" entries).
+    settled = time_ns() - 1_000_000_000
+    if all(mtime is None or mtime < settled for _, mtime in key):
+        _answered = (key, answer)
+    return answer
+
+
+#: (the sys.path directories' (entry, mtime) when asked, the answer)
+_answered: tuple[list[tuple[str, int | None]], bool] | None = None
+
+
+def _scan(path: list[str]) -> bool:
+    import os
+
+    marker = f"[{ENTRY_POINT_GROUP}]".encode()
+    for entry in path:
         try:
             names = os.listdir(entry or ".")
         except OSError:

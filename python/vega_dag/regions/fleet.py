@@ -327,6 +327,106 @@ def request_many(
     return [r if r is not None else TimeoutError("timed out") for r in results]
 
 
+def _first_chunk(reply: _Reply) -> bytes | None:
+    """The first chunk of a chunked response whose head is in, once it is all in."""
+    buf, pos = reply.buf, reply.start
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        return None
+    try:
+        size = int(bytes(buf[pos:end]).split(b";")[0].strip() or b"0", 16)
+    except ValueError:
+        raise ConnectionError("malformed chunked response") from None
+    if len(buf) < end + 2 + size:
+        return None
+    return bytes(buf[end + 2 : end + 2 + size])
+
+
+def hold_many(
+    urls: list[str],
+    hold_timeout: float,
+    timeout: float,
+    meanwhile: Callable[[list[bytes | Response | OSError]], object],
+) -> list[Response | OSError]:
+    """GETs answered in two parts (``/__vega/hold``), from this one thread.
+
+    ``meanwhile(firsts)`` runs once every request has its first part (the
+    first chunk of a chunked answer: ``bytes``) or its whole answer (a
+    ``Response``, or an OSError: it failed, or ``hold_timeout`` passed); what
+    it raises is raised, every connection closed. Then each answer is read
+    in full (``timeout`` counting from the end of ``meanwhile``): its body is
+    every chunk, the first one included.
+    """
+    results: list[Response | OSError | None] = [None] * len(urls)
+    firsts: list[bytes | None] = [None] * len(urls)
+    started = time.perf_counter()
+    deadline = time.monotonic() + hold_timeout
+    sel = selectors.DefaultSelector()
+    pending: Callable[[list[bytes | Response | OSError]], object] | None = meanwhile
+    try:
+        for i, url in enumerate(urls):
+            try:
+                address, payload = _prepare(url, "GET", None)
+                sock = _connecting(address)
+            except (OSError, ValueError) as err:
+                results[i] = err if isinstance(err, OSError) else OSError(str(err))
+                continue
+            sel.register(sock, selectors.EVENT_WRITE, [i, memoryview(payload), _Reply()])
+        while sel.get_map() or pending is not None:
+            if pending is not None and all(
+                r is not None or f is not None for r, f in zip(results, firsts, strict=True)
+            ):
+                then, pending = pending, None
+                then([f if f is not None else r for r, f in zip(results, firsts, strict=True)])  # type: ignore[misc]
+                deadline = time.monotonic() + timeout
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if pending is None:
+                    break
+                for key in list(sel.get_map().values()):
+                    i = key.data[0]
+                    if firsts[i] is None:  # never held: it counts as failed
+                        results[i] = TimeoutError("timed out")
+                        sel.unregister(key.fileobj)
+                        key.fileobj.close()  # type: ignore[union-attr]
+                continue
+            for key, events in sel.select(left):
+                ready, state = key.fileobj, key.data
+                assert isinstance(ready, socket.socket)
+                sock = ready
+                i = state[0]
+                try:
+                    if events & selectors.EVENT_WRITE:
+                        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        if code:
+                            raise ConnectionRefusedError(code, os.strerror(code))
+                        sent = sock.send(state[1])
+                        state[1] = state[1][sent:]
+                        if not state[1]:
+                            sel.modify(sock, selectors.EVENT_READ, state)
+                        continue
+                    reply = state[2]
+                    if reply.feed(sock.recv(65536)):
+                        results[i] = reply.result(time.perf_counter() - started)
+                    elif firsts[i] is None and reply.head is not None and reply.chunked:
+                        firsts[i] = _first_chunk(reply)
+                except BlockingIOError:
+                    continue
+                except OSError as err:
+                    results[i] = err
+                if results[i] is not None:
+                    sel.unregister(sock)
+                    sock.close()
+    finally:
+        for key in list(sel.get_map().values()):
+            results[key.data[0]] = TimeoutError("timed out")
+            sel.unregister(key.fileobj)
+            key.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
+    return [r if r is not None else TimeoutError("timed out") for r in results]
+
+
 class Connection:
     """A kept-alive HTTP/1.1 connection to one region: one request after another on one socket.
 
@@ -834,6 +934,82 @@ class LocalFleet:
                     out[r.name] = RegionError(r.name, f"cannot serve {d}: {why}")
                     continue
             out[r.name] = RegionError(r.name, f"not serving {d} after {timeout:.0f}s: {why}")
+        return out
+
+    def hold_and_wait_many(
+        self,
+        items: list[tuple[RegionInfo, str | None, str | None]],
+        meanwhile: Callable[[], object],
+        timeout: float = 30.0,
+    ) -> dict[str, float | RegionError]:
+        """(region, deployment, its manifest) each: every region loads its manifest, then
+        ``meanwhile`` (the pointer write), then each answers once it serves its deployment.
+
+        A prefetch and ``wait_serving_many(…, meanwhile=)`` in one request per
+        region (``/__vega/hold``). A region that cannot hold its deployment
+        (it would refuse it, or its load failed) raises its RegionError
+        before ``meanwhile`` runs; a region of an older vega-dag (no such
+        endpoint) is prefetched and waited for as before. Seconds count from
+        the end of ``meanwhile``.
+        """
+        hold_timeout = PREFETCH_VERIFY_SECONDS + 2 * FALLBACK_LOAD_TIMEOUT + 5.0
+        urls = [
+            f"{r.url}/__vega/hold?deployment={d or 'none'}&timeout={timeout:g}"
+            + (f"&manifest={m}" if m else "")
+            for r, d, m in items
+        ]
+        older: list[tuple[RegionInfo, str | None, str | None]] = []
+        written = 0.0
+
+        def held(firsts: list[bytes | Response | OSError]) -> None:
+            nonlocal written
+            for (r, d, m), first in zip(items, firsts, strict=True):
+                if isinstance(first, bytes) or (isinstance(first, tuple) and first[0] == 200):
+                    continue  # held (a whole 200: held, and already answered in full)
+                if isinstance(first, OSError):
+                    raise RegionError(r.name, f"unreachable at {r.url}: {first}")
+                if first[0] == 404:
+                    older.append((r, d, m))
+                    continue
+                try:
+                    payload = json.loads(first[2])
+                except ValueError:
+                    payload = {"error": first[2][:200].decode(errors="replace")}
+                raise RegionError(r.name, str(payload.get("error")))
+            groups: dict[str | None, list[tuple[RegionInfo, str]]] = {}
+            for r, d, m in older:
+                if m is not None:
+                    groups.setdefault(d, []).append((r, m))
+            for d, held_by in groups.items():  # each region at once, as prefetch_many does
+                self.prefetch_many(
+                    [r for r, _ in held_by], {r.name: m for r, m in held_by}, deployment=d
+                )
+            meanwhile()
+            written = time.perf_counter()
+
+        answers = hold_many(urls, hold_timeout, timeout + 5.0, held)
+        out: dict[str, float | RegionError] = {}
+        for (r, d, _), answer in zip(items, answers, strict=True):
+            if any(o[0] is r for o in older):
+                continue
+            if isinstance(answer, OSError):
+                out[r.name] = RegionError(r.name, f"unreachable at {r.url}: {answer}")
+                continue
+            lines = answer[2].splitlines()
+            try:
+                payload = json.loads(lines[1]) if len(lines) > 1 else {}
+            except ValueError:
+                payload = {}
+            if payload.get("status") == 200 and payload.get("ok"):
+                out[r.name] = time.perf_counter() - written
+                continue
+            why = payload.get("error") or "it did not answer"
+            if payload.get("status") == 502:
+                out[r.name] = RegionError(r.name, f"cannot serve {d}: {why}")
+                continue
+            out[r.name] = RegionError(r.name, f"not serving {d} after {timeout:.0f}s: {why}")
+        if older:
+            out.update(self.wait_serving_many([(r, d) for r, d, _ in older], timeout))
         return out
 
     def _poll_serving(self, region: RegionInfo, deployment: str | None, timeout: float) -> float:

@@ -42,6 +42,10 @@ Admin endpoints (under ``/__vega/``):
 - ``GET wait?deployment=ID&timeout=S``: re-read the pointer now, then answer
   once the region serves ``ID`` (200), failed to load it (502) or after
   ``S`` seconds (504). One request instead of polling ``status``;
+- ``GET hold?deployment=ID&manifest=M&timeout=S``: a prefetch of M (with
+  ``wait``, naming ID), then a wait for ID, in one chunked answer: its first
+  line once the region holds M, its second once it serves ID (``Region.hold``;
+  what a rollback asks, its pointer write between the two lines);
 - ``GET metrics``: Prometheus metrics, the front's and its workers' (``observe``);
 - ``POST flush``: every worker writes out its request log's buffer, answered
   once they have (a bake reads a window that ends now: ``rollout.bake``);
@@ -1151,6 +1155,9 @@ class Region:
             code, answer = await self.answer_prefetch(await read_body(receive))
             await send_bytes(send, json.dumps(answer).encode(), code, "application/json", headers)
             return
+        if path == "/__vega/hold":
+            await self.hold(scope, receive, send, headers)
+            return
         if path == "/__vega/wait":
             query = parse_qs(scope.get("query_string", b"").decode())
             want = query.get("deployment", [""])[0]
@@ -1176,6 +1183,68 @@ class Region:
         await send_bytes(
             send, b'{"error": "unknown admin endpoint"}', 404, "application/json", headers
         )
+
+    async def hold(self, scope: Scope, receive: Receive, send: Send, headers: list) -> None:
+        """``GET /__vega/hold?deployment=D&manifest=M&timeout=S``: a prefetch, then a wait.
+
+        What a rollback asks of each region in one request, instead of a
+        prefetch and then a wait (two connections, two requests for each of
+        24 fronts to accept and parse on a machine's few cores): the region
+        loads M (as ``POST prefetch`` with ``wait``; D is checked as a prefetch
+        naming its deployment checks it, so a record this region would refuse
+        fails here) and answers the first line of a chunked 200
+        (``{"ok": true, ...}``, the prefetch's answer) once it holds it; the
+        second line (the wait's payload, with its ``status``) comes once it
+        serves D, as ``/__vega/wait`` would answer. A prefetch that fails is a
+        whole answer, as ``POST prefetch`` gives it. No M (D ``none``): nothing
+        to load, the first line at once. The client writes the pointers
+        between the two lines; if it goes instead, the wait ends with it.
+        """
+        query = parse_qs(scope.get("query_string", b"").decode())
+        want = query.get("deployment", [""])[0]
+        manifest = query.get("manifest", [""])[0]
+        try:
+            timeout = float(query.get("timeout", ["30"])[0])
+        except ValueError:
+            timeout = 30.0
+        deployment = None if want == "none" else want
+        if manifest:
+            body = {"manifest": manifest, "wait": True, "deployment": deployment}
+            code, answer = await self.answer_prefetch(json.dumps(body).encode())
+            if code != 200:
+                await send_bytes(
+                    send, json.dumps(answer).encode(), code, "application/json", headers
+                )
+                return
+        else:
+            answer = {"ok": True, "region": self.name, "manifest": None}
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/x-ndjson"),
+                    *((k.encode(), v.encode()) for k, v in headers),
+                ],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": json.dumps(answer).encode() + b"\n",
+                "more_body": True,
+            }
+        )
+        waiting = asyncio.ensure_future(self.wait_serving(deployment, timeout))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        await asyncio.wait((waiting, gone), return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            waiting.cancel()
+            return
+        gone.cancel()
+        status, payload = waiting.result()
+        payload["region"], payload["status"] = self.name, status
+        await send({"type": "http.response.body", "body": json.dumps(payload).encode() + b"\n"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

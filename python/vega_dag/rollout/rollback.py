@@ -88,12 +88,47 @@ def reverse(
     wanted = {m.region: records[m.after] for m in moves if m.after is not None}
 
     manifests = {name: dpl.manifest for name, dpl in wanted.items() if dpl is not None}
+    if moves and hasattr(target, "hold_and_wait_many"):
+        # One request per region for both (the local fleet): it loads its
+        # target and says so, then answers once it serves it, the pointer
+        # write in between.
+        written = False
+
+        def swap_once() -> None:
+            nonlocal written
+            pointers.swap(moves, deployment, reason, actor)
+            written = True
+
+        items = [(by_name[m.region], m.after, manifests.get(m.region)) for m in moves]
+        try:
+            answers = target.hold_and_wait_many(items, swap_once)
+        except RegionError as err:
+            if written:
+                raise
+            raise RollbackError(f"{err} (nothing was changed)") from None
+        for answer in answers.values():
+            if isinstance(answer, Exception):
+                raise answer
+        result.seconds = {m.region: answers[m.region] for m in moves}
+        result.urls = {name: info.url for name, info in by_name.items()}
+        return result
+    manifests = {name: dpl.manifest for name, dpl in wanted.items() if dpl is not None}
     try:
         if hasattr(target, "prefetch_many"):
             # One thread, every region at once (a warm worker answers at once).
-            regions = [by_name[name] for name in manifests]
-            if regions:
-                target.prefetch_many(regions, manifests)
+            # Each names its target deployment, so that a region which would
+            # refuse to serve it (a record no key it trusts signed) says so
+            # here, before any pointer moves, not after.
+            groups: dict[str, list[str]] = {}
+            for m in moves:
+                if m.region in manifests and m.after is not None:
+                    groups.setdefault(m.after, []).append(m.region)
+            for deployment_id, names in groups.items():
+                target.prefetch_many(
+                    [by_name[name] for name in names],
+                    {name: manifests[name] for name in names},
+                    deployment=deployment_id,
+                )
         else:
             from concurrent.futures import ThreadPoolExecutor  # a plugin's target only
 
