@@ -52,11 +52,22 @@ def socket_dir(owner: Path, prefix: str = "") -> Path:
     return Path(socket_dir_name(owner, prefix))
 
 
-def call(path: str | os.PathLike[str], request: dict, timeout: float | None = None) -> dict | None:
-    """The server's reply, or None if none answers at ``path`` (a stale socket is removed)."""
+def call(
+    path: str | os.PathLike[str],
+    request: dict,
+    timeout: float | None = None,
+    lost: dict | None = None,
+) -> dict | None:
+    """The server's reply, or None if none answers at ``path`` (a stale socket is removed).
+
+    ``lost`` is returned instead of None when the whole request was sent but no
+    reply came back (the server died while it worked on it): a caller whose
+    request is not safe to run twice tells that apart from "nobody answered".
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         return None
+    sent = False
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:  # _socket's sockets are no context managers
@@ -64,6 +75,7 @@ def call(path: str | os.PathLike[str], request: dict, timeout: float | None = No
             sock.connect(path)
             sock.sendall((json.dumps(request) + "\n").encode())
             sock.shutdown(socket.SHUT_WR)
+            sent = True
             chunks = []
             while chunk := sock.recv(1 << 16):
                 chunks.append(chunk)
@@ -76,9 +88,9 @@ def call(path: str | os.PathLike[str], request: dict, timeout: float | None = No
             os.unlink(path)
         return None
     except OSError:
-        return None
+        return lost if sent else None
     try:
         reply = json.loads(b"".join(chunks))
     except ValueError:
-        return None
+        return lost if sent else None
     return reply if isinstance(reply, dict) else None

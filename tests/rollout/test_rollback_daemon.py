@@ -224,6 +224,43 @@ def test_a_killed_daemon_or_another_installation_leaves_it_to_the_command(
     assert not daemon_socket(project.resolve()).exists()  # cleaned up by the client
 
 
+def test_a_daemon_that_dies_with_the_rollback_is_not_run_again(project: Path) -> None:
+    """A rollback the daemon took and never answered is reported, not run again here:
+    if its pointer write happened, a second rollback would go one deployment further."""
+    import socket
+    import threading
+
+    vega_json("deploy", str(project))
+    (project / "lib" / "version.py").write_text('VERSION = "v2"\n')
+    second = vega_json("deploy", str(project))["deployment"]
+    path = daemon_socket(project.resolve())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    taken: list[bytes] = []
+
+    def take_and_die() -> None:  # reads the whole request, answers nothing
+        conn, _ = server.accept()
+        with conn:
+            while chunk := conn.recv(1 << 16):
+                taken.append(chunk)
+
+    thread = threading.Thread(target=take_and_die, daemon=True)
+    thread.start()
+    try:
+        out = entry("rollback", "--path", str(project))
+    finally:
+        thread.join(timeout=10)
+        server.close()
+        path.unlink(missing_ok=True)
+    assert b'"rollback"' in b"".join(taken)  # it was handed over
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "daemon stopped during the rollback" in out.stderr, out.stderr
+    assert "vega-dag status" in out.stderr
+    assert set(served(project).values()) == {second}  # and not run again here
+
+
 def vega_json_version() -> str:
     from vega_dag import __version__
 

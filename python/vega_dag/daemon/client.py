@@ -50,12 +50,26 @@ def project_of(args: list[str], command: str = "build") -> str:
     return os.path.realpath(os.getcwd())
 
 
-def call(root: str | Path, request: dict, timeout: float | None = None) -> dict | None:
-    """Send ``request`` to ``root``'s daemon; its reply, or None if none answers."""
+def call(
+    root: str | Path, request: dict, timeout: float | None = None, lost: dict | None = None
+) -> dict | None:
+    """Send ``request`` to ``root``'s daemon; its reply, or None if none answers
+    (``lost`` if it took the request and died before it answered)."""
     from vega_dag.daemon.paths import daemon_socket_name
     from vega_dag.unix_rpc import call as rpc
 
-    return rpc(daemon_socket_name(root), request, timeout)
+    return rpc(daemon_socket_name(root), request, timeout, lost)
+
+
+#: What a served rollback says when its daemon died after taking it: the
+#: pointer write may or may not have happened, so running it again here could
+#: roll back one deployment further (a build or a drift is simply run again).
+LOST_ROLLBACK = {
+    "code": 1,
+    "stderr": "✗ Rollback failed: the project's daemon stopped during the rollback, so whether "
+    "it moved a pointer is unknown; `vega-dag status` and `vega-dag history` say where each "
+    "region is.\n",
+}
 
 
 def run_via_daemon(argv: list[str]) -> int | None:
@@ -77,7 +91,8 @@ def run_via_daemon(argv: list[str]) -> int | None:
         # What the command's output sees (colour is for terminals only).
         "tty": [sys.stdout.isatty(), sys.stderr.isatty()],
     }
-    reply = call(project_of(argv[1:], argv[0]), request)
+    lost = LOST_ROLLBACK if argv[0] == "rollback" else None
+    reply = call(project_of(argv[1:], argv[0]), request, lost=lost)
     if reply is None or "code" not in reply:
         return None
     sys.stdout.write(reply.get("stdout", ""))
