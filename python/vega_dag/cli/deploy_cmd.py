@@ -137,9 +137,24 @@ def deploy_cmd(
     """Build the project at PATH, then roll it out: prefetch, canary, waves, health gates."""
     from vega_dag.cli.build_cmd import print_result
     from vega_dag.plugins.manager import health_checks, region_target
-    from vega_dag.rollout.deploy import DeployError, Events, Rollout
+    from vega_dag.rollout.deploy import DeployError, EarlyLoad, Events, Rollout
 
-    build = run_build(path, as_json=as_json, quiet=quiet, explain=False, jobs=jobs)
+    early: list[EarlyLoad] = []
+
+    def stored(manifest: str) -> None:
+        # The regions load the new deployment while the build records its
+        # caches and the deploy takes its lock (a failed build gets here never).
+        try:
+            config = load_config(path)
+            load = EarlyLoad.start(config, region_target(config), manifest)
+        except Exception:  # never the build's failure: the deploy below reports it
+            return
+        if load is not None:
+            early.append(load)
+
+    build = run_build(
+        path, as_json=as_json, quiet=quiet, explain=False, jobs=jobs, on_stored=stored
+    )
     show = not (as_json or quiet)
     if show:
         print_result(build, explain=False)
@@ -161,6 +176,7 @@ def deploy_cmd(
             events=events,
             lock_timeout=lock_timeout,
             health_checks=health_checks(config),
+            early=early[0] if early else None,
         )
         outcome = rollout.run()
     except DeployError as err:
