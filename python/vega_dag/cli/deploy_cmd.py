@@ -140,13 +140,16 @@ def deploy_cmd(
     from vega_dag.rollout.deploy import DeployError, EarlyLoad, Events, Rollout
 
     early: list[EarlyLoad] = []
+    #: the config and region target the early load used (made once, not twice)
+    made: dict[str, Any] = {}
 
     def stored(manifest: str) -> None:
         # The regions load the new deployment while the build records its
         # caches and the deploy takes its lock (a failed build gets here never).
         try:
-            config = load_config(path)
-            load = EarlyLoad.start(config, region_target(config), manifest)
+            made["config"] = load_config(path)
+            made["target"] = region_target(made["config"])
+            load = EarlyLoad.start(made["config"], made["target"], manifest)
         except Exception:  # never the build's failure: the deploy below reports it
             return
         if load is not None:
@@ -160,8 +163,8 @@ def deploy_cmd(
         print_result(build, explain=False)
     display = Display(show)
     try:
-        config = load_config(path)
-        target = region_target(config)
+        config = made["config"] if "config" in made else load_config(path)
+        target = made["target"] if "target" in made else region_target(config)
         if show and not target.regions():
             display.line(f"Starting {config.vega.rollout.regions} local regions…")
         events = Events(
