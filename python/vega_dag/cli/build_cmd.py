@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -27,9 +28,13 @@ def run_build(
     jobs: int | None,
     verify: bool = False,
     store: str | None = None,
+    on_stored: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Build with the CLI's progress display; exit 1 with the problems on failure."""
-    reporter = Reporter()
+    """Build with the CLI's progress display; exit 1 with the problems on failure.
+
+    ``on_stored``: ``Reporter.on_stored`` (a deploy's early load).
+    """
+    reporter = Reporter(on_stored=on_stored)
     progress = None
     task = None
     show = not (as_json or quiet)

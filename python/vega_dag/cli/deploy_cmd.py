@@ -137,16 +137,34 @@ def deploy_cmd(
     """Build the project at PATH, then roll it out: prefetch, canary, waves, health gates."""
     from vega_dag.cli.build_cmd import print_result
     from vega_dag.plugins.manager import health_checks, region_target
-    from vega_dag.rollout.deploy import DeployError, Events, Rollout
+    from vega_dag.rollout.deploy import DeployError, EarlyLoad, Events, Rollout
 
-    build = run_build(path, as_json=as_json, quiet=quiet, explain=False, jobs=jobs)
+    early: list[EarlyLoad] = []
+    #: the config and region target the early load used (made once, not twice)
+    made: dict[str, Any] = {}
+
+    def stored(manifest: str) -> None:
+        # The regions load the new deployment while the build records its
+        # caches and the deploy takes its lock (a failed build gets here never).
+        try:
+            made["config"] = load_config(path)
+            made["target"] = region_target(made["config"])
+            load = EarlyLoad.start(made["config"], made["target"], manifest)
+        except Exception:  # never the build's failure: the deploy below reports it
+            return
+        if load is not None:
+            early.append(load)
+
+    build = run_build(
+        path, as_json=as_json, quiet=quiet, explain=False, jobs=jobs, on_stored=stored
+    )
     show = not (as_json or quiet)
     if show:
         print_result(build, explain=False)
     display = Display(show)
     try:
-        config = load_config(path)
-        target = region_target(config)
+        config = made["config"] if "config" in made else load_config(path)
+        target = made["target"] if "target" in made else region_target(config)
         if show and not target.regions():
             display.line(f"Starting {config.vega.rollout.regions} local regions…")
         events = Events(
@@ -161,6 +179,7 @@ def deploy_cmd(
             events=events,
             lock_timeout=lock_timeout,
             health_checks=health_checks(config),
+            early=early[0] if early else None,
         )
         outcome = rollout.run()
     except DeployError as err:

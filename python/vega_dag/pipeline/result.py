@@ -62,3 +62,8 @@ class Reporter:
     on_compiled: Callable[[str], None] | None = None
     #: One line when a registry compile step is being installed (default: stderr).
     on_step_install: Callable[[str], None] | None = None
+    #: Called with the new manifest's digest once every object of the build is
+    #: stored, before the caches are recorded: a deploy starts the regions'
+    #: load of it there (``rollout.deploy.EarlyLoad``). Not called by a build
+    #: that changed nothing, a dry run, or one that failed.
+    on_stored: Callable[[str], None] | None = None

@@ -275,6 +275,8 @@ def rebuild(
     put_outputs(ctx)
     # Before the build answers: a daemon's tail has no one to warn.
     push_outputs(ctx, manifest_digest)
+    if ctx.reporter.on_stored is not None:
+        ctx.reporter.on_stored(manifest_digest)
     result.warnings = ctx.warnings
     result.modules_remote = sum(1 for n in a.modules if compiled.pyc[n] in remote_pyc)
     tail = functools.partial(

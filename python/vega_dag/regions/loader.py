@@ -133,6 +133,12 @@ def _template(
         replies.write(json.dumps({"loaded": True, "threads": threads}) + "\n")
         replies.flush()
         os._exit(0)
+    # Every clone's server resolves uvicorn's websocket protocol on its start
+    # (an import of websockets or wsproto, through the deployment's sys.path):
+    # resolved here once, with that same sys.path, instead of in each clone
+    # (one that fails here fails there as before, in the clone's own start).
+    with contextlib.suppress(Exception):
+        import uvicorn.protocols.websockets.auto  # noqa: F401
     replies.write(json.dumps({"loaded": True}) + "\n")
     replies.flush()
     # Everything loaded is shared with every clone: keep the clones'

@@ -20,11 +20,19 @@ regions' requests (the old deployment, warm, answers the rest), the gate
 judges that, then 50 %, gated again, then all of it (``promote:0@10``,
 ``gate:0@10``, …, ``promote:0``, ``gate:0``). A rollback puts the old
 deployment back on every request at once.
+
+The regions start loading the new deployment as soon as its objects are
+stored (``EarlyLoad``: from the build's ``Reporter.on_stored``, or at the
+start of ``Rollout.run``), without a deployment named and so without moving
+anything: the preflight, the lock and the deployment record are written while
+the workers load, and the prefetch nodes then find the load under way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -126,6 +134,80 @@ class Events:
     on_message: Callable[[str], None] | None = None
 
 
+class EarlyLoad:
+    """The new manifest's load, started in every running region before the deploy needs it.
+
+    A prefetch without ``wait`` and without a deployment: each region verifies
+    the manifest's blobs and starts loading its worker in the background, and
+    no pointer, record or region state a deploy judges changes. The prefetch
+    nodes ask again, naming the deployment (a region that must refuse it
+    refuses it there, as before), and find the blobs verified and the load
+    under way. What the early prefetch meets (a damaged blob, a route that
+    does not import) is met again by the prefetch nodes and reported there,
+    with the same messages.
+
+    Only for a local fleet that trusts no signing key: a region that only
+    serves signed deployments checks the record before it loads any code, so
+    nothing may load there before the record exists. Other targets (region
+    agents) are asked by the prefetch nodes only, as before.
+    """
+
+    def __init__(self, target: Any, regions: list[RegionInfo], manifest: str, **limit: Any) -> None:
+        self.manifest = manifest
+        self.regions = {r.name for r in regions}
+        self.thread = threading.Thread(
+            target=self._ask, args=(target, regions, manifest, limit), daemon=True
+        )
+        self.thread.start()
+
+    @staticmethod
+    def _ask(target: Any, regions: list[RegionInfo], manifest: str, limit: dict) -> None:
+        # Best effort: whatever fails here, the prefetch nodes report.
+        with contextlib.suppress(Exception):
+            target.prefetch_many(regions, manifest, wait=False, errors=True, **limit)
+
+    def join(self) -> None:
+        """Once every region has answered (its blobs verified, its load started)."""
+        self.thread.join()
+
+    @classmethod
+    def start(
+        cls,
+        config: ProjectConfig,
+        target: Any,
+        manifest: str,
+        regions: list[RegionInfo] | None = None,
+    ) -> EarlyLoad | None:
+        """Start it in ``regions`` (default: the running ones) if the target allows; else None."""
+        if not early_load_allowed(target):
+            return None
+        if regions is None:
+            try:
+                regions = target.regions()
+            except (OSError, VegaError):
+                return None
+        if not regions:
+            return None  # the deploy starts the fleet, and its prefetch loads
+        limit: dict[str, Any] = {}
+        if _accepts(target.prefetch_many, "load_timeout"):
+            limit["load_timeout"] = config.vega.health.load_timeout_s
+        return cls(target, regions, manifest, **limit)
+
+
+def early_load_allowed(target: Any) -> bool:
+    """Whether ``target`` is a local fleet whose regions load code without a signed record."""
+    fleet = getattr(target, "dir", None)
+    if not isinstance(fleet, Path) or not _accepts(getattr(target, "prefetch_many", None), "wait"):
+        return False
+    from vega_dag.rollout.signing import TRUST_DIR
+
+    try:
+        # Any key file (readable or not) makes the regions enforce signatures.
+        return not any((fleet / TRUST_DIR).glob("*.pub"))
+    except OSError:
+        return False
+
+
 def plan_waves(regions: list[str], rollout: RolloutConfig) -> list[list[str]]:
     """Canary first, then the configured waves ("*": every region not yet placed)."""
     available = list(regions)
@@ -207,6 +289,7 @@ class Rollout:
         events: Events | None = None,
         lock_timeout: float = 10.0,
         health_checks: list | None = None,
+        early: EarlyLoad | None = None,
     ) -> None:
         self.config = config
         self.manifest_digest = manifest_digest
@@ -215,6 +298,10 @@ class Rollout:
         self.events = events or Events()
         self.lock_timeout = lock_timeout
         self.health_checks = health_checks or []
+        #: the new manifest's loads started before the prefetch nodes (``EarlyLoad``)
+        self.early: list[EarlyLoad] = (
+            [early] if early is not None and early.manifest == manifest_digest else []
+        )
         self.store = ObjectStore(config.store_dir)
         self.manifest = decode_manifest(self.store.get(manifest_digest))
         #: signs the deployment record when a signing key is configured
@@ -313,6 +400,12 @@ class Rollout:
         if hasattr(self.target, "settle"):
             regions = self.target.settle(regions)
         by_name = {r.name: r for r in regions}
+        asked = {name for load in self.early for name in load.regions}
+        missed = [r for r in regions if r.name not in asked]
+        if missed:
+            # They load while the preflight, the lock and the record are done.
+            more = EarlyLoad.start(self.config, self.target, self.manifest_digest, missed)
+            self.early += [more] if more is not None else []
         skipped = self.preflight(regions)
         outcome = DeployOutcome(
             None, self.manifest_digest, "rolling", started_regions=started_regions
@@ -342,6 +435,8 @@ class Rollout:
         finally:
             outcome.seconds = time.perf_counter() - started
             pointers.close()
+            for load in self.early:
+                load.join()  # nothing left asking when the deploy returns
         return outcome
 
     def _run_locked(
@@ -419,6 +514,9 @@ class Rollout:
         if deployment.signed_by:
             self.say(f"✎ Signed {deployment.id} with {deployment.signed_by}")
         schedule = build_schedule(self, pointers, deployment.id, waves, by_name, changes, outcome)
+        for load in self.early:
+            # Its verification done, so the prefetch nodes' is not done twice.
+            load.join()
         try:
             schedule.run(on_start=self.events.on_node_start, on_done=self.events.on_node_done)
         except Exception as err:
