@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ from vega_dag.regions.fleet import PREFETCH_VERIFY_SECONDS, RegionError, RegionI
 if TYPE_CHECKING:
     from vega_dag.config import ProjectConfig
 
+#: Seconds a pointer store request may take (``rollout.jetstream.TIMEOUT``, not imported here).
+TIMEOUT = 10.0
 #: A heartbeat older than this many seconds means the agent is down
 #: (``VEGA_DAG_AGENT_DOWN_S`` overrides it). Agents write one every second.
 DOWN_AFTER = 5.0
@@ -333,22 +336,46 @@ class AgentFleet:
         return value
 
     def wait_serving_many(
-        self, pairs: list[tuple[RegionInfo, str | None]], timeout: float = 30.0
+        self,
+        pairs: list[tuple[RegionInfo, str | None]],
+        timeout: float = 30.0,
+        meanwhile: Callable[[], object] | None = None,
     ) -> dict[str, float | RegionError]:
-        """Seconds until each agent's status says it serves its deployment (or why it does not)."""
-        return self._run(self._wait_all(pairs, timeout), timeout)
+        """Seconds until each agent's status says it serves its deployment (or why it does not).
+
+        With ``meanwhile`` (the pointer write that makes them switch), the
+        status keys are watched first and ``meanwhile`` runs once the watch
+        is open, the seconds counting from its end: every status an agent
+        writes after the write reaches the watch, with no subscription or
+        read left to make after it. What it raises is raised.
+        """
+        # The write's own time on top: the pointer store's requests have their own limit.
+        limit = timeout if meanwhile is None else timeout + 2 * TIMEOUT
+        return self._run(self._wait_all(pairs, timeout, meanwhile), limit)
 
     async def _wait_all(
-        self, pairs: list[tuple[RegionInfo, str | None]], timeout: float
+        self,
+        pairs: list[tuple[RegionInfo, str | None]],
+        timeout: float,
+        meanwhile: Callable[[], object] | None = None,
     ) -> dict[str, float | RegionError]:
         from nats.js.errors import KeyNotFoundError
 
         from vega_dag.regions.agent import status_key
 
-        started = time.perf_counter()
-        deadline = time.monotonic() + timeout
         await self._open()
         want = {r.name: d for r, d in pairs}
+        watcher = None
+        if meanwhile is not None:
+            watcher = await self._kv.watch(f"{status_key('*')}")
+            try:
+                # Off the event loop: the pointer store's calls run on this loop too.
+                await asyncio.get_running_loop().run_in_executor(None, meanwhile)
+            except BaseException:
+                await watcher.stop()
+                raise
+        started = time.perf_counter()
+        deadline = time.monotonic() + timeout
 
         async def generation(name: str) -> int:
             try:
@@ -380,14 +407,17 @@ class AgentFleet:
             ):
                 out[name] = RegionError(name, f"cannot serve {d}: {error}")
 
-        watcher = await self._kv.watch(f"{status_key('*')}")
         try:
-            for name, st in zip(
-                names,
-                await asyncio.gather(*(self._get_status(status_key(n)) for n in names)),
-                strict=True,
-            ):
-                judge(name, st)
+            if watcher is None:
+                watcher = await self._kv.watch(f"{status_key('*')}")
+                for name, st in zip(
+                    names,
+                    await asyncio.gather(*(self._get_status(status_key(n)) for n in names)),
+                    strict=True,
+                ):
+                    judge(name, st)
+            # (With the watch open before the write, every status written since
+            # is in it, the current ones first: no read is needed here.)
             reread = time.monotonic() + 0.5
             while len(out) < len(want):
                 left = deadline - time.monotonic()
@@ -412,7 +442,8 @@ class AgentFleet:
                         judge(name, st)
                     reread = time.monotonic() + 0.5
         finally:
-            await watcher.stop()
+            if watcher is not None:
+                await watcher.stop()
         for name in names:
             if name not in out:
                 why = (last.get(name) or {}).get("error") or "it did not switch"
