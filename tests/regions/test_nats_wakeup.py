@@ -1,9 +1,11 @@
 """A NATS region's pointer from its KV watch: a newer watched value is used as it comes (no
-read after it), an older one is ignored, a delete is read."""
+read after it), an older one is ignored, a delete is read; and uvicorn's server woken once a
+second still stops as soon as it is told."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +94,28 @@ def test_a_deleted_pointer_is_read(tmp_path) -> None:
     asyncio.run(run())
     assert pointers.reads == ["fra"]  # the delete only
     assert switched == [("dpl_a", "blake3:dpl_a", 5), (None, None, 0)]
+
+
+def test_the_quiet_server_stops_when_told_and_keeps_its_date_header() -> None:
+    import uvicorn
+
+    from vega_dag.regions.serving import QuietServer
+
+    async def app(scope, receive, send) -> None:  # never called
+        raise AssertionError
+
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+    config.load()
+    server = QuietServer(config)
+
+    async def run() -> None:
+        loop = asyncio.create_task(server.main_loop())
+        await asyncio.sleep(0)
+        assert not loop.done()
+        assert any(name == b"date" for name, _ in server.server_state.default_headers)
+        server.handle_exit(signal.SIGTERM, None)
+        # (A hang guard, not a timing: the wake-up, not the tick, ends the loop.)
+        await asyncio.wait_for(loop, 30)
+
+    asyncio.run(run())
+    assert server.should_exit

@@ -1361,6 +1361,8 @@ def run(region: Region, sock: socket.socket) -> None:
     """Serve ``region`` on ``sock`` until stopped (its zygote already forked)."""
     import uvicorn
 
+    from vega_dag.regions.serving import QuietServer
+
     protocol = type("FrontProtocol", (FrontProtocol,), {"region": region})
     config = uvicorn.Config(
         region,
@@ -1371,7 +1373,7 @@ def run(region: Region, sock: socket.socket) -> None:
         http=protocol,
         timeout_graceful_shutdown=1,
     )
-    server = uvicorn.Server(config)
+    server = QuietServer(config)
     region.http = (config, server.server_state)
     server.run(sockets=[sock])
 
