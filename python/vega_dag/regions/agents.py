@@ -91,7 +91,7 @@ class AgentFleet:
             raise RegionError("agents", f"pointers {self.where.where}: no answer") from None
 
     async def _open(self) -> None:
-        from vega_dag.regions.agent import open_agents_kv
+        from vega_dag.regions.agent_bus import open_agents_kv
         from vega_dag.rollout.jetstream import connect
 
         if self._opening is None:
@@ -125,7 +125,7 @@ class AgentFleet:
         """
         from nats.js.api import DeliverPolicy
 
-        from vega_dag.regions.agent import agents_bucket
+        from vega_dag.regions.agent_bus import agents_bucket
 
         await self._open()
         bucket = agents_bucket(self.where.namespace)
@@ -290,7 +290,7 @@ class AgentFleet:
     async def _prefetch_one(self, name: str, body: dict, timeout: float) -> dict | RegionError:
         import nats.errors
 
-        from vega_dag.regions.agent import prefetch_subject, status_key
+        from vega_dag.regions.agent_bus import prefetch_subject, status_key
 
         subject = prefetch_subject(self.where.namespace, name)
         asked = asyncio.ensure_future(
@@ -361,7 +361,7 @@ class AgentFleet:
     ) -> dict[str, float | RegionError]:
         from nats.js.errors import KeyNotFoundError
 
-        from vega_dag.regions.agent import status_key
+        from vega_dag.regions.agent_bus import status_key
 
         await self._open()
         want = {r.name: d for r, d in pairs}
