@@ -383,10 +383,8 @@ class AgentFleet:
             except KeyNotFoundError:
                 return 0
 
-        # A status counts once it reflects the pointer as it is now (a weight
-        # step moves the generation, not the deployment).
         names = list(want)
-        generations = dict(zip(names, await asyncio.gather(*map(generation, names)), strict=True))
+        generations: dict[str, int] = {}
         out: dict[str, float | RegionError] = {}
         last: dict[str, dict] = {}
 
@@ -408,6 +406,10 @@ class AgentFleet:
                 out[name] = RegionError(name, f"cannot serve {d}: {error}")
 
         try:
+            # A status counts once it reflects the pointer as it is now (a weight
+            # step moves the generation, not the deployment).
+            got_generations = await asyncio.gather(*map(generation, names))
+            generations.update(zip(names, got_generations, strict=True))
             if watcher is None:
                 watcher = await self._kv.watch(f"{status_key('*')}")
                 for name, st in zip(
