@@ -12,7 +12,11 @@ Groups (see docs/performance.md#region-agents):
   and gates (goal ≤ 1.5 s idle).
 
 VEGA_BENCH_ROUNDS=N measures N rounds (default 3). With VEGA_BENCH_SMOKE=1
-each runs once against 3 regions, on a 30-module project.
+each runs once against 3 regions, on a 30-module project. With
+VEGA_BENCH_REFERENCE=DIR (another checkout's ``python/`` directory, holding
+its own built ``_core``), ``reference`` rows run that tree's agents and
+commands the same way, on their own project and backends namespace, between
+``local`` and ``agents``: the before beside the after.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ MODULES = 30 if SMOKE else 217
 ROUNDS = 1 if SMOKE else int(os.environ.get("VEGA_BENCH_ROUNDS") or 3)
 VEGA = [sys.executable, "-c", "from vega_dag.entry import main; main()"]
 HERE = str(Path(vega_dag.__file__).resolve().parent.parent)
+REFERENCE = os.environ.get("VEGA_BENCH_REFERENCE")
+KINDS = ["local", *(["reference"] if REFERENCE else []), "agents"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(str(err))
 
 
-@pytest.fixture(scope="module", params=["local", "agents"])
+@pytest.fixture(scope="module", params=KINDS)
 def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     kind = request.param
     base = tmp_path_factory.mktemp(f"agents-{kind}")
@@ -67,19 +73,20 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     text = text.replace("timeout_s = 2.0", "timeout_s = 10.0")
     waves = '[["fra"], ["iad", "sfo", "lhr"], ["*"]]'
     text += f"\n[tool.vega.rollout]\nregions = {REGIONS}\nwaves = {waves}\n"
+    tree = str(Path(REFERENCE).resolve()) if kind == "reference" and REFERENCE else HERE
     env = {
         **os.environ,
-        "PYTHONPATH": HERE,
+        "PYTHONPATH": tree,
         "VEGA_DAG_POINTERS": "local",
         "VEGA_DAG_STORE": "local",
     }
     agents = None
-    if kind == "agents":
+    if kind != "local":
         from tests.agents.helpers import Agents, Backends
         from tests.store.seaweed import BUCKET
 
         nats, seaweed = request.getfixturevalue("servers")
-        backends = Backends(f"s3://{BUCKET}/bench", f"{nats.url}/bench", seaweed.env())
+        backends = Backends(f"s3://{BUCKET}/{kind}", f"{nats.url}/{kind}", seaweed.env())
         text += (
             f'\n[tool.vega.backend]\nstore = "{backends.store}"\npointers = "{backends.pointers}"'
             '\nregions = "agents"\n'
@@ -88,7 +95,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             env.pop(key)
         env.update(backends.env)
         agents = Agents(backends, base / "hosts")
-        agents.start_many(list(REGION_NAMES[:REGIONS]))
+        agents.start_many(list(REGION_NAMES[:REGIONS]), env={"PYTHONPATH": tree})
     (project.root / "pyproject.toml").write_text(text)
 
     def vega(*args: str) -> str:

@@ -468,7 +468,7 @@ def load_config(root: Path) -> ProjectConfig:
             where = "[tool.vega] " if source == pyproject else ""
             raise ConfigError(source or root, f"{where}rewrites[{i}]: {problem}")
     if vega.backend.store is not None:
-        from vega_dag.store.remote import RemoteConfigError, parse_store_url
+        from vega_dag.store_url import RemoteConfigError, parse_store_url
 
         try:
             parse_store_url(vega.backend.store)

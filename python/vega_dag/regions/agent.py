@@ -38,36 +38,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vega_dag.regions.agent_bus import AGENTS_BUCKET as AGENTS_BUCKET  # re-exported
+from vega_dag.regions.agent_bus import agents_bucket as agents_bucket
+from vega_dag.regions.agent_bus import open_agents_kv as open_agents_kv
+from vega_dag.regions.agent_bus import prefetch_subject as prefetch_subject
+from vega_dag.regions.agent_bus import status_key as status_key
 from vega_dag.regions.server import Region, WorkerLoadError
 
 #: Seconds between two status writes of an idle agent (its heartbeat).
 HEARTBEAT_SECONDS = 1.0
-#: The bucket (``<ns>-agents``) keeps one value per key.
-AGENTS_BUCKET = "agents"
-
-
-def agents_bucket(namespace: str) -> str:
-    return f"{namespace}-{AGENTS_BUCKET}"
-
-
-def status_key(region: str) -> str:
-    return f"status.{region}"
-
-
-def prefetch_subject(namespace: str, region: str) -> str:
-    return f"{namespace}.agent.{region}.prefetch"
-
-
-async def open_agents_kv(js: Any, namespace: str, replicas: int = 1) -> Any:
-    """The agents' status bucket, created when missing (one value per key, ``replicas`` copies)."""
-    from nats.js.errors import BucketNotFoundError
-
-    try:
-        return await js.key_value(agents_bucket(namespace))
-    except BucketNotFoundError:
-        return await js.create_key_value(
-            bucket=agents_bucket(namespace), history=1, replicas=replicas
-        )
 
 
 class AgentRegion(Region):

@@ -25,6 +25,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ from vega_dag.regions.fleet import PREFETCH_VERIFY_SECONDS, RegionError, RegionI
 if TYPE_CHECKING:
     from vega_dag.config import ProjectConfig
 
+#: Seconds a pointer store request may take (``rollout.jetstream.TIMEOUT``, not imported here).
+TIMEOUT = 10.0
 #: A heartbeat older than this many seconds means the agent is down
 #: (``VEGA_DAG_AGENT_DOWN_S`` overrides it). Agents write one every second.
 DOWN_AFTER = 5.0
@@ -93,7 +96,7 @@ class AgentFleet:
             raise RegionError("agents", f"pointers {self.where.where}: no answer") from None
 
     async def _open(self) -> None:
-        from vega_dag.regions.agent import open_agents_kv
+        from vega_dag.regions.agent_bus import open_agents_kv
         from vega_dag.rollout.jetstream import connect
 
         if self._opening is None:
@@ -127,7 +130,7 @@ class AgentFleet:
         """
         from nats.js.api import DeliverPolicy
 
-        from vega_dag.regions.agent import agents_bucket
+        from vega_dag.regions.agent_bus import agents_bucket
 
         await self._open()
         bucket = agents_bucket(self.where.namespace)
@@ -292,7 +295,7 @@ class AgentFleet:
     async def _prefetch_one(self, name: str, body: dict, timeout: float) -> dict | RegionError:
         import nats.errors
 
-        from vega_dag.regions.agent import prefetch_subject, status_key
+        from vega_dag.regions.agent_bus import prefetch_subject, status_key
 
         subject = prefetch_subject(self.where.namespace, name)
         data = json.dumps(body).encode()
@@ -394,22 +397,46 @@ class AgentFleet:
         return value
 
     def wait_serving_many(
-        self, pairs: list[tuple[RegionInfo, str | None]], timeout: float = 30.0
+        self,
+        pairs: list[tuple[RegionInfo, str | None]],
+        timeout: float = 30.0,
+        meanwhile: Callable[[], object] | None = None,
     ) -> dict[str, float | RegionError]:
-        """Seconds until each agent's status says it serves its deployment (or why it does not)."""
-        return self._run(self._wait_all(pairs, timeout), timeout)
+        """Seconds until each agent's status says it serves its deployment (or why it does not).
+
+        With ``meanwhile`` (the pointer write that makes them switch), the
+        status keys are watched first and ``meanwhile`` runs once the watch
+        is open, the seconds counting from its end: every status an agent
+        writes after the write reaches the watch, with no subscription or
+        read left to make after it. What it raises is raised.
+        """
+        # The write's own time on top: the pointer store's requests have their own limit.
+        limit = timeout if meanwhile is None else timeout + 2 * TIMEOUT
+        return self._run(self._wait_all(pairs, timeout, meanwhile), limit)
 
     async def _wait_all(
-        self, pairs: list[tuple[RegionInfo, str | None]], timeout: float
+        self,
+        pairs: list[tuple[RegionInfo, str | None]],
+        timeout: float,
+        meanwhile: Callable[[], object] | None = None,
     ) -> dict[str, float | RegionError]:
         from nats.js.errors import KeyNotFoundError
 
-        from vega_dag.regions.agent import status_key
+        from vega_dag.regions.agent_bus import status_key
 
-        started = time.perf_counter()
-        deadline = time.monotonic() + timeout
         await self._open()
         want = {r.name: d for r, d in pairs}
+        watcher = None
+        if meanwhile is not None:
+            watcher = await self._kv.watch(f"{status_key('*')}")
+            try:
+                # Off the event loop: the pointer store's calls run on this loop too.
+                await asyncio.get_running_loop().run_in_executor(None, meanwhile)
+            except BaseException:
+                await watcher.stop()
+                raise
+        started = time.perf_counter()
+        deadline = time.monotonic() + timeout
 
         async def generation(name: str) -> int:
             try:
@@ -417,10 +444,8 @@ class AgentFleet:
             except KeyNotFoundError:
                 return 0
 
-        # A status counts once it reflects the pointer as it is now (a weight
-        # step moves the generation, not the deployment).
         names = list(want)
-        generations = dict(zip(names, await asyncio.gather(*map(generation, names)), strict=True))
+        generations: dict[str, int] = {}
         out: dict[str, float | RegionError] = {}
         last: dict[str, dict] = {}
 
@@ -441,14 +466,21 @@ class AgentFleet:
             ):
                 out[name] = RegionError(name, f"cannot serve {d}: {error}")
 
-        watcher = await self._kv.watch(f"{status_key('*')}")
         try:
-            for name, st in zip(
-                names,
-                await asyncio.gather(*(self._get_status(status_key(n)) for n in names)),
-                strict=True,
-            ):
-                judge(name, st)
+            # A status counts once it reflects the pointer as it is now (a weight
+            # step moves the generation, not the deployment).
+            got_generations = await asyncio.gather(*map(generation, names))
+            generations.update(zip(names, got_generations, strict=True))
+            if watcher is None:
+                watcher = await self._kv.watch(f"{status_key('*')}")
+                for name, st in zip(
+                    names,
+                    await asyncio.gather(*(self._get_status(status_key(n)) for n in names)),
+                    strict=True,
+                ):
+                    judge(name, st)
+            # (With the watch open before the write, every status written since
+            # is in it, the current ones first: no read is needed here.)
             reread = time.monotonic() + 0.5
             while len(out) < len(want):
                 left = deadline - time.monotonic()
@@ -473,7 +505,8 @@ class AgentFleet:
                         judge(name, st)
                     reread = time.monotonic() + 0.5
         finally:
-            await watcher.stop()
+            if watcher is not None:
+                await watcher.stop()
         for name in names:
             if name not in out:
                 why = (last.get(name) or {}).get("error") or "it did not switch"

@@ -19,12 +19,15 @@ sits in the project.
   ``fleet/files/<digest>`` (read-only) and linked into each tree that holds
   it, so a deployment that changed one module writes one file and links the
   rest (a copy where the filesystem refuses links).
-- **Verified**: every bundle is read through the store (its tree record
-  and each member checked against its digest, ``ObjectStore.tree_members``:
-  no zip is made) before the tree is made; the tree's listing (entry → digest) is
-  kept beside it, under a name that holds the listing's own digest, and
-  every use first checks that the tree holds exactly the listed files with
-  the listed digests. A damaged tree is made again from the store.
+- **Verified**: every bundle's tree record is read through the store (checked
+  against its digest) and each member is checked against its own digest
+  before the tree is made: the pool's file where it holds an intact one
+  (a deployment shares all but its changed members with the one before), else
+  the member read through the store (``pool_members``: no zip is made). The
+  tree's listing (entry → digest) is kept beside it, under a name that holds
+  the listing's own digest, and every use first checks that the tree holds
+  exactly the listed files with the listed digests. A damaged tree is made
+  again from the store.
 - **Immutable**: files are read-only, and so are the tree's directories (no
   ``__pycache__`` appears in them); the tree appears by rename, whole.
 
@@ -79,6 +82,64 @@ def deployment_members(
             elif known[0] != digest:
                 raise CodeLayoutError(f"bundles of {manifest_digest} disagree on {name}")
     return members
+
+
+def deployment_listing(
+    store: ObjectStore, manifest_digest: str, manifest: Manifest
+) -> tuple[dict[str, str], dict[str, str]] | None:
+    """(entry name → digest, digest → a bundle holding it) of every bundle's files.
+
+    From the bundles' verified tree records: the members themselves are not
+    read (``pool_members`` checks each). None when a bundle is an archive (a
+    store from before trees).
+    """
+    listing: dict[str, str] = {}
+    holders: dict[str, str] = {}
+    for route in manifest.routes:
+        if not store.is_tree(route.bundle):
+            return None
+        for name, digest in store.tree(route.bundle).entries:
+            if name.startswith(_OWN):
+                continue
+            known = listing.setdefault(name, digest)
+            if known != digest:
+                raise CodeLayoutError(f"bundles of {manifest_digest} disagree on {name}")
+            holders.setdefault(digest, route.bundle)
+    return listing, holders
+
+
+def pool_members(
+    store: ObjectStore, fleet: Path, listing: dict[str, str], holders: dict[str, str]
+) -> dict[str, str]:
+    """entry name → its file in ``fleet/files/``, each checked against its digest first.
+
+    A deployment that changed a few modules shares every other member with
+    the one before, whose files the pool already holds: each is hashed
+    where it lies (all at once, off the GIL), and only a member the pool
+    lacks, or holds damaged, is read through the store (verified, naming
+    the bundle and entry if it is not intact) and written to the pool.
+    Either way no byte enters the tree unchecked.
+    """
+    files = os.path.join(fleet, "files")
+    digests = sorted(set(listing.values()))
+    paths = {d: os.path.join(files, _hex(d)) for d in digests}
+    present = [d for d in digests if os.path.exists(paths[d])]
+    try:
+        hashed = _core.hash_files([paths[d] for d in present])
+    except OSError:  # one went away meanwhile (a damaged one replaced): check one by one
+        hashed = []
+        for d in present:
+            try:
+                hashed.append(_core.hash_file(paths[d]))
+            except OSError:
+                hashed.append("")
+    intact = {d for d, h in zip(present, hashed, strict=True) if h == d}
+    # Read (and verified) before any is written: a member missing or damaged in
+    # the store raises as a bundle's read does, naming the bundle and entry.
+    read = {d: store.tree_member(holders[d], d) for d in digests if d not in intact}
+    for digest, data in read.items():
+        _pooled(fleet, digest, data)
+    return {name: paths[d] for name, d in listing.items()}
 
 
 def _bundle_files(store: ObjectStore, bundle: str) -> list[tuple[str, str, bytes]]:
@@ -147,9 +208,15 @@ def ensure_tree(store: ObjectStore, fleet: Path, manifest_digest: str, manifest:
         listing = _read_listing(fleet, manifest_digest)
         if listing is not None and tree.is_dir() and tree_is_intact(tree, listing):
             return tree
-        members = deployment_members(store, manifest_digest, manifest)
-        lay_out(fleet, tree, members)
-        data = msgspec.json.encode(sorted((n, d) for n, (d, _) in members.items()))
+        found = deployment_listing(store, manifest_digest, manifest)
+        if found is None:
+            members = deployment_members(store, manifest_digest, manifest)
+            lay_out(fleet, tree, members)
+            wanted = {n: d for n, (d, _) in members.items()}
+        else:
+            wanted, holders = found
+            _make_tree(tree, pool_members(store, fleet, wanted, holders))
+        data = msgspec.json.encode(sorted(wanted.items()))
         for stale in _listing_files(fleet, manifest_digest):
             stale.unlink()
         name = f"{tree.name}.{_hex(_core.hash_bytes(data))}.files"
@@ -197,6 +264,37 @@ def lay_out(fleet: Path, tree: Path, members: dict[str, tuple[str, bytes]]) -> N
             target.write_bytes(data)
             os.chmod(target, _READ_ONLY_FILE)
     for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        os.chmod(d, _READ_ONLY_DIR)
+    old = tree.with_name(f".{tree.name}.{os.getpid()}.old")
+    if tree.exists():
+        os.replace(tree, old)
+    os.replace(tmp, tree)
+    remove_tree(old)
+
+
+def _make_tree(tree: Path, files: dict[str, str]) -> None:
+    """``tree`` made (or replaced, whole) of hard links to ``files`` (entry → pooled file)."""
+    tmp = tree.with_name(f".{tree.name}.{os.getpid()}.tmp")
+    remove_tree(tmp)
+    root = str(tmp)
+    os.makedirs(root)
+    dirs = {root}
+    for name in sorted(files):
+        target = os.path.join(root, name)
+        parent = os.path.dirname(target)
+        if parent not in dirs:
+            os.makedirs(parent, exist_ok=True)
+            while parent not in dirs:
+                dirs.add(parent)
+                parent = os.path.dirname(parent)
+        try:
+            os.link(files[name], target)
+        except OSError as err:
+            if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            shutil.copyfile(files[name], target)
+            os.chmod(target, _READ_ONLY_FILE)
+    for d in sorted(dirs, key=len, reverse=True):
         os.chmod(d, _READ_ONLY_DIR)
     old = tree.with_name(f".{tree.name}.{os.getpid()}.old")
     if tree.exists():

@@ -36,14 +36,16 @@ import msgspec
 
 from vega_dag import _core
 from vega_dag.errors import VegaError
+from vega_dag.store_url import LOCAL as LOCAL  # re-exported: the names moved
+from vega_dag.store_url import STORE_ENV as STORE_ENV
+from vega_dag.store_url import RemoteConfigError as RemoteConfigError
+from vega_dag.store_url import parse_store_url as parse_store_url
+from vega_dag.store_url import store_url as store_url
 
 if TYPE_CHECKING:
     from obstore.store import S3Config
 
-    from vega_dag.config import ProjectConfig
 
-#: ``s3://BUCKET`` or ``s3://BUCKET/PREFIX`` (S3's bucket naming rules).
-_URL = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?")
 _DIGEST = re.compile(re.escape(_core.DIGEST_PREFIX) + r"[0-9a-f]{64}")
 _S3_CODE = re.compile(r"<Code>(\w+)</Code>")
 _T = TypeVar("_T")
@@ -54,41 +56,10 @@ PARALLEL = 32
 #: A cold build's outputs are also shared as one pack when they add up to
 #: no more than this: a second machine then makes 2 requests, not 2 per module.
 PACK_LIMIT = 64 << 20
-#: The environment variable that overrides ``[tool.vega.backend] store``.
-STORE_ENV = "VEGA_DAG_STORE"
-#: A value of ``--store``/VEGA_DAG_STORE meaning the embedded default (no remote).
-LOCAL = "local"
-
-
-class RemoteConfigError(VegaError):
-    """A store URL that cannot be used (``reason`` without the URL)."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"store {url}: {reason}")
-        self.url = url
-        self.reason = reason
 
 
 class RemoteError(VegaError):
     """The remote refused us in a way a build must not shrug off (credentials, permissions)."""
-
-
-def parse_store_url(url: str) -> tuple[str, str]:
-    """(bucket, prefix) of ``s3://BUCKET/PREFIX``; the prefix without its slashes."""
-    m = _URL.fullmatch(url.strip())
-    if m is None:
-        raise RemoteConfigError(
-            url, 'expected "s3://BUCKET/PREFIX" (a lowercase S3 bucket name, then a key prefix)'
-        )
-    return m[1], (m[2] or "").strip("/")
-
-
-def store_url(config: ProjectConfig, override: str | None = None) -> str | None:
-    """The remote store a build uses: ``--store``, else VEGA_DAG_STORE, else the config's."""
-    for value in (override, os.environ.get(STORE_ENV)):
-        if value is not None and value.strip():
-            return None if value.strip() == LOCAL else value.strip()
-    return config.vega.backend.store
 
 
 def endpoint() -> str:
