@@ -258,6 +258,25 @@ mod tests {
     }
 
     #[test]
+    fn refreshing_some_files_lists_no_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.py"), "a").unwrap();
+        std::fs::write(dir.path().join("b.py"), "b").unwrap();
+        let s = scan(dir.path(), &ScanOptions::default()).unwrap();
+        let first = refresh(dir.path(), &s.files, &HashMap::new(), 0).unwrap();
+        std::fs::write(dir.path().join("a.py"), "edited").unwrap();
+        let edited = crate::scan::stat_paths(dir.path(), &["a.py".into()]).unwrap();
+        let some = refresh_files(dir.path(), &edited, &to_map(&first), i64::MAX / 2).unwrap();
+        assert_eq!(
+            (some.changed.as_slice(), some.hashed),
+            (["a.py".to_string()].as_slice(), 1)
+        );
+        assert!(some.removed.is_empty()); // b.py is only not listed, not gone
+        let none = refresh_files(dir.path(), &[], &to_map(&first), i64::MAX / 2).unwrap();
+        assert!(none.entries.is_empty() && none.changed.is_empty() && none.removed.is_empty());
+    }
+
+    #[test]
     fn encoding_round_trips_and_damage_is_refused() {
         let mut entries = HashMap::new();
         for (i, p) in ["b.py", "a/é.py", "c"].iter().enumerate() {
