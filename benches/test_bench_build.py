@@ -22,6 +22,11 @@ Groups (see docs/performance.md):
 Every process is started from the interpreter's own bin directory, not a
 version-manager shim, so the figures are the tool's own start-up.
 
+With VEGA_BENCH_20K_BUILT=DIR (the generated 20,000-module project, seed 0,
+already built: ``benches/generate_project.py DIR --modules 20000`` then
+``vega-dag build DIR``) the 20,000-module rows copy it instead of generating
+and building it cold for each tree.
+
 With VEGA_BENCH_REFERENCE=DIR (a checkout's ``python/`` directory holding
 its own built ``_core`` extension: e.g. the tree before a change) the rows
 on the generated projects also run with that tree's vega-dag, in the same
@@ -116,7 +121,37 @@ def tree(request: pytest.FixtureRequest) -> str:
 
 
 def generated(tmp_path_factory: pytest.TempPathFactory, name: str, modules: int, tree: str):
+    prebuilt = os.environ.get("VEGA_BENCH_20K_BUILT")
+    if prebuilt and modules == 20_000:
+        return copied(Path(prebuilt), tmp_path_factory.mktemp(f"{name}-{tree}") / "api", tree)
     project = generate(tmp_path_factory.mktemp(f"{name}-{tree}") / "api", modules, seed=0)
+    _VEGA_OF[project.root] = COMMANDS[tree]
+    return built(project)
+
+
+def copied(source: Path, dest: Path, tree: str) -> GeneratedProject:
+    """A copy of ``source`` (VEGA_BENCH_20K_BUILT: the generated 20,000-module project,
+    seed 0, built once, ``.vega`` and all), instead of a cold build per tree.
+
+    The cold build imports each of the 3,000 routes for the import check and
+    takes most of an hour on a loaded machine; every tree reads the copy's
+    state (the trees of one run share the state format). The copy is brought
+    up to date by one build before the rounds, as ``built`` does.
+    """
+    subprocess.run(["cp", "-a", str(source), str(dest)], check=True)
+    shared = sorted(
+        p for p in dest.rglob("*.py") if p.relative_to(dest).parts[0] not in ("api", ".vega")
+    )
+    project = GeneratedProject(
+        root=dest,
+        modules=20_000,
+        seed=0,
+        routes=sorted((dest / "api").rglob("*.py")),
+        shared=shared,
+        route_urls={},
+        edges=[],
+        cycles=[],
+    )
     _VEGA_OF[project.root] = COMMANDS[tree]
     return built(project)
 

@@ -354,19 +354,26 @@ fn refresh_paths(
             let Some(files) = scan::stat_paths(&root, &paths) else {
                 return Ok(None);
             };
-            let mut refreshed = statcache::refresh(&root, &files, &cache.entries, cache.taken_ns)?;
-            let mut entries = (*cache.entries).clone();
-            entries.extend(std::mem::take(&mut refreshed.entries));
+            // Not `refresh`: its removed files (every cached path but these)
+            // would be 20,000 sorted copies, dropped here.
+            let mut refreshed =
+                statcache::refresh_files(&root, &files, &cache.entries, cache.taken_ns)?;
+            // No path had an event (a daemon's no-op build): the table is the
+            // cache's, shared, not a copy of its 20,000 entries.
+            let entries = if refreshed.entries.is_empty() {
+                std::sync::Arc::clone(&cache.entries)
+            } else {
+                let mut entries = (*cache.entries).clone();
+                entries.extend(std::mem::take(&mut refreshed.entries));
+                std::sync::Arc::new(entries)
+            };
             Ok::<_, CoreError>(Some((refreshed, entries)))
         })
         .map_err(|e| to_py(py, e))?;
     let Some((refreshed, entries)) = outcome else {
         return Ok(None);
     };
-    let table = StatTable {
-        taken_ns,
-        entries: std::sync::Arc::new(entries),
-    };
+    let table = StatTable { taken_ns, entries };
     Ok(Some(Changes {
         table: Py::new(py, table)?,
         changed: refreshed.changed,
@@ -767,18 +774,22 @@ fn scan_imports_files(
     paths: Vec<String>,
 ) -> PyResult<Vec<ScannedFile>> {
     use rayon::prelude::*;
+    let scan = |rel: &String| {
+        let full = root.join(rel);
+        let source = std::fs::read(&full).map_err(|e| CoreError::io(&full, e))?;
+        let digest = digest::format(&hash::hash_bytes(&source));
+        let scanned = imports::scan_imports(&source).map_err(|e| source_error(rel, e))?;
+        let (list, names) = import_tuples(scanned);
+        Ok((digest, list, names))
+    };
     let results: Vec<Result<ScannedFile, CoreError>> = py.detach(|| {
-        paths
-            .par_iter()
-            .map(|rel| {
-                let full = root.join(rel);
-                let source = std::fs::read(&full).map_err(|e| CoreError::io(&full, e))?;
-                let digest = digest::format(&hash::hash_bytes(&source));
-                let scanned = imports::scan_imports(&source).map_err(|e| source_error(rel, e))?;
-                let (list, names) = import_tuples(scanned);
-                Ok((digest, list, names))
-            })
-            .collect()
+        // A few files (an incremental build's edits) are cheaper here than
+        // handed to the thread pool, whose threads may wait to be scheduled.
+        if paths.len() < 16 {
+            paths.iter().map(scan).collect()
+        } else {
+            paths.par_iter().map(scan).collect()
+        }
     });
     results
         .into_iter()

@@ -23,13 +23,16 @@ pub struct CacheEntry {
 /// ("racy git"), so its cached digest is not trusted.
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
+/// Fewer files than this are stated and hashed on the calling thread.
+const PARALLEL_MIN: usize = 64;
+
 #[derive(Debug, Default)]
 pub struct Refresh {
     /// The new cache, one entry per scanned file, in scan order.
     pub entries: Vec<(String, CacheEntry)>,
     /// Files that are new or whose content digest differs from the cache.
     pub changed: Vec<String>,
-    /// Cached files that are gone.
+    /// Cached files that are gone (`refresh` only).
     pub removed: Vec<String>,
     /// How many files were read and hashed.
     pub hashed: usize,
@@ -43,21 +46,26 @@ fn trusted(stat: &FileStat, cached: &CacheEntry, cache_taken_ns: i64) -> bool {
         && stat.mtime_ns.saturating_add(RACY_WINDOW_NS) <= cache_taken_ns
 }
 
-pub fn refresh(
+/// Each of `files` against the cache: its new entry, and whether it changed
+/// (`removed` is left empty: see `refresh`).
+pub fn refresh_files(
     root: &Path,
     files: &[FileStat],
     cache: &HashMap<String, CacheEntry>,
     cache_taken_ns: i64,
 ) -> Result<Refresh> {
-    let digests: Vec<Result<Option<String>>> = files
-        .par_iter()
-        .map(|f| match cache.get(&f.path) {
-            Some(c) if trusted(f, c, cache_taken_ns) => Ok(None),
-            _ => {
-                crate::hash::hash_file(&root.join(&f.path)).map(|h| Some(crate::digest::format(&h)))
-            }
-        })
-        .collect();
+    let digest_of = |f: &FileStat| match cache.get(&f.path) {
+        Some(c) if trusted(f, c, cache_taken_ns) => Ok(None),
+        _ => crate::hash::hash_file(&root.join(&f.path)).map(|h| Some(crate::digest::format(&h))),
+    };
+    // A daemon's refresh looks at the few files that had events: handing
+    // them to the thread pool costs more than hashing them (on a loaded
+    // machine the pool's threads wait to be scheduled: ~0.1 s for none).
+    let digests: Vec<Result<Option<String>>> = if files.len() < PARALLEL_MIN {
+        files.iter().map(digest_of).collect()
+    } else {
+        files.par_iter().map(digest_of).collect()
+    };
     let mut out = Refresh::default();
     for (f, digest) in files.iter().zip(digests) {
         let digest = match digest? {
@@ -84,6 +92,18 @@ pub fn refresh(
             },
         ));
     }
+    Ok(out)
+}
+
+/// `refresh_files`, and which cached files the scan no longer lists: for a
+/// scan of the whole tree (a daemon's refresh of a few paths lists no others).
+pub fn refresh(
+    root: &Path,
+    files: &[FileStat],
+    cache: &HashMap<String, CacheEntry>,
+    cache_taken_ns: i64,
+) -> Result<Refresh> {
+    let mut out = refresh_files(root, files, cache, cache_taken_ns)?;
     let present: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
     out.removed = cache
         .keys()
@@ -235,6 +255,25 @@ mod tests {
         let second = refresh(dir.path(), &s.files, &to_map(&first), i64::MAX / 2).unwrap();
         assert_eq!(second.changed, ["a.py"]);
         assert_eq!(second.removed, ["b.py"]);
+    }
+
+    #[test]
+    fn refreshing_some_files_lists_no_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.py"), "a").unwrap();
+        std::fs::write(dir.path().join("b.py"), "b").unwrap();
+        let s = scan(dir.path(), &ScanOptions::default()).unwrap();
+        let first = refresh(dir.path(), &s.files, &HashMap::new(), 0).unwrap();
+        std::fs::write(dir.path().join("a.py"), "edited").unwrap();
+        let edited = crate::scan::stat_paths(dir.path(), &["a.py".into()]).unwrap();
+        let some = refresh_files(dir.path(), &edited, &to_map(&first), i64::MAX / 2).unwrap();
+        assert_eq!(
+            (some.changed.as_slice(), some.hashed),
+            (["a.py".to_string()].as_slice(), 1)
+        );
+        assert!(some.removed.is_empty()); // b.py is only not listed, not gone
+        let none = refresh_files(dir.path(), &[], &to_map(&first), i64::MAX / 2).unwrap();
+        assert!(none.entries.is_empty() && none.changed.is_empty() && none.removed.is_empty());
     }
 
     #[test]

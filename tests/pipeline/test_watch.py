@@ -199,3 +199,47 @@ def test_a_daemon_reads_back_only_the_members_it_has_not_verified(
     (root / "lib/util.py").write_text("def twice(x):\n    return x * 2\n")
     build(root, verify=True)
     assert "api/index.py" in read
+
+
+def test_a_hubs_change_reads_only_unverified_members_of_the_bundles_holding_it(
+    tree, tmp_path: Path, resident, monkeypatch
+) -> None:
+    """Every route holds the hub, so its bundles' closures add up to more than the
+    project's modules: the daemon looks every module up instead of making their
+    union, and reads back only what it has not verified, where a rebuilt bundle
+    holds it. The outputs are a one-shot build's."""
+    from vega_dag.bundle import bundles
+
+    monkeypatch.setattr(bundles, "_verified", set())
+    monkeypatch.setattr(warm, "_remembered", {})
+    files = {"lib/__init__.py": "", "lib/hub.py": "def f(x):\n    return x\n"}
+    files.update(
+        {
+            f"api/r{i}.py": f"from lib.hub import f\n\n\ndef handler(request):\n    return f({i})\n"
+            for i in range(6)
+        }
+    )
+    files["lib/alone.py"] = "A = 1\n"  # in no bundle
+    root = tree(files)
+    build(root)
+    read: list[str] = []
+    real = bundles.member_bytes
+
+    def counting(ctx, m, d):
+        read.append(m.path)
+        return real(ctx, m, d)
+
+    monkeypatch.setattr(bundles, "member_bytes", counting)
+    (root / "lib/hub.py").write_text("def f(x):\n    return x + 1\n")
+    again = build(root)
+    assert (again.modules_compiled, again.bundles_built) == (1, 6)
+    assert read == ["lib/hub.py"]
+    assert again.manifest == fresh(root, tmp_path / "a")
+    # Nothing verified yet (a daemon's first build): every member of the
+    # rebuilt bundles is read back once, and the module no bundle holds is not.
+    monkeypatch.setattr(bundles, "_verified", set())
+    read.clear()
+    (root / "lib/hub.py").write_text("def f(x):\n    return x + 2\n")
+    third = build(root)
+    assert sorted(read) == sorted(p for p in files if p != "lib/alone.py")
+    assert third.manifest == fresh(root, tmp_path / "b")

@@ -179,15 +179,6 @@ def data_table(
     return DataTable(owned, holds, entries)
 
 
-def project_data(
-    modules: dict[str, Module], digests: dict[str, str], vega: VegaConfig, tables_key: tuple
-) -> DataTable:
-    """``data_table`` of the scanned project (kept by a resident process per file list)."""
-    return warm.derived(
-        "data-table", tables_key, lambda: data_table(modules, digests, vega.source_roots)
-    )
-
-
 def included_modules(
     rules: FileRules, modules: dict[str, Module], routes: dict[str, Route], files: Iterable[str]
 ) -> dict[str, list[str]]:
@@ -296,7 +287,11 @@ def route_files(
 def bundle_files(ctx: BuildContext, a: Analysis) -> RouteFiles:
     """The files step of a build: every route's data members."""
     vega = ctx.config.vega
-    table = project_data(a.modules, a.digests, vega, a.tables_key)
+    # Derived from the file list (graph.tables: kept, and stored beside the state).
+    if a.tables is not None:
+        table = a.tables.data()
+    else:
+        table = data_table(a.modules, a.digests, vega.source_roots)
     return route_files(
         a.routes, a.closures, a.digests, table, a.rules, a.modules, vega.source_roots
     )

@@ -27,7 +27,7 @@ from vega_dag.graph.app import whole_project_apps
 from vega_dag.graph.closures import route_closures
 from vega_dag.graph.edges import resolve_edges
 from vega_dag.graph.parse import parse_modules
-from vega_dag.graph.tables import project_tables, scanned_files
+from vega_dag.graph.tables import TABLES_FILE, FileTables, project_tables, scanned_files
 from vega_dag.pipeline.result import BuildError
 
 if TYPE_CHECKING:
@@ -61,6 +61,9 @@ class Analysis:
     edited: set[str] | None = None
     #: What the tables were derived from (the key of a resident process's copies).
     tables_key: tuple = ()
+    #: The tables derived from the file list (``graph.tables``); None for an
+    #: analysis not made by ``analyze``.
+    tables: FileTables | None = None
     #: The parse cache to write back, or None when it was not read.
     parse_cache: dict[str, Parsed] | None = None
     #: The include/exclude globs (``bundle.files``).
@@ -88,13 +91,12 @@ def analyze(
     """
     vega = ctx.config.vega
     digests, tables_key = scanned_files(changes, vega, last)
-    modules, routes, module_set = project_tables(vega, tables_key)
+    tables = project_tables(vega, tables_key, ctx.state_path.with_name(TABLES_FILE))
+    modules, routes, module_set = tables.modules, tables.routes, tables.module_set
     same_set = state.module_set == module_set
     edited = _edited(modules, digests, changes, state, same_set, last, tables_key)
     parsed, parse_cache = parse_modules(ctx, modules, digests, edited, same_set)
-    deps, edges_digest = resolve_edges(
-        ctx, modules, digests, parsed, edited, state, last, tables_key
-    )
+    deps, edges_digest = resolve_edges(ctx, tables, digests, parsed, edited, state, last)
     rules = _file_rules(vega, routes)
     included = included_modules(rules, modules, routes, digests) if not rules.empty else {}
     included_digest = (
@@ -117,6 +119,7 @@ def analyze(
         edges_digest,
         edited=edited,
         tables_key=tables_key,
+        tables=tables,
         parse_cache=parse_cache,
         rules=rules,
         included=included,

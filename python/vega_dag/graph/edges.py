@@ -12,29 +12,27 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from vega_dag import _core
-from vega_dag.daemon import warm
-from vega_dag.graph.modules import top_level_packages
-from vega_dag.graph.resolve import ImportStmt, package_names, resolve_imports
+from vega_dag.graph.resolve import ImportStmt, resolve_imports
 from vega_dag.pipeline.result import BuildError
 
 if TYPE_CHECKING:
     from vega_dag.daemon.warm import LastBuild
-    from vega_dag.graph.modules import Module
+    from vega_dag.graph.tables import FileTables
     from vega_dag.pipeline.context import BuildContext
     from vega_dag.store.state import BuildState, Parsed
 
 
 def resolve_edges(
     ctx: BuildContext,
-    modules: dict[str, Module],
+    tables: FileTables,
     digests: dict[str, str],
     parsed: dict[str, Parsed],
     edited: set[str] | None,
     state: BuildState,
     last: LastBuild | None,
-    tables_key: tuple,
 ) -> tuple[dict[str, list[str]], str]:
     """module → the first-party modules it imports at run time; and the digest of those edges."""
+    modules = tables.modules
     packages = first_party = None
     problems: list[str] = []
     if edited is not None:
@@ -51,14 +49,7 @@ def resolve_edges(
     for name in todo:
         m = modules[name]
         if packages is None:
-            packages, base = warm.derived(
-                "packages",
-                tables_key,
-                lambda: (
-                    package_names(modules),
-                    top_level_packages(modules, list(digests), ctx.config.vega.source_roots),
-                ),
-            )
+            packages, base = tables.packages(), tables.top_level()
             # A top-level module deleted since the last build would
             # otherwise pass for a third-party import of the same name
             # (none was when the module set is the same).

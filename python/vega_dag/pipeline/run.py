@@ -253,7 +253,7 @@ def rebuild(
     )
     ctx.new_objects[manifest_digest] = manifest_bytes
 
-    built = sum(1 for p in bundled.records if p in bundled.rebuilt)
+    built = len(bundled.rebuilt & bundled.records.keys())
     result = BuildResult(
         manifest=manifest_digest,
         modules_compiled=len(compiled.compiled),

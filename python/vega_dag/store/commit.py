@@ -118,6 +118,12 @@ def record(
         route_files=files.members if files is not None else {},
     )
     save_state(ctx.state_path, new_state, state)
+    if a.tables is not None:
+        from vega_dag.graph.tables import TABLES_FILE, save_tables
+
+        # What the next one-shot build of the same file list reads instead of
+        # deriving it (a no-op where the file already holds these tables).
+        save_tables(ctx.state_path.with_name(TABLES_FILE), a.tables)
     if a.parse_cache is not None:
         save_parse_cache(ctx.parse_cache_path, a.parse_cache)
     # The head last: a crash before it leaves the old head, which the

@@ -2,7 +2,8 @@
 
 ``head.msgpack`` (small) is all a no-op build reads; ``build.msgpack`` holds
 each module's digests and edges and each route's closure; ``parsed.msgpack``
-is the parse cache, read only when the module set changed. None of it is
+is the parse cache, read only when the module set changed; ``tables.msgpack``
+holds the tables derived from the file list (``graph.tables``). None of it is
 trusted for correctness: a reused output must still be in the store. It
 exists so that an unchanged project builds without parsing, resolving or
 importing networkx, and so that ``--explain`` can say what changed.
