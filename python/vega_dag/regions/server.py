@@ -603,14 +603,11 @@ class Region:
                 nc, buckets = await open_reader(where, name=f"vega-region-{self.name}")
                 watcher = await buckets.pointers.watch(self.name)
                 self._nats = buckets
-                entry = None
                 while True:
-                    await self._read_nats(entry)
-                    entry = None
+                    await self._read_nats()
                     with contextlib.suppress(Exception):
-                        # An update is used as it comes (no read after it); none
-                        # within the interval: read the key again.
-                        entry = await watcher.updates(timeout=interval)
+                        # Any update, or none within the interval: read the key again.
+                        await watcher.updates(timeout=interval)
             except asyncio.CancelledError:
                 raise
             except (VegaError, Exception) as err:  # a lost server: say so, then try again
@@ -626,15 +623,7 @@ class Region:
 
         return store_identity(self.pointers)
 
-    async def _read_nats(self, update: Any = None) -> None:
-        """Switch to the pointer as the KV says: ``update`` (a watched entry), else a read.
-
-        A watched value newer than the pointer this region follows is the
-        pointer's new value, as a read just after it would say: using it
-        saves the read's round trip on every switch. An older one (a watch
-        delivering late, nats.py issue 842) is ignored; a delete, or no
-        update, is a read.
-        """
+    async def _read_nats(self) -> None:
         from nats.js.errors import KeyNotFoundError
 
         from vega_dag.rollout.jetstream import decode_pointer
@@ -642,23 +631,11 @@ class Region:
         buckets = self._nats
         if buckets is None:
             return
-        following = self.target[2] if self.target else 0
-        if (
-            update is not None
-            and update.key == self.name
-            and update.operation is None
-            and update.value
-            and update.revision is not None
-        ):
-            if update.revision <= following:
-                return
-            pointer = decode_pointer(self.name, update.value, update.revision)
-        else:
-            try:
-                entry = await buckets.pointers.get(self.name)
-                pointer = decode_pointer(self.name, entry.value, entry.revision)
-            except KeyNotFoundError:
-                pointer = None
+        try:
+            entry = await buckets.pointers.get(self.name)
+            pointer = decode_pointer(self.name, entry.value, entry.revision)
+        except KeyNotFoundError:
+            pointer = None
         target: tuple[str | None, str | None, int, Split | None] = (None, None, 0, None)
         if pointer is not None and pointer.deployment is not None:
             record = await self._record_nats(pointer.deployment)
