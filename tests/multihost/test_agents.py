@@ -18,7 +18,7 @@ import pytest
 
 from tests.multihost.agents import DOWN_S, Fleet, agent_fleet, running, set_version
 from tests.multihost.cluster import Cluster
-from tests.multihost.helpers import vega_on
+from tests.multihost.helpers import until_it_goes_through, vega_on
 
 
 @pytest.fixture
@@ -67,7 +67,13 @@ def test_deploy_and_rollback_across_hosts_with_a_link_cut_during_each(fleet: Fle
     # Back: the rollback goes through, every host converges on the previous deployment.
     cluster.net.mend("r3")
     fleet.wait_up("sfo")
-    rolled = fleet.vega("rollback", "--path", str(fleet.root))
+    # An agent judged down meanwhile (a heartbeat late on a loaded machine) refuses it
+    # clearly, with nothing changed: asked again until it goes through.
+    env = {"VEGA_DAG_AGENT_DOWN_S": DOWN_S, **fleet.env}
+    failures, rolled = until_it_goes_through(
+        cluster, "dev", ["rollback", "--path", str(fleet.root)], **env
+    )
+    assert all("nothing was changed" in f for f in failures), failures
     assert rolled["deployment"] == v3
     truth = fleet.truth()
     assert truth["fra"] == truth["iad"] == v2 and truth["sfo"] == v1, truth
