@@ -240,6 +240,20 @@ def request(
                 return reply.result(time.perf_counter() - started)
 
 
+def _send_some(sel: selectors.BaseSelector, sock: socket.socket, state: list) -> bool:
+    """Send what the socket takes of ``state[1]`` (the request's unsent bytes); whether it
+    is all sent now (the socket then waits for its answer). A failed connect raises."""
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise ConnectionRefusedError(code, os.strerror(code))
+    sent = sock.send(state[1])
+    state[1] = state[1][sent:]
+    if state[1]:
+        return False
+    sel.modify(sock, selectors.EVENT_READ, state)
+    return True
+
+
 def request_many(
     requests: list[tuple[str, str, bytes | None]],
     timeout: float = 5.0,
@@ -295,13 +309,7 @@ def request_many(
                 i = state[0]
                 try:
                     if events & selectors.EVENT_WRITE:
-                        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                        if code:
-                            raise ConnectionRefusedError(code, os.strerror(code))
-                        sent = sock.send(state[1])
-                        state[1] = state[1][sent:]
-                        if not state[1]:
-                            sel.modify(sock, selectors.EVENT_READ, state)
+                        if _send_some(sel, sock, state):
                             unsent -= 1
                         continue
                     if state[2].feed(sock.recv(65536)):
@@ -398,13 +406,7 @@ def hold_many(
                 i = state[0]
                 try:
                     if events & selectors.EVENT_WRITE:
-                        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                        if code:
-                            raise ConnectionRefusedError(code, os.strerror(code))
-                        sent = sock.send(state[1])
-                        state[1] = state[1][sent:]
-                        if not state[1]:
-                            sel.modify(sock, selectors.EVENT_READ, state)
+                        _send_some(sel, sock, state)
                         continue
                     reply = state[2]
                     if reply.feed(sock.recv(65536)):

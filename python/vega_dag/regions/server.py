@@ -1165,18 +1165,12 @@ class Region:
                 timeout = float(query.get("timeout", ["30"])[0])
             except ValueError:
                 timeout = 30.0
-            waiting = asyncio.ensure_future(
-                self.wait_serving(None if want == "none" else want, timeout)
+            waited = await self._wait_unless_gone(
+                None if want == "none" else want, timeout, receive
             )
-            # A rollback asks before its pointer write: if it then fails (or
-            # goes), its connection closes and the wait ends with it.
-            gone = asyncio.ensure_future(_disconnected(receive))
-            await asyncio.wait((waiting, gone), return_when=asyncio.FIRST_COMPLETED)
-            if not waiting.done():
-                waiting.cancel()
+            if waited is None:
                 return
-            gone.cancel()
-            code, payload = waiting.result()
+            code, payload = waited
             payload["region"] = self.name
             await send_bytes(send, json.dumps(payload).encode(), code, "application/json", headers)
             return
@@ -1235,16 +1229,29 @@ class Region:
                 "more_body": True,
             }
         )
+        waited = await self._wait_unless_gone(deployment, timeout, receive)
+        if waited is None:
+            return
+        status, payload = waited
+        payload["region"], payload["status"] = self.name, status
+        await send({"type": "http.response.body", "body": json.dumps(payload).encode() + b"\n"})
+
+    async def _wait_unless_gone(
+        self, deployment: str | None, timeout: float, receive: Receive
+    ) -> tuple[int, dict] | None:
+        """``wait_serving``'s answer, or None once the client has gone.
+
+        A rollback asks before its pointer write: if it then fails (or goes),
+        its connection closes and the wait ends with it.
+        """
         waiting = asyncio.ensure_future(self.wait_serving(deployment, timeout))
         gone = asyncio.ensure_future(_disconnected(receive))
         await asyncio.wait((waiting, gone), return_when=asyncio.FIRST_COMPLETED)
         if not waiting.done():
             waiting.cancel()
-            return
+            return None
         gone.cancel()
-        status, payload = waiting.result()
-        payload["region"], payload["status"] = self.name, status
-        await send({"type": "http.response.body", "body": json.dumps(payload).encode() + b"\n"})
+        return waiting.result()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
