@@ -123,8 +123,8 @@ class Cluster:
         self._start(self.hub[name])
         self.wait_healthy([self.hub[name]])
 
-    def stream_leader(self, stream: str) -> str | None:
-        """The hub server leading ``stream``'s RAFT group, from a live server's /jsz."""
+    def _stream_details(self, stream: str):
+        """``stream``'s detail in each live hub server's /jsz, one server after another."""
         for node in self.hub.values():
             if node.proc is None or node.proc.poll() is not None:
                 continue
@@ -139,27 +139,18 @@ class Cluster:
             for account in jsz.get("account_details") or []:
                 for s in account.get("stream_detail") or []:
                     if s.get("name") == stream:
-                        leader = (s.get("cluster") or {}).get("leader")
-                        if leader:
-                            return leader
+                        yield s
+
+    def stream_leader(self, stream: str) -> str | None:
+        """The hub server leading ``stream``'s RAFT group, from a live server's /jsz."""
+        for s in self._stream_details(stream):
+            if leader := (s.get("cluster") or {}).get("leader"):
+                return leader
         return None
 
     def stream_replicas(self, stream: str) -> int | None:
-        for node in self.hub.values():
-            if node.proc is None or node.proc.poll() is not None:
-                continue
-            try:
-                jsz = call_in(
-                    node.host.ns,
-                    _get_json,
-                    f"{node.monitor}/jsz?accounts=true&streams=true&config=true",
-                )
-            except (OSError, ValueError):
-                continue
-            for account in jsz.get("account_details") or []:
-                for s in account.get("stream_detail") or []:
-                    if s.get("name") == stream:
-                        return int(s.get("config", {}).get("num_replicas", 1))
+        for s in self._stream_details(stream):
+            return int(s.get("config", {}).get("num_replicas", 1))
         return None
 
     # -- leaf nodes --------------------------------------------------------------
