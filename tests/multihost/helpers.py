@@ -49,6 +49,24 @@ def python_on(cluster: Cluster, host: str, code: str, *args: str, timeout: float
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def deploy_past_the_canary(cluster: Cluster, host: str, *args: str, **env: str):
+    """``vega-dag deploy ARGS`` started on ``host``, returned once its canary passed (its
+    stdout read up to that line; the rest is the caller's, with ``communicate``)."""
+    deploy = cluster.net.popen(
+        cluster.net.hosts[host],
+        [VEGA_DAG, "deploy", *args],
+        env=host_env(cluster, PYTHONUNBUFFERED="1", **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert deploy.stdout is not None
+    for line in deploy.stdout:
+        if "Canary passed" in line:
+            break
+    return deploy
+
+
 def hub_pointers(cluster: Cluster, namespace: str, replicas: int = 3) -> str:
     """The pointers URL of the hub cluster: every server, a namespace, ``replicas`` copies."""
     return ",".join(f"{u}/{namespace}" for u in cluster.hub_urls) + f"?replicas={replicas}"

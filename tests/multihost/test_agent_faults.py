@@ -26,6 +26,7 @@ from tests.multihost.cluster import Cluster
 from tests.multihost.helpers import (
     RESUME_WITHIN,
     VEGA_DAG,
+    deploy_past_the_canary,
     host_env,
     kill_stream_leader,
     python_on,
@@ -124,18 +125,9 @@ def test_the_stream_leaders_killed_during_a_deploy_and_a_rollback(fleet: Fleet):
     # -- during a deploy: the pointer bucket's leader dies once the canary moved.
     known = set(_history(fleet))
     set_version(fleet.root, f"v{next(_versions)}")
-    deploy = cluster.net.popen(
-        cluster.net.hosts["dev"],
-        [VEGA_DAG, "deploy", str(fleet.root)],
-        env=host_env(cluster, PYTHONUNBUFFERED="1", VEGA_DAG_AGENT_DOWN_S="2", **fleet.env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    deploy = deploy_past_the_canary(
+        cluster, "dev", str(fleet.root), VEGA_DAG_AGENT_DOWN_S="2", **fleet.env
     )
-    assert deploy.stdout is not None
-    for line in deploy.stdout:
-        if "Canary passed" in line:
-            break
     killed = kill_stream_leader(cluster, pointers_stream)
     # The agents keep serving through the election (each asked on its own host).
     assert None not in fleet.served().values()

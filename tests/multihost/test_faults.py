@@ -14,12 +14,10 @@ says what happened.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 from tests.multihost.helpers import (
-    VEGA_DAG,
-    host_env,
+    deploy_past_the_canary,
     hub_pointers,
     kill_stream_leader,
     until_it_goes_through,
@@ -75,19 +73,7 @@ def test_the_stream_leader_killed_during_a_deploy_and_during_a_rollback(healed, 
 
         # -- during a deploy: the leader dies once the canary's pointer moved.
         (root / "lib" / "version.py").write_text('VERSION = "v2"\n')
-        dev = cluster.net.hosts["dev"]
-        deploy = cluster.net.popen(
-            dev,
-            [VEGA_DAG, "deploy", str(root), "--pointers", pointers],
-            env=host_env(cluster, PYTHONUNBUFFERED="1"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert deploy.stdout is not None
-        for line in deploy.stdout:
-            if "Canary passed" in line:
-                break
+        deploy = deploy_past_the_canary(cluster, "dev", str(root), "--pointers", pointers)
         killed = kill_stream_leader(cluster, f"KV_{ns}-pointers")
         _, err = deploy.communicate(timeout=180)
         assert "Traceback" not in err, err
