@@ -26,13 +26,11 @@ to profile another tree the same way (agents and all).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -40,42 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("VEGA_DAG_DAEMON", "0")
 
 from benches.generate_project import generate, touch_modules
-
-
-class Steps:
-    def __init__(self) -> None:
-        self.times: dict[str, list[float]] = defaultdict(list)
-        self.round: dict[str, float] = defaultdict(float)
-
-    def add(self, name: str, seconds: float) -> None:
-        self.round[name] += seconds
-
-    def wrap(self, obj: Any, attr: str, name: str | None = None) -> None:
-        f = getattr(obj, attr)
-
-        @functools.wraps(f)
-        def timed(*a: Any, **k: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return f(*a, **k)
-            finally:
-                self.add(name or attr, time.perf_counter() - t)
-
-        setattr(obj, attr, timed)
-
-    def unwrap(self, obj: Any, attr: str) -> None:
-        setattr(obj, attr, getattr(obj, attr).__wrapped__)
-
-    def end_round(self) -> None:
-        for name, seconds in self.round.items():
-            self.times[name].append(seconds)
-        self.round = defaultdict(float)
-
-    def print(self, title: str) -> None:
-        print(title)
-        for name, values in self.times.items():
-            med, lo, hi = statistics.median(values), min(values), max(values)
-            print(f"  {name:44s} {med * 1000:8.1f} ms  ({lo * 1000:.1f}–{hi * 1000:.1f})")
+from benches.profile_rollout import Steps
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -52,6 +52,9 @@ class Steps:
 
         setattr(obj, attr, timed)
 
+    def unwrap(self, obj: Any, attr: str) -> None:
+        setattr(obj, attr, getattr(obj, attr).__wrapped__)
+
     def end_round(self) -> None:
         for name, seconds in self.round.items():
             self.times[name].append(seconds)
@@ -60,7 +63,8 @@ class Steps:
     def print(self, title: str) -> None:
         print(title)
         for name, values in self.times.items():
-            print(f"  {name:34s} {statistics.median(values) * 1000:8.1f} ms")
+            med, lo, hi = statistics.median(values), min(values), max(values)
+            print(f"  {name:44s} {med * 1000:8.1f} ms  ({lo * 1000:.1f}–{hi * 1000:.1f})")
 
 
 def main() -> None:
