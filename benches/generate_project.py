@@ -1151,6 +1151,21 @@ def _render_pyproject(modules: int, seed: int, routes: list[_Module]) -> str:
 # --------------------------------------------------------------------------- #
 
 
+def as_a_fleet(root: Path, regions: int, extra: str = "") -> None:
+    """Make a generated project a rollout bench's: ``regions`` regions in three waves (fra;
+    iad, sfo, lhr; the rest), gates loosened so that a shared 2-core machine's latency (its
+    neighbours', not the routes') fails none, and ``extra`` appended to its pyproject.toml."""
+    path = root / "pyproject.toml"
+    text = path.read_text()
+    text = text.replace("p99_ms = 250", "p99_ms = 60000\nload_timeout_s = 60")
+    text = text.replace("timeout_s = 2.0", "timeout_s = 10.0")
+    text += (
+        f"\n[tool.vega.rollout]\nregions = {regions}\n"
+        'waves = [["fra"], ["iad", "sfo", "lhr"], ["*"]]\n'
+    )
+    path.write_text(text + extra)
+
+
 def generate(out_dir: Path, modules: int, seed: int = 0) -> GeneratedProject:
     """Write a synthetic project of ``modules`` Python files into ``out_dir``.
 

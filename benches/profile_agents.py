@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("VEGA_DAG_DAEMON", "0")
 
-from benches.generate_project import generate, touch_modules
+from benches.generate_project import as_a_fleet, generate, touch_modules
 from benches.profile_rollout import Steps
 
 
@@ -122,16 +122,8 @@ def profile(args: Any, backends: Any, agents: Any, pids: list[int]) -> None:
 
     root = args.dir / "api"
     project = generate(root, 217, seed=0)
-    text = (root / "pyproject.toml").read_text()
-    text = text.replace("p99_ms = 250", "p99_ms = 60000\nload_timeout_s = 60")
-    text = text.replace("timeout_s = 2.0", "timeout_s = 10.0")
-    text += (
-        f"\n[tool.vega.rollout]\nregions = {args.regions}\n"
-        'waves = [["fra"], ["iad", "sfo", "lhr"], ["*"]]\n'
-        f'\n[tool.vega.backend]\nstore = "{backends.store}"\npointers = "{backends.pointers}"'
-        '\nregions = "agents"\n'
-    )
-    (root / "pyproject.toml").write_text(text)
+    backend = f'\n[tool.vega.backend]\nstore = "{backends.store}"\npointers = "{backends.pointers}"'
+    as_a_fleet(root, args.regions, backend + '\nregions = "agents"\n')
     print(f"vega_dag from {Path(deploy.__file__).parent.parent}")
     for label, seconds in command_start(str(Path(deploy.__file__).parent.parent)).items():
         print(f"  {label:44s} {seconds * 1000:8.1f} ms")
